@@ -1,0 +1,127 @@
+"""How training reports: a callback seam, the run's own log files, and the progress display.
+
+The trainer calls these hooks and knows nothing else about reporting, so MLflow tracking can
+plug in later as one more callback without touching the training loop.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from retro_gamer.checkpoint import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from retro_gamer.trainer import DQNTrainer
+
+LOG_FILE = "training.log"
+METRICS_FILE = "metrics.json"
+
+
+@dataclass
+class Window:
+    """Statistics of the episodes since the previous checkpoint."""
+
+    first_episode: int
+    last_episode: int
+    mean_return: float
+    mean_length: float
+    epsilon: float
+    loss: float | None
+    env_steps: int
+    steps_per_s: float
+
+    def line(self) -> str:
+        loss = "-" if self.loss is None else f"{self.loss:.4g}"
+        return (
+            f"episodes {self.first_episode}-{self.last_episode} | mean return {self.mean_return:.2f} | "
+            f"mean length {self.mean_length:.1f} | epsilon {self.epsilon:.3f} | loss {loss} | "
+            f"{self.steps_per_s:,.0f} env steps/s"
+        )
+
+
+class Callback:
+    """Override what you need. Hooks run in the training process, between episodes."""
+
+    def on_train_start(self, trainer: DQNTrainer) -> None: ...
+
+    def on_episode_end(self, trainer: DQNTrainer, episode: int, episode_return: float, length: int) -> None: ...
+
+    def on_checkpoint(self, trainer: DQNTrainer, path: Path, window: Window) -> None: ...
+
+    def on_train_end(self, trainer: DQNTrainer, summary: dict[str, Any]) -> None: ...
+
+
+class RunLog(Callback):
+    """``training.log``: one line per checkpoint. ``metrics.json``: the run's totals, rewritten at each checkpoint."""
+
+    def __init__(self, run_dir: Path):
+        self.log_path = Path(run_dir) / LOG_FILE
+        self.metrics_path = Path(run_dir) / METRICS_FILE
+
+    def on_train_start(self, trainer: DQNTrainer) -> None:
+        verb = "resumed at episode" if trainer.episode else "started"
+        self._append(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} training {verb} {trainer.episode or ''}".rstrip())
+
+    def on_checkpoint(self, trainer: DQNTrainer, path: Path, window: Window) -> None:
+        self._append(f"{window.line()} | {path.name}")
+        self._write_metrics(trainer.summary())
+
+    def on_train_end(self, trainer: DQNTrainer, summary: dict[str, Any]) -> None:
+        self._write_metrics(summary)
+
+    def _append(self, line: str) -> None:
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    def _write_metrics(self, summary: dict[str, Any]) -> None:
+        atomic_write_bytes(self.metrics_path, (json.dumps(summary, indent=2) + "\n").encode())
+
+
+class ConsoleProgress(Callback):
+    """A live bar (episodes, mean return, epsilon, env steps/s) on a terminal; plain lines otherwise."""
+
+    def __init__(self, stream: Any = None, refresh_s: float = 0.25):
+        self.stream = stream or sys.stdout
+        self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.refresh_s = refresh_s
+        self._next = 0.0
+        self._progress: Any = None
+
+    def on_train_start(self, trainer: DQNTrainer) -> None:
+        total = trainer.cfg.trainer.episodes
+        print(f"Training {trainer.cfg.game.name or trainer.cfg.game.factory} in {trainer.run_dir} on {trainer.device} "
+              f"(episode {trainer.episode}/{total})", file=self.stream, flush=True)
+        if self.live:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("episodes"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
+                TimeElapsedColumn(), console=Console(file=self.stream), transient=False,
+            )
+            self._task = self._progress.add_task("train", total=total, completed=trainer.episode, stats="")
+            self._progress.start()
+
+    def on_episode_end(self, trainer: DQNTrainer, episode: int, episode_return: float, length: int) -> None:
+        if self._progress is None or time.perf_counter() < self._next:
+            return
+        self._next = time.perf_counter() + self.refresh_s
+        stats = (f"return {trainer.recent_mean_return():.1f}  eps {trainer.epsilon():.3f}  "
+                 f"{trainer.steps_per_s():,.0f} steps/s")
+        self._progress.update(self._task, completed=episode, stats=stats)
+
+    def on_checkpoint(self, trainer: DQNTrainer, path: Path, window: Window) -> None:
+        if self._progress is not None:
+            self._progress.console.print(window.line())
+        else:
+            print(window.line(), file=self.stream, flush=True)
+
+    def on_train_end(self, trainer: DQNTrainer, summary: dict[str, Any]) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=summary["episodes"])
+            self._progress.stop()

@@ -1,0 +1,141 @@
+"""Checkpoints on disk: atomic writes, latest by episode number, and the resume compatibility check.
+
+A policy checkpoint ``checkpoints/ep_NNNN.pt`` holds weights and the config snapshot only, so it
+stays small and loads anywhere. ``resume.pt`` holds what only training needs (optimizer, target
+network, schedule counters, RNG states, episode history); replay contents are not kept.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from retro_gamer.errors import IncompatibleRunError, RetroGamerError
+
+CHECKPOINT_DIR = "checkpoints"
+RESUME_FILE = "resume.pt"
+FORMAT = 1
+_NAME = re.compile(r"^ep_(\d+)\.pt$")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: readers see old or new, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(path: Path, payload: dict[str, Any]) -> None:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def checkpoint_name(episode: int) -> str:
+    return f"ep_{episode:04d}.pt"
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """``(episode, path)`` pairs sorted by episode number (ep_10000 after ep_9900); temp files never count."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    found = [(int(m.group(1)), p) for p in folder.glob("ep_*.pt") if (m := _NAME.match(p.name))]
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+def resolve_checkpoint(run_dir: Path, checkpoint: str | os.PathLike | None) -> Path:
+    """The checkpoint named ``ep_0500``, ``ep_0500.pt`` or a path; the latest when ``None``."""
+    available = list_checkpoints(run_dir)
+    if checkpoint is None:
+        if not available:
+            raise RetroGamerError(f"No checkpoints in {Path(run_dir) / CHECKPOINT_DIR}: train first (retro-gamer train {run_dir}).")
+        return available[-1][1]
+    path = Path(checkpoint)
+    if path.suffix == ".pt" and path.is_file():
+        return path
+    name = path.name if path.suffix == ".pt" else f"{path.name}.pt"
+    candidate = Path(run_dir) / CHECKPOINT_DIR / name
+    if candidate.is_file():
+        return candidate
+    names = ", ".join(p.stem for _, p in available) or "(none yet)"
+    raise RetroGamerError(f"Checkpoint '{checkpoint}' not found in {Path(run_dir) / CHECKPOINT_DIR}. Available: {names}.")
+
+
+def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint without running any code from it (``weights_only=True``)."""
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises several types for truncated or foreign files
+        previous = [p.name for _, p in list_checkpoints(Path(path).parent.parent) if p != Path(path)]
+        hint = f" Try the previous one: {previous[-1]}." if previous else ""
+        raise RetroGamerError(f"Checkpoint {path} is corrupted or not a retro-gamer checkpoint ({type(err).__name__}).{hint}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise RetroGamerError(f"{path} is not a retro-gamer checkpoint (format {FORMAT}).")
+    return payload
+
+
+def prune(run_dir: Path, keep: int | None) -> None:
+    """Delete the oldest policy checkpoints beyond ``keep`` (``None`` keeps them all)."""
+    if keep is None or keep <= 0:
+        return
+    for _, path in list_checkpoints(run_dir)[:-keep]:
+        path.unlink(missing_ok=True)
+
+
+# What a resumed run must share with the checkpoints it resumes from, and why.
+_FIXED = {
+    ("metadata", "actions"): "the network has one output per action",
+    ("metadata", "board_size"): "the board encoding has one input per cell",
+    ("metadata", "character_set"): "the board encoding has one channel per character",
+    ("metadata", "observation_function"): "the observation would mean something else",
+    ("preprocessing", "board"): "it changes the network's inputs",
+    ("preprocessing", "observe_state"): "it changes the network's inputs",
+    ("preprocessing", "crop"): "it changes the board the network sees",
+    ("model", "kind"): "it changes the network's shape",
+    ("model", "hidden"): "it changes the network's shape",
+    ("model", "channels"): "it changes the network's shape",
+    ("model", "dueling"): "it changes the network's shape",
+}
+
+
+def compatibility_problems(was: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """Was/now/why lines for every change that the saved weights cannot follow."""
+    problems = []
+    for (section, key), why in _FIXED.items():
+        old, new = was.get(section, {}).get(key), now.get(section, {}).get(key)
+        if old != new:
+            problems.append(f"{section}.{key} was {old!r}, now {new!r}: {why}.")
+    return problems
+
+
+def check_compatible(was: dict[str, Any], now: dict[str, Any], run_dir: Path) -> None:
+    problems = compatibility_problems(was, now)
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        raise IncompatibleRunError(
+            f"Cannot resume {run_dir}: its checkpoints were trained with a different setup.\n{listing}\n"
+            f"Either undo the change, train in a new run_dir, or delete {Path(run_dir) / CHECKPOINT_DIR} "
+            f"and {Path(run_dir) / RESUME_FILE} to start over."
+        )

@@ -1,0 +1,15 @@
+"""Game descriptions (what to train on) and loading the game code they point at."""
+
+from retro_gamer.games.description import Crop, GameDescription, check_against_game, parse_description
+from retro_gamer.games.loading import description_from_pyproject, find_pyproject, load_factory, rebase
+
+__all__ = [
+    "Crop",
+    "GameDescription",
+    "check_against_game",
+    "description_from_pyproject",
+    "find_pyproject",
+    "load_factory",
+    "parse_description",
+    "rebase",
+]

@@ -1,0 +1,123 @@
+"""Turn a factory string into a callable, and find a game project's ``[tool.retro-gamer]`` table.
+
+Factory strings take four forms, so a student can point at whatever they have:
+``module:function``, ``path/to/file.py[:function]``, ``path/to/package_dir`` and ``module``
+(the last two call ``create_game``). Relative paths are relative to ``base_dir``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from retro_gamer.errors import ConfigError, RetroGamerError
+from retro_gamer.games.description import GameDescription, parse_description
+
+DEFAULT_FUNCTION = "create_game"
+
+
+def _split(spec: str) -> tuple[str, str]:
+    """Split ``target[:function]`` without mistaking a Windows drive letter for a function."""
+    target, sep, function = spec.rpartition(":")
+    if not sep or not function.isidentifier() or (len(target) == 1 and target.isalpha()):
+        return spec, DEFAULT_FUNCTION
+    return target, function
+
+
+def _looks_like_path(target: str) -> bool:
+    return target.endswith(".py") or "/" in target or os.sep in target or target in (".", "..")
+
+
+def import_target(target: str, base_dir: Path | None = None) -> Any:
+    """Import a module named by dotted name, ``.py`` file or package directory."""
+    if _looks_like_path(target):
+        path = Path(target)
+        if not path.is_absolute():
+            path = (base_dir or Path.cwd()) / path
+        if not path.exists():
+            raise RetroGamerError(f"Game file or folder '{target}' does not exist (looked at {path}).")
+        path = path.resolve()
+        parent = str(path.parent)
+        if parent not in sys.path:
+            sys.path.insert(0, parent)  # so the game's own sibling imports work
+        target = path.stem if path.is_file() else path.name
+    try:
+        return importlib.import_module(target)
+    except ImportError as err:
+        raise RetroGamerError(
+            f"Cannot import game module '{target}': {err}.\n"
+            f"Python looked in: {', '.join(sys.path[:4])}, …\n"
+            "Run from the folder that contains the game, give its path (my_game.py), "
+            "or install it with `pip install -e .` in the game's project."
+        ) from None
+
+
+def load_factory(spec: str, base_dir: Path | None = None) -> Callable[[], Any]:
+    """Return the game factory named by ``spec`` (see the module docstring for the forms)."""
+    target, function = _split(spec)
+    module = import_target(target, base_dir)
+    factory = getattr(module, function, None)
+    if not callable(factory):
+        raise RetroGamerError(
+            f"Module '{module.__name__}' has no function '{function}' (from factory '{spec}'). "
+            f"Define `def {function}(): return Game(...)` there, or name another function as '{target}:NAME'."
+        )
+    return factory
+
+
+def rebase(spec: str, old_base: Path, new_base: Path) -> str:
+    """Re-express a relative file factory against another folder; module names pass through."""
+    target, function = _split(spec)
+    if not _looks_like_path(target) or Path(target).is_absolute():
+        return spec
+    moved = os.path.relpath((old_base / target).resolve(), new_base.resolve())
+    suffix = f":{function}" if spec != target else ""
+    return Path(moved).as_posix() + suffix
+
+
+def find_pyproject(target: str, base_dir: Path | None = None) -> Path | None:
+    """The ``pyproject.toml`` of the project that holds ``target`` (a module name or a path)."""
+    if _looks_like_path(target):
+        start = Path(target) if Path(target).is_absolute() else (base_dir or Path.cwd()) / target
+    else:
+        try:
+            spec = importlib.util.find_spec(target)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.origin:
+            return None
+        start = Path(spec.origin)
+    start = start.resolve()
+    for folder in [start] + list(start.parents) if start.is_dir() else list(start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+        if folder.name in ("site-packages", "dist-packages"):
+            break
+    return None
+
+
+def description_from_pyproject(target: str, base_dir: Path | None = None) -> GameDescription:
+    """Read ``[tool.retro-gamer]`` for the game ``target`` (module name, file or folder)."""
+    path = find_pyproject(_split(target)[0], base_dir)
+    if path is None:
+        raise RetroGamerError(
+            f"No pyproject.toml found for game '{target}'. Add one beside the game with a "
+            '[tool.retro-gamer] table (actions = ["KEY_UP", ...], reward = "score").'
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(str(path), [f"is not valid TOML: {err}."]) from None
+    table = data.get("tool", {}).get("retro-gamer")
+    if table is None:
+        raise ConfigError(
+            str(path), ['has no [tool.retro-gamer] table; add one with actions = [...] and reward = "..."']
+        )
+    return parse_description(table, f"{path} [tool.retro-gamer]", defaults={"factory": target})

@@ -1,0 +1,66 @@
+"""Q-networks built from the model config: observation (board indices + extras) → one value per action."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from retro_gamer.config import ModelConfig, ModelKind
+
+
+class QNetwork(nn.Module):
+    """One-hot board (blank cells are all-zero) → MLP or small strided CNN → (dueling) Q-values."""
+
+    def __init__(self, cfg: ModelConfig, board_shape: tuple[int, int], n_classes: int, extras_size: int, n_actions: int):
+        super().__init__()
+        self.kind = ModelKind(cfg.kind)
+        self.board_shape = tuple(board_shape)
+        self.n_classes = n_classes
+        self.dueling = cfg.dueling
+        h, w = self.board_shape
+        channels = n_classes - 1 if h * w else 0
+        if self.kind is ModelKind.cnn and h * w:
+            layers: list[nn.Module] = []
+            in_ch = channels
+            for i, out_ch in enumerate(cfg.channels):
+                # the first layer keeps full resolution; later ones halve it to keep the net small
+                layers += [nn.Conv2d(in_ch, out_ch, 3, stride=1 if i == 0 else 2, padding=1), nn.ReLU()]
+                in_ch = out_ch
+            self.features = nn.Sequential(*layers, nn.Flatten())
+            with torch.no_grad():
+                board_features = self.features(torch.zeros(1, channels, h, w)).shape[1]
+        else:
+            self.features = nn.Flatten()
+            board_features = channels * h * w
+        sizes = [board_features + extras_size, *cfg.hidden]
+        trunk: list[nn.Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            trunk += [nn.Linear(a, b), nn.ReLU()]
+        self.trunk = nn.Sequential(*trunk)
+        self.advantage = nn.Linear(sizes[-1], n_actions)
+        self.value = nn.Linear(sizes[-1], 1) if self.dueling else None
+
+    def forward(self, board: torch.Tensor, extras: torch.Tensor) -> torch.Tensor:
+        parts = [extras]
+        if board.shape[-1]:
+            onehot = F.one_hot(board.long(), self.n_classes)[..., 1:].float()  # (B, h, w, C)
+            if self.kind is ModelKind.cnn:
+                onehot = onehot.permute(0, 3, 1, 2)
+            parts.insert(0, self.features(onehot))
+        x = self.trunk(torch.cat(parts, dim=1))
+        advantage = self.advantage(x)
+        if self.value is None:
+            return advantage
+        return self.value(x) + advantage - advantage.mean(dim=1, keepdim=True)
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """cuda, then mps, then cpu, unless the config names one."""
+    if requested != "auto":
+        return torch.device(requested)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")

@@ -1,0 +1,127 @@
+"""Game → numbers. Boards become uint8 grids of character indices; state keys become floats.
+
+Index 0 is a blank (or a character outside the character set), 1..C the characters in order,
+and, for egocentric crops, C+1 marks cells beyond the board edge so walls are visible.
+The grid is written from ``game.get_agents_by_position()``, touching only occupied cells,
+instead of rebuilding a list of lists every turn; one-hot expansion happens on the network side,
+so replay memory stores one byte per cell.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+from retro.views import HeadlessView
+from retro.views._util import get_agent_character
+
+from retro_gamer.games import Crop
+
+
+class Observation(NamedTuple):
+    board: np.ndarray  # uint8 (h, w) character indices; shape (0, 0) when the board is not observed
+    extras: np.ndarray  # float32 (k,) observed state values or a custom observation
+
+
+def _z(agent: Any) -> float:
+    return getattr(agent, "z", 0) or 0
+
+
+class IndexView(HeadlessView):
+    """A retro ``HeadlessView`` that renders into a numpy grid of character indices.
+
+    Games call ``render`` after every step; ``board_characters`` is still available (built on
+    demand) for code that expects the stock view.
+    """
+
+    def __init__(self, character_set: list[str], board_size: tuple[int, int], pad: int = 0):
+        self.index = {c: i + 1 for i, c in enumerate(character_set)}
+        self.characters = [" "] + list(character_set)
+        self.off_board = len(character_set) + 1
+        width, height = board_size
+        self.pad = pad
+        self.padded = np.full((height + 2 * pad, width + 2 * pad), self.off_board, dtype=np.uint8)
+        self.grid = self.padded[pad : pad + height, pad : pad + width]
+
+    def on_game_start(self, game: Any) -> None:
+        self.render(game)
+
+    def render(self, game: Any) -> None:
+        grid, index = self.grid, self.index
+        grid.fill(0)
+        for (x, y), agents in game.get_agents_by_position().items():
+            top = agents[0] if len(agents) == 1 else max(agents, key=_z)
+            char = top.character
+            if not isinstance(char, str):
+                char = get_agent_character(top, (x, y))
+            grid[y, x] = index.get(char, 0)
+
+    @property
+    def board_characters(self) -> list[list[str]]:
+        chars = self.characters
+        return [[chars[i] if i < len(chars) else " " for i in row] for row in self.grid.tolist()]
+
+
+class ObservationEncoder:
+    """Reads an :class:`IndexView` (and the game's state) into a fixed-shape :class:`Observation`."""
+
+    def __init__(
+        self,
+        character_set: list[str],
+        board_size: tuple[int, int],
+        board: bool = True,
+        observe_state: list[str] | None = None,
+        crop: Crop | None = None,
+        observation_function: Any = None,
+    ):
+        self.character_set = list(character_set)
+        self.use_board = board and observation_function is None
+        self.observe_state = list(observe_state or [])
+        self.crop = crop
+        self.observation_function = observation_function
+        width, height = board_size
+        if not self.use_board:
+            shape = (0, 0)
+        elif crop is not None:
+            shape = (2 * crop.radius + 1, 2 * crop.radius + 1)
+        else:
+            shape = (height, width)
+        self.board_shape = shape
+        # classes the network one-hot encodes: blank, each character, and off-board for crops
+        self.n_classes = len(self.character_set) + 1 + (1 if crop is not None else 0)
+        self.view = IndexView(self.character_set, board_size, pad=crop.radius if crop else 0)
+        self._board = np.zeros(shape, dtype=np.uint8)
+        self._center = (width // 2, height // 2)
+        self.extras_size = len(self.observe_state)
+        self._extras = np.zeros(self.extras_size, dtype=np.float32)
+
+    def set_extras_size(self, size: int) -> None:
+        """Custom observation functions declare their size by example (measured once at start)."""
+        self.extras_size = size
+        self._extras = np.zeros(size, dtype=np.float32)
+
+    def encode(self, game: Any, rendered: bool = True) -> Observation:
+        """Observation of ``game`` now. ``rendered=False`` renders first (the game has another view).
+
+        The returned arrays are reused on the next call: copy them to keep them.
+        """
+        if self.observation_function is not None:
+            self._extras[:] = np.asarray(self.observation_function(game), dtype=np.float32).ravel()
+            return Observation(self._board, self._extras)
+        if self.use_board:
+            if not rendered:
+                self.view.render(game)
+            if self.crop is None:
+                self._board[:] = self.view.grid
+            else:
+                agent = game.agents_by_name.get(self.crop.agent)
+                if agent is not None:
+                    self._center = agent.position
+                x, y = self._center
+                side = 2 * self.crop.radius + 1
+                self._board[:] = self.view.padded[y : y + side, x : x + side]
+        state = game.state
+        extras = self._extras
+        for i, key in enumerate(self.observe_state):
+            extras[i] = state[key]
+        return Observation(self._board, extras)

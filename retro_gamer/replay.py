@@ -1,0 +1,137 @@
+"""Replay memory: a preallocated numpy ring of compact n-step transitions, optionally prioritised.
+
+Boards are stored as uint8 character indices (one byte a cell), so a snake transition costs
+about 270 bytes instead of the ~24 KB of two float32 one-hot boards.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Batch(NamedTuple):
+    board: np.ndarray
+    extras: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray  # discounted n-step return
+    discount: np.ndarray  # gamma**k to bootstrap with, 0 where the game ended
+    next_board: np.ndarray
+    next_extras: np.ndarray
+    weight: np.ndarray  # importance-sampling weights (ones without prioritisation)
+    index: np.ndarray
+
+
+class ReplayBuffer:
+    """Uniform replay over the most recent ``capacity`` transitions."""
+
+    def __init__(self, capacity: int, board_shape: tuple[int, ...], extras_size: int, seed: int = 0):
+        self.capacity = capacity
+        self.board = np.zeros((capacity, *board_shape), dtype=np.uint8)
+        self.next_board = np.zeros_like(self.board)
+        self.extras = np.zeros((capacity, extras_size), dtype=np.float32)
+        self.next_extras = np.zeros_like(self.extras)
+        self.action = np.zeros(capacity, dtype=np.int16)
+        self.reward = np.zeros(capacity, dtype=np.float32)
+        self.discount = np.zeros(capacity, dtype=np.float32)
+        self.size = 0
+        self.cursor = 0
+        self.rng = np.random.default_rng(seed)
+
+    @property
+    def bytes_per_transition(self) -> int:
+        arrays = (self.board, self.next_board, self.extras, self.next_extras, self.action, self.reward, self.discount)
+        return sum(a.nbytes for a in arrays) // self.capacity
+
+    def add(self, board, extras, action: int, reward: float, discount: float, next_board, next_extras) -> int:
+        i = self.cursor
+        self.board[i] = board
+        self.extras[i] = extras
+        self.action[i] = action
+        self.reward[i] = reward
+        self.discount[i] = discount
+        self.next_board[i] = next_board
+        self.next_extras[i] = next_extras
+        self.cursor = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+        return i
+
+    def _gather(self, index: np.ndarray, weight: np.ndarray) -> Batch:
+        return Batch(
+            self.board[index], self.extras[index], self.action[index].astype(np.int64), self.reward[index],
+            self.discount[index], self.next_board[index], self.next_extras[index], weight, index,
+        )
+
+    def sample(self, batch_size: int) -> Batch:
+        index = self.rng.integers(0, self.size, size=batch_size)
+        return self._gather(index, np.ones(batch_size, dtype=np.float32))
+
+    def update_priorities(self, index: np.ndarray, td_error: np.ndarray) -> None:
+        """Uniform replay ignores priorities; the trainer calls this either way."""
+
+
+class SumTree:
+    """Binary tree of priorities in one array: leaves at ``[capacity, 2*capacity)``, sums above.
+
+    Sampling and updates are vectorised over a batch and cost O(log N) each.
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity = 1 << max(capacity - 1, 1).bit_length()
+        self.tree = np.zeros(2 * self.capacity, dtype=np.float64)
+
+    @property
+    def total(self) -> float:
+        return float(self.tree[1])
+
+    def update(self, index: np.ndarray, priority: np.ndarray) -> None:
+        node = np.asarray(index) + self.capacity
+        self.tree[node] = priority
+        node = np.unique(node // 2)
+        while node[0] >= 1:
+            self.tree[node] = self.tree[2 * node] + self.tree[2 * node + 1]
+            if node[0] == 1:
+                break
+            node = np.unique(node // 2)
+
+    def find(self, mass: np.ndarray) -> np.ndarray:
+        """Leaf index for each cumulative mass in ``[0, total)``."""
+        node = np.ones(len(mass), dtype=np.int64)
+        mass = mass.copy()
+        while node[0] < self.capacity:
+            left = 2 * node
+            go_right = mass >= self.tree[left]
+            mass -= np.where(go_right, self.tree[left], 0.0)
+            node = left + go_right
+        return node - self.capacity
+
+
+class PrioritizedReplayBuffer(ReplayBuffer):
+    """Proportional prioritised replay (Schaul et al. 2016) on a :class:`SumTree`."""
+
+    def __init__(self, capacity: int, board_shape: tuple[int, ...], extras_size: int, seed: int = 0,
+                 alpha: float = 0.6, beta: float = 0.4):
+        super().__init__(capacity, board_shape, extras_size, seed)
+        self.tree = SumTree(capacity)
+        self.alpha, self.beta = alpha, beta
+        self.max_priority = 1.0
+
+    def add(self, *args, **kwargs) -> int:
+        i = super().add(*args, **kwargs)
+        self.tree.update(np.array([i]), np.array([self.max_priority]))
+        return i
+
+    def sample(self, batch_size: int) -> Batch:
+        # stratified: one draw from each of batch_size equal slices of the total mass
+        edges = np.arange(batch_size) * (self.tree.total / batch_size)
+        mass = edges + self.rng.random(batch_size) * (self.tree.total / batch_size)
+        index = np.minimum(self.tree.find(mass), self.size - 1)
+        prob = self.tree.tree[index + self.tree.capacity] / self.tree.total
+        weight = (self.size * np.maximum(prob, 1e-12)) ** -self.beta
+        return self._gather(index, (weight / weight.max()).astype(np.float32))
+
+    def update_priorities(self, index: np.ndarray, td_error: np.ndarray) -> None:
+        priority = (np.abs(td_error) + 1e-3) ** self.alpha
+        self.max_priority = max(self.max_priority, float(priority.max()))
+        self.tree.update(index, priority)

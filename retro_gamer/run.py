@@ -1,0 +1,67 @@
+"""A run directory: resolve the game against its code, write ``config.toml``, then train.
+
+Both entry points (``python -m retro_gamer.train`` and ``retro-gamer train DIR``) end here, so
+they share one engine and produce the same files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from retro_gamer import checkpoint
+from retro_gamer.callbacks import Callback, ConsoleProgress, RunLog
+from retro_gamer.config import CONFIG_FILE, RunConfig, read_config, to_toml_dict, write_config
+from retro_gamer.env import discover_characters
+from retro_gamer.games import GameDescription, check_against_game, load_factory, rebase
+
+
+def resolve_game(desc: GameDescription, source: str, base_dir: Path, exploration_turns: int, seed: int) -> GameDescription:
+    """Check the description against a real game and fill in what is discovered (board size, characters)."""
+    factory = load_factory(desc.factory, base_dir)
+    game = factory()
+    check_against_game(desc, game, source)
+    characters = desc.character_set
+    if characters is None:
+        characters = discover_characters(factory, desc.actions, exploration_turns, seed)
+    return replace(desc, board_size=tuple(game.board_size), character_set=list(characters))
+
+
+def prepare_run(cfg: RunConfig, run_dir: Path, source: str, base_dir: Path | None = None) -> RunConfig:
+    """Resolve ``cfg`` for ``run_dir`` and write its ``config.toml``.
+
+    Relative game paths in ``cfg`` are relative to ``base_dir`` (the caller's folder) and are
+    rewritten relative to the run directory, so the run can be moved together with its game.
+    An existing run with checkpoints is checked first: an incompatible change is refused before
+    anything on disk changes.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    game = replace(cfg.game, factory=rebase(cfg.game.factory, base_dir or Path.cwd(), run_dir))
+    previous = read_config(run_dir) if (run_dir / CONFIG_FILE).is_file() else None
+    if previous is not None and game.character_set is None:
+        game = replace(game, character_set=previous.game.character_set)  # keep what discovery found
+    t = cfg.trainer
+    resolved = replace(cfg, game=resolve_game(game, source, run_dir, t.exploration_turns, t.seed))
+    if previous is not None and has_training_state(run_dir):
+        checkpoint.check_compatible(to_toml_dict(previous), to_toml_dict(resolved), run_dir)
+    write_config(resolved, run_dir)
+    return resolved
+
+
+def has_training_state(run_dir: Path) -> bool:
+    return (Path(run_dir) / checkpoint.RESUME_FILE).is_file() or bool(checkpoint.list_checkpoints(run_dir))
+
+
+def train_run(run_dir: Path, cfg: RunConfig | None = None, callbacks: list[Callback] | None = None,
+              progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) the run in ``run_dir``; ``cfg`` defaults to its ``config.toml``."""
+    from retro_gamer.trainer import DQNTrainer  # torch is imported only when training
+
+    cfg = cfg or read_config(run_dir)
+    hooks: list[Callback] = [RunLog(run_dir)]
+    if progress:
+        hooks.append(ConsoleProgress())
+    trainer = DQNTrainer(cfg, run_dir, hooks + list(callbacks or []))
+    return trainer.train()

@@ -1,0 +1,328 @@
+"""Deep Q-learning, readable top to bottom: Double DQN with a dueling head, n-step returns,
+Huber loss, gradient clipping, a target network, an epsilon schedule by environment step with
+random warm-up, uniform or prioritised replay, and several games stepped per batched action choice.
+
+Reporting goes through :mod:`retro_gamer.callbacks`; this module never imports MLflow.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from retro_gamer import checkpoint
+from retro_gamer.callbacks import Callback, Window
+from retro_gamer.config import RunConfig, to_toml_dict
+from retro_gamer.env import GameEnvironment
+from retro_gamer.games import load_factory
+from retro_gamer.network import QNetwork, pick_device
+from retro_gamer.replay import PrioritizedReplayBuffer, ReplayBuffer
+
+
+def build_q_network(cfg: RunConfig, env: GameEnvironment) -> QNetwork:
+    enc = env.encoder
+    return QNetwork(cfg.model, enc.board_shape, enc.n_classes, enc.extras_size, env.n_actions)
+
+
+class StopRequest:
+    """Ctrl+C or SIGTERM once: finish the current episode, save, exit cleanly. Twice: stop now."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nStopping after the current episode (press Ctrl+C again to stop at once) …", flush=True)
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class DQNTrainer:
+    def __init__(self, cfg: RunConfig, run_dir: Path, callbacks: list[Callback] | tuple[Callback, ...] = ()):
+        self.cfg, self.run_dir, self.callbacks = cfg, Path(run_dir), list(callbacks)
+        t = cfg.trainer
+        torch.set_num_threads(t.threads)
+        random.seed(t.seed)  # retro games draw from Python's global random
+        torch.manual_seed(t.seed)
+        self.rng = np.random.default_rng(t.seed)
+        self.device = pick_device(t.device)
+
+        factory = load_factory(cfg.game.factory, self.run_dir)
+        self.envs = [GameEnvironment(cfg.game, factory, self.run_dir) for _ in range(t.num_envs)]
+        self.q = build_q_network(cfg, self.envs[0]).to(self.device)
+        self.q_target = build_q_network(cfg, self.envs[0]).to(self.device)
+        self.q_target.load_state_dict(self.q.state_dict())
+        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=t.lr)
+        enc = self.envs[0].encoder
+        replay_cls = PrioritizedReplayBuffer if t.prioritized else ReplayBuffer
+        extra = {"alpha": t.priority_alpha, "beta": t.priority_beta} if t.prioritized else {}
+        self.replay = replay_cls(t.buffer_size, enc.board_shape, enc.extras_size, seed=t.seed, **extra)
+
+        self.episode = 0  # completed episodes, over all sessions of this run
+        self.env_steps = 0
+        self.updates = 0
+        self.wall_seconds = 0.0  # summed over sessions
+        self.returns: list[float] = []
+        self.lengths: list[int] = []
+        self._losses: list[float] = []
+        self._session_start = time.perf_counter()
+        self._session_steps = 0
+        self._resume_if_possible()
+
+    # --- schedule and statistics -----------------------------------------------------------
+    def epsilon(self) -> float:
+        t = self.cfg.trainer
+        if self.env_steps < t.warmup_steps:
+            return 1.0
+        frac = min(1.0, (self.env_steps - t.warmup_steps) / max(1, t.epsilon_decay_steps))
+        return t.epsilon_start + frac * (t.epsilon_end - t.epsilon_start)
+
+    def steps_per_s(self) -> float:
+        return self._session_steps / max(1e-9, time.perf_counter() - self._session_start)
+
+    def recent_mean_return(self, n: int = 100) -> float:
+        return float(np.mean(self.returns[-n:])) if self.returns else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """Totals for ``metrics.json``. Only the two timing keys depend on the machine's speed."""
+        wall = self.wall_seconds + (time.perf_counter() - self._session_start)
+        window = self.cfg.trainer.checkpoint_every
+        return {
+            "episodes": self.episode,
+            "env_steps": self.env_steps,
+            "updates": self.updates,
+            "wall_seconds": round(wall, 3),
+            "env_steps_per_s": round(self.env_steps / max(wall, 1e-9), 1),
+            "mean_return": round(float(np.mean(self.returns[-window:])), 6) if self.returns else None,
+            "mean_length": round(float(np.mean(self.lengths[-window:])), 6) if self.lengths else None,
+            "best_mean_return": self._best_window_mean(window),
+        }
+
+    def _best_window_mean(self, window: int) -> float | None:
+        if not self.returns:
+            return None
+        r = np.asarray(self.returns)
+        means = [r[i : i + window].mean() for i in range(0, len(r), window)]
+        return round(float(max(means)), 6)
+
+    # --- acting and learning ---------------------------------------------------------------
+    def act(self, board: np.ndarray, extras: np.ndarray, epsilon: float) -> np.ndarray:
+        """Epsilon-greedy actions for all games at once (one forward pass)."""
+        n = len(board)
+        if epsilon >= 1.0:
+            return self.rng.integers(0, self.envs[0].n_actions, size=n)
+        with torch.inference_mode():
+            q = self.q(torch.from_numpy(board).to(self.device), torch.from_numpy(extras).to(self.device))
+        actions = q.argmax(dim=1).cpu().numpy()
+        explore = self.rng.random(n) < epsilon
+        actions[explore] = self.rng.integers(0, self.envs[0].n_actions, size=int(explore.sum()))
+        return actions
+
+    def learn(self) -> float:
+        """One gradient step of Double DQN on an n-step batch."""
+        t, dev = self.cfg.trainer, self.device
+        b = self.replay.sample(t.batch_size)
+        board, extras = torch.from_numpy(b.board).to(dev), torch.from_numpy(b.extras).to(dev)
+        next_board, next_extras = torch.from_numpy(b.next_board).to(dev), torch.from_numpy(b.next_extras).to(dev)
+        with torch.no_grad():
+            best_next = self.q(next_board, next_extras).argmax(dim=1, keepdim=True)  # online net chooses…
+            next_value = self.q_target(next_board, next_extras).gather(1, best_next).squeeze(1)  # …target values
+            target = torch.from_numpy(b.reward).to(dev) + torch.from_numpy(b.discount).to(dev) * next_value
+        q = self.q(board, extras).gather(1, torch.from_numpy(b.action).to(dev).unsqueeze(1)).squeeze(1)
+        loss = (torch.from_numpy(b.weight).to(dev) * F.smooth_l1_loss(q, target, reduction="none")).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.q.parameters(), t.grad_clip)
+        self.optimizer.step()
+        self.replay.update_priorities(b.index, (q - target).detach().cpu().numpy())
+        self.updates += 1
+        if self.updates % t.target_update_every == 0:
+            self.q_target.load_state_dict(self.q.state_dict())
+        return loss.item()
+
+    def _store_n_step(self, pending: deque, next_board: np.ndarray, next_extras: np.ndarray, ended: bool, flush: bool) -> None:
+        """Turn the oldest pending steps into n-step transitions.
+
+        ``pending`` holds (board, extras, action, reward) of the last steps of one game. A full
+        window yields one transition; at the end of an episode every remaining step is flushed,
+        bootstrapping from the last observation unless the game really ended.
+        """
+        gamma, n = self.cfg.trainer.gamma, self.cfg.trainer.n_step
+        while pending and (flush or len(pending) >= n):
+            ret = 0.0
+            for k, (_, _, _, r) in enumerate(pending):
+                ret += (gamma**k) * r
+            discount = 0.0 if ended else gamma ** len(pending)
+            board, extras, action, _ = pending.popleft()
+            self.replay.add(board, extras, action, ret, discount, next_board, next_extras)
+            if not flush:
+                break
+
+    def train(self) -> dict[str, Any]:
+        """Train until ``trainer.episodes``, ``trainer.time_limit`` or Ctrl+C; returns the summary."""
+        t = self.cfg.trainer
+        n = len(self.envs)
+        first = [env.reset() for env in self.envs]
+        board = np.stack([o.board for o in first])
+        extras = np.stack([o.extras for o in first])
+        pending = [deque() for _ in range(n)]
+        ep_return, ep_length = np.zeros(n), np.zeros(n, dtype=np.int64)
+        deadline = None if t.time_limit is None else time.perf_counter() + 60 * t.time_limit
+        stop_reason = "episodes"
+        learn_credit = 0.0
+        self._open_window()
+        for cb in self.callbacks:
+            cb.on_train_start(self)
+
+        with StopRequest() as stop:
+            while self.episode < t.episodes:
+                epsilon = self.epsilon()
+                actions = self.act(board, extras, epsilon)
+                episode_ended = False
+                for i, env in enumerate(self.envs):
+                    obs, reward, terminated, truncated = env.step(int(actions[i]))
+                    ep_return[i] += reward
+                    ep_length[i] += 1
+                    pending[i].append((board[i].copy(), extras[i].copy(), int(actions[i]), reward))
+                    done = terminated or truncated
+                    self._store_n_step(pending[i], obs.board, obs.extras, ended=terminated, flush=done)
+                    if done:
+                        if self.episode < t.episodes:
+                            self._finish_episode(float(ep_return[i]), int(ep_length[i]))
+                            episode_ended = True
+                        ep_return[i], ep_length[i] = 0.0, 0
+                        obs = env.reset()
+                    board[i], extras[i] = obs.board, obs.extras
+                self.env_steps += n
+                self._session_steps += n
+
+                if self.env_steps >= t.warmup_steps and self.replay.size >= t.batch_size:
+                    learn_credit += n / t.train_every
+                    while learn_credit >= 1.0:
+                        self._losses.append(self.learn())
+                        learn_credit -= 1.0
+
+                if episode_ended and stop.requested:
+                    stop_reason = "interrupted"
+                    break
+                if episode_ended and deadline is not None and time.perf_counter() >= deadline:
+                    stop_reason = "time_limit"
+                    break
+
+        if self.episode != self._window[0] or not checkpoint.list_checkpoints(self.run_dir):
+            self._checkpoint()
+        self._save_resume_state()
+        summary = self.summary()
+        summary["stopped_by"] = stop_reason
+        for cb in self.callbacks:
+            cb.on_train_end(self, summary)
+        return summary
+
+    def _finish_episode(self, episode_return: float, length: int) -> None:
+        self.episode += 1
+        self.returns.append(episode_return)
+        self.lengths.append(length)
+        for cb in self.callbacks:
+            cb.on_episode_end(self, self.episode, episode_return, length)
+        if self.episode % self.cfg.trainer.checkpoint_every == 0 or self.episode == self.cfg.trainer.episodes:
+            self._checkpoint()
+
+    # --- persistence -----------------------------------------------------------------------
+    def _open_window(self) -> None:
+        """Start the statistics window that the next checkpoint line reports."""
+        self._window = (self.episode, self.env_steps, time.perf_counter())
+
+    def _checkpoint(self) -> None:
+        start_episode, start_steps, start_time = self._window
+        count = self.episode - start_episode
+        returns, lengths = self.returns[len(self.returns) - count :], self.lengths[len(self.lengths) - count :]
+        loss = float(np.mean(self._losses)) if self._losses else None
+        self._losses.clear()
+        window = Window(
+            first_episode=start_episode + 1, last_episode=self.episode,
+            mean_return=float(np.mean(returns)) if returns else 0.0,
+            mean_length=float(np.mean(lengths)) if lengths else 0.0,
+            epsilon=self.epsilon(), loss=loss, env_steps=self.env_steps,
+            steps_per_s=(self.env_steps - start_steps) / max(1e-9, time.perf_counter() - start_time),
+        )
+        path = self.run_dir / checkpoint.CHECKPOINT_DIR / checkpoint.checkpoint_name(self.episode)
+        checkpoint.save(path, {
+            "format": checkpoint.FORMAT,
+            "episode": self.episode,
+            "env_steps": self.env_steps,
+            "mean_return": window.mean_return,
+            "config": to_toml_dict(self.cfg),
+            "weights": self.q.state_dict(),
+        })
+        self._save_resume_state()
+        checkpoint.prune(self.run_dir, self.cfg.trainer.keep_checkpoints)
+        self._open_window()
+        for cb in self.callbacks:
+            cb.on_checkpoint(self, path, window)
+
+    def _save_resume_state(self) -> None:
+        checkpoint.save(self.run_dir / checkpoint.RESUME_FILE, {
+            "format": checkpoint.FORMAT,
+            "config": to_toml_dict(self.cfg),
+            "episode": self.episode,
+            "env_steps": self.env_steps,
+            "updates": self.updates,
+            "wall_seconds": self.wall_seconds + (time.perf_counter() - self._session_start),
+            "returns": torch.tensor(self.returns, dtype=torch.float64),
+            "lengths": torch.tensor(self.lengths, dtype=torch.int64),
+            "weights": self.q.state_dict(),
+            "target_weights": self.q_target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "python_random": random.getstate(),
+            "numpy_random": self.rng.bit_generator.state,
+            "torch_random": torch.get_rng_state(),
+        })
+
+    def _resume_if_possible(self) -> None:
+        """Continue from ``resume.pt``; failing that, from the latest policy checkpoint's weights."""
+        resume_path = self.run_dir / checkpoint.RESUME_FILE
+        now = to_toml_dict(self.cfg)
+        if resume_path.is_file():
+            state = checkpoint.load(resume_path, self.device)
+            checkpoint.check_compatible(state["config"], now, self.run_dir)
+            self.q.load_state_dict(state["weights"])
+            self.q_target.load_state_dict(state["target_weights"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.cfg.trainer.lr  # a changed learning rate takes effect on resume
+            self.episode, self.env_steps, self.updates = state["episode"], state["env_steps"], state["updates"]
+            self.wall_seconds = float(state["wall_seconds"])
+            self.returns = state["returns"].tolist()
+            self.lengths = state["lengths"].tolist()
+            random.setstate(state["python_random"])
+            self.rng.bit_generator.state = state["numpy_random"]
+            torch.set_rng_state(state["torch_random"])
+            return
+        latest = checkpoint.latest_checkpoint(self.run_dir)
+        if latest is not None:
+            state = checkpoint.load(latest, self.device)
+            checkpoint.check_compatible(state["config"], now, self.run_dir)
+            self.q.load_state_dict(state["weights"])
+            self.q_target.load_state_dict(state["weights"])
+            self.episode, self.env_steps = state["episode"], state["env_steps"]

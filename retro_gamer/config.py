@@ -51,7 +51,7 @@ class TrainerConfig:
     lr: float = 5e-4
     gamma: float = 0.99
     n_step: int = 3
-    batch_size: int = 128
+    batch_size: int = 64
     buffer_size: int = 100_000
     num_envs: int = 8
     warmup_steps: int = 5_000
@@ -59,7 +59,7 @@ class TrainerConfig:
     epsilon_end: float = 0.02
     epsilon_decay_steps: int = 150_000
     train_every: int = 8  # env steps per gradient step
-    target_update_every: int = 1_000  # gradient steps between target-network copies
+    target_update_every: int = 500  # gradient steps between target-network copies
     grad_clip: float = 10.0
     prioritized: bool = False
     priority_alpha: float = 0.6
@@ -67,7 +67,7 @@ class TrainerConfig:
     exploration_turns: int = 500  # random turns to discover the character set when not given
     checkpoint_every: int = 100  # episodes
     keep_checkpoints: int | None = None  # None keeps all
-    threads: int = 1  # torch CPU threads; 1 is fastest for these small networks
+    threads: int = 0  # torch CPU threads; 0 = torch's default (all cores)
 
 
 @dataclass
@@ -152,12 +152,15 @@ def _typed_section(schema: type, data: dict[str, Any], source: str, section: str
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         problems.append(f"[{section}] has unknown key '{key}'.{hint}")
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), {k: v for k, v in data.items() if k not in unknown})
-        return OmegaConf.to_object(merged)
-    except OmegaConfBaseException as err:
-        problems.append(f"[{section}] {str(err).splitlines()[0]}")
-        return schema()
+    merged = OmegaConf.structured(schema)
+    for key, value in data.items():
+        if key in unknown:
+            continue
+        try:  # one key at a time, so every bad value is reported, not just the first
+            merged = OmegaConf.merge(merged, {key: value})
+        except OmegaConfBaseException as err:
+            problems.append(f"[{section}] {key} = {value!r}: {str(err).splitlines()[0]}")
+    return OmegaConf.to_object(merged)
 
 
 def from_toml_dict(doc: dict[str, Any], source: str) -> RunConfig:

@@ -53,5 +53,16 @@ def main(cfg: DictConfig) -> float | None:
     return summary["mean_return"]
 
 
-if __name__ == "__main__":
+_FLAGS = ("-m", "--multirun")
+
+
+def cli() -> None:
+    """Entry point. Hydra's parser rejects ``-m`` after an override (``+game=snake -m trainer.lr=1,2``);
+    users write it there, so move the flag to the front first."""
+    args = sys.argv[1:]
+    sys.argv[1:] = [a for a in args if a in _FLAGS] + [a for a in args if a not in _FLAGS]
     main()
+
+
+if __name__ == "__main__":
+    cli()

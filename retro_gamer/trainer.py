@@ -62,7 +62,8 @@ class DQNTrainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, callbacks: list[Callback] | tuple[Callback, ...] = ()):
         self.cfg, self.run_dir, self.callbacks = cfg, Path(run_dir), list(callbacks)
         t = cfg.trainer
-        torch.set_num_threads(t.threads)
+        if t.threads > 0:
+            torch.set_num_threads(t.threads)
         random.seed(t.seed)  # retro games draw from Python's global random
         torch.manual_seed(t.seed)
         self.rng = np.random.default_rng(t.seed)
@@ -272,6 +273,7 @@ class DQNTrainer:
             "episode": self.episode,
             "env_steps": self.env_steps,
             "mean_return": window.mean_return,
+            "wall_seconds": self.wall_seconds + (time.perf_counter() - self._session_start),
             "config": to_toml_dict(self.cfg),
             "weights": self.q.state_dict(),
         })

@@ -1,0 +1,97 @@
+"""Shared fixtures: tiny trainer settings so end-to-end runs take seconds on 2 cores."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Small but real: the same code paths as a default run, just fewer and smaller steps.
+TINY = [
+    "trainer.num_envs=2",
+    "trainer.warmup_steps=64",
+    "trainer.batch_size=16",
+    "trainer.train_every=4",
+    "trainer.epsilon_decay_steps=500",
+    "trainer.buffer_size=2000",
+    "trainer.threads=1",
+    "model.hidden=[32]",
+]
+
+
+@pytest.fixture
+def tiny() -> list[str]:
+    return list(TINY)
+
+
+def run_module(args: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python -m ...`` the way a user does, in ``cwd``."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600, **kwargs)
+
+
+@pytest.fixture
+def user_game(tmp_path: Path) -> Path:
+    """A game project outside this repository: my_game.py + pyproject.toml with [tool.retro-gamer]."""
+    project = tmp_path / "my_project"
+    project.mkdir()
+    (project / "my_game.py").write_text(
+        '''
+from random import randint
+from retro.game import Game
+
+
+class Walker:
+    name = "walker"
+    character = "W"
+    position = (0, 0)
+
+    def handle_keystroke(self, keystroke, game):
+        x, y = self.position
+        dx = {"KEY_LEFT": -1, "KEY_RIGHT": 1}.get(keystroke.name, 0)
+        if game.on_board((x + dx, y)):
+            self.position = (x + dx, y)
+
+
+class Goal:
+    name = "goal"
+    character = "G"
+
+    def __init__(self):
+        self.position = (7, 0)
+
+    def play_turn(self, game):
+        walker = game.get_agent_by_name("walker")
+        if walker.position == self.position:
+            game.state["points"] += 1
+            game.end()
+
+
+def create_game():
+    walker = Walker()
+    walker.position = (randint(0, 3), 0)
+    return Game([walker, Goal()], {"points": 0}, board_size=(8, 1))
+
+
+def not_a_game():
+    return 42
+'''
+    )
+    (project / "pyproject.toml").write_text(
+        '''[project]
+name = "my-game"
+version = "0.1"
+
+[tool.retro-gamer]
+actions = ["KEY_LEFT", "KEY_RIGHT"]
+reward = "points"
+max_turns = 30
+'''
+    )
+    return project

@@ -1,0 +1,74 @@
+"""Checkpoint files: numeric latest, atomic writes, clear errors, and the compatibility check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from retro_gamer import checkpoint
+from retro_gamer.errors import IncompatibleRunError, RetroGamerError
+
+
+def touch_checkpoint(run_dir: Path, episode: int) -> Path:
+    path = run_dir / "checkpoints" / checkpoint.checkpoint_name(episode)
+    checkpoint.save(path, {"format": checkpoint.FORMAT, "episode": episode})
+    return path
+
+
+def test_latest_is_chosen_by_episode_number(tmp_path: Path):
+    for episode in (9900, 10000, 500, 50):
+        touch_checkpoint(tmp_path, episode)
+    assert checkpoint.latest_checkpoint(tmp_path).name == "ep_10000.pt"
+    assert [e for e, _ in checkpoint.list_checkpoints(tmp_path)] == [50, 500, 9900, 10000]
+
+
+def test_a_stale_temp_file_never_becomes_latest(tmp_path: Path):
+    touch_checkpoint(tmp_path, 100)
+    (tmp_path / "checkpoints" / ".ep_0200.pt.abcd.tmp").write_bytes(b"half a file")
+    (tmp_path / "checkpoints" / "ep_0300.pt.tmp").write_bytes(b"half a file")
+    assert checkpoint.latest_checkpoint(tmp_path).name == "ep_0100.pt"
+
+
+def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path: Path):
+    path = touch_checkpoint(tmp_path, 100)
+    before = path.read_bytes()
+    with pytest.raises(TypeError):
+        checkpoint.atomic_write_bytes(path, "not bytes")  # fails mid-write
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == ["ep_0100.pt"]
+
+
+def test_resolve_by_name_and_unknown_lists_available(tmp_path: Path):
+    touch_checkpoint(tmp_path, 500)
+    touch_checkpoint(tmp_path, 1000)
+    assert checkpoint.resolve_checkpoint(tmp_path, "ep_0500").name == "ep_0500.pt"
+    assert checkpoint.resolve_checkpoint(tmp_path, "ep_0500.pt").name == "ep_0500.pt"
+    assert checkpoint.resolve_checkpoint(tmp_path, None).name == "ep_1000.pt"
+    with pytest.raises(RetroGamerError, match="Available: ep_0500, ep_1000"):
+        checkpoint.resolve_checkpoint(tmp_path, "ep_0700")
+
+
+def test_truncated_checkpoint_names_the_file_and_suggests_the_previous(tmp_path: Path):
+    touch_checkpoint(tmp_path, 100)
+    bad = touch_checkpoint(tmp_path, 200)
+    bad.write_bytes(bad.read_bytes()[:40])
+    with pytest.raises(RetroGamerError, match=r"ep_0200.pt is corrupted.*previous one: ep_0100.pt"):
+        checkpoint.load(bad)
+
+
+def test_keep_checkpoints_prunes_the_oldest(tmp_path: Path):
+    for episode in (100, 200, 300, 1000):
+        touch_checkpoint(tmp_path, episode)
+    checkpoint.prune(tmp_path, 2)
+    assert [e for e, _ in checkpoint.list_checkpoints(tmp_path)] == [300, 1000]
+
+
+def test_incompatible_changes_say_was_now_why_and_the_way_out(tmp_path: Path):
+    was = {"metadata": {"actions": ["KEY_UP"], "board_size": [8, 8]}, "model": {"hidden": [64]}, "training": {"lr": 1.0}}
+    now = {"metadata": {"actions": ["KEY_UP", "KEY_DOWN"], "board_size": [8, 8]}, "model": {"hidden": [64]}, "training": {"lr": 0.5}}
+    with pytest.raises(IncompatibleRunError) as err:
+        checkpoint.check_compatible(was, now, tmp_path)
+    message = str(err.value)
+    assert "metadata.actions was ['KEY_UP'], now ['KEY_UP', 'KEY_DOWN']: the network has one output per action" in message
+    assert "new run_dir" in message and "lr" not in message

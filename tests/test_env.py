@@ -1,0 +1,75 @@
+"""The environment over a real snake game: rewards, endings, and what the network sees."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+from retro.views import HeadlessView
+
+from retro_gamer.env import GameEnvironment
+from retro_gamer.games import Crop, load_factory, parse_description
+from retro_gamer.run import resolve_game
+
+SNAKE = {"factory": "retro.examples.snake:create_game", "actions": ["KEY_RIGHT", "KEY_UP", "KEY_LEFT", "KEY_DOWN"],
+         "reward": "reward", "character_set": ["*", "<", ">", "@", "^", "v"]}
+
+
+def make_env(**extra) -> GameEnvironment:
+    desc = resolve_game(parse_description({**SNAKE, **extra}, "t"), "t", Path.cwd(), 10, 0)
+    return GameEnvironment(desc, load_factory(desc.factory))
+
+
+def test_reward_is_the_change_of_the_reward_key_and_death_terminates():
+    random.seed(1)
+    env = make_env()
+    env.reset()
+    total, before = 0.0, env.game.state["reward"]
+    for _ in range(200):
+        _, reward, terminated, truncated = env.step(4)  # no-op: the snake runs into a wall
+        total += reward
+        if terminated:
+            break
+    assert terminated and not truncated
+    assert total == env.game.state["reward"] - before
+
+
+def test_max_turns_truncates_without_terminating():
+    random.seed(2)
+    env = make_env(max_turns=3)
+    env.reset()
+    results = [env.step(4)[2:] for _ in range(3)]
+    assert results[-1] == (False, True) or results[-1][0]  # truncated at turn 3 unless the snake died first
+    assert all(not trunc for _, trunc in results[:-1])
+
+
+def test_board_indices_match_the_stock_headless_view():
+    random.seed(3)
+    env = make_env()
+    obs = env.reset()
+    for _ in range(5):
+        obs, *_ = env.step(random.randrange(5))
+    stock = HeadlessView()
+    stock.render(env.game)
+    chars = [" "] + SNAKE["character_set"]
+    decoded = [[chars[i] for i in row] for row in obs.board.tolist()]
+    assert decoded == stock.board_characters
+    assert env.encoder.view.board_characters == stock.board_characters
+    assert obs.board.dtype == np.uint8
+
+
+def test_egocentric_crop_centres_on_the_agent_and_marks_the_edge():
+    random.seed(4)
+    env = make_env(crop={"agent": "Snake head", "radius": 2}, observe_state=["apple_dx", "apple_dy"])
+    obs = env.reset()
+    head = env.game.get_agent_by_name("Snake head")
+    assert obs.board.shape == (5, 5)
+    assert obs.board[2, 2] == 1 + SNAKE["character_set"].index(head.character)
+    head.position = (0, 0)  # the corner: two rows above and two columns left are off the board
+    env.game._position_cache = None
+    obs = env.encoder.encode(env.game, rendered=False)
+    off = len(SNAKE["character_set"]) + 1
+    assert (obs.board[:2, :] == off).all() and (obs.board[:, :2] == off).all()
+    assert (obs.board[2:, 2:] != off).all()
+    np.testing.assert_allclose(obs.extras, [env.game.state["apple_dx"], env.game.state["apple_dy"]])

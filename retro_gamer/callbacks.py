@@ -94,6 +94,10 @@ class ConsoleProgress(Callback):
 
     def on_train_start(self, trainer: DQNTrainer) -> None:
         total = trainer.cfg.trainer.episodes
+        if trainer.episode >= total:
+            print(f"{trainer.run_dir} already has {trainer.episode} episodes (trainer.episodes={total}): nothing to do. "
+                  "Raise trainer.episodes (or --episodes) to train further.", file=self.stream, flush=True)
+            return
         print(f"Training {trainer.cfg.game.name or trainer.cfg.game.factory} in {trainer.run_dir} on {trainer.device} "
               f"(episode {trainer.episode}/{total})", file=self.stream, flush=True)
         if self.live:
@@ -117,7 +121,7 @@ class ConsoleProgress(Callback):
 
     def on_checkpoint(self, trainer: DQNTrainer, path: Path, window: Window) -> None:
         if self._progress is not None:
-            self._progress.console.print(window.line())
+            self._progress.console.print(window.line(), highlight=False)
         else:
             print(window.line(), file=self.stream, flush=True)
 

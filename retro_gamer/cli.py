@@ -1,16 +1,73 @@
-"""The ``retro-gamer`` command."""
+"""retro-gamer: create, train, evaluate, watch and inspect reinforcement-learning runs for retro games.
+
+examples:
+  retro-gamer create --game snake --output runs/snake
+  retro-gamer create --game my_game.py --output runs/mine trainer.episodes=500 model=mlp
+  retro-gamer train runs/snake
+  retro-gamer eval runs/snake --episodes 50 --json
+  retro-gamer play runs/snake
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
 
+from retro_gamer import __version__
 from retro_gamer.errors import RetroGamerError
 
 
-def _train(args: argparse.Namespace) -> int:
+def cmd_create(args: argparse.Namespace) -> int:
+    from retro_gamer.compose import compose_run
+    from retro_gamer.config import CONFIG_FILE
+    from retro_gamer.run import prepare_run
+
+    output = Path(args.output)
+    if (output / CONFIG_FILE).exists() and not args.force:
+        raise RetroGamerError(f"{output / CONFIG_FILE} already exists. Train it with `retro-gamer train {output}`, "
+                              "choose another --output, or pass --force to overwrite its config.")
+    cfg, source, why = compose_run(args.game, args.overrides)
+    cfg = prepare_run(cfg, output, source)
+    print(f"Created {output / CONFIG_FILE}")
+    print(describe(cfg, output, source, why))
+    print(f"Next: retro-gamer train {output}")
+    return 0
+
+
+def describe(cfg, run_dir: Path, source: str, why: str | None = None) -> str:
+    """A readable summary of a run's game, observation and network."""
+    from retro_gamer.env import GameEnvironment
+    from retro_gamer.games import load_factory
+    from retro_gamer.trainer import build_q_network
+
+    g = cfg.game
+    env = GameEnvironment(g, load_factory(g.factory, run_dir), run_dir)
+    q = build_q_network(cfg, env)
+    enc = env.encoder
+    params = sum(p.numel() for p in q.parameters())
+    board = "not observed" if not enc.use_board else f"{enc.board_shape[1]}x{enc.board_shape[0]}"
+    if g.crop and enc.use_board:
+        board += f" window around '{g.crop.agent}'"
+    m = cfg.model
+    shape = (f"conv {m.channels} → " if m.kind.value == "cnn" else "") + f"{m.hidden}" + (", dueling" if m.dueling else "")
+    lines = [
+        f"  game        {g.name or g.factory}  (description: {source})",
+        f"  board       {g.board_size[0]}x{g.board_size[1]}",
+        f"  actions     {', '.join(g.actions)} (+ no-op)",
+        f"  reward      change of game.state['{g.reward}'] each turn",
+        f"  characters  {' '.join(g.character_set)}",
+        f"  observation board {board}, {enc.n_classes - 1} one-hot channels, {enc.extras_size} state values"
+        + (f" ({', '.join(g.observe_state)})" if g.observe_state else ""),
+        f"  network     {m.kind.value} {shape}: {params:,} parameters" + (f" — {why}" if why else ""),
+    ]
+    return "\n".join(lines)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
     from retro_gamer.config import read_config, write_config
     from retro_gamer.run import train_run
 
@@ -26,14 +83,200 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from retro_gamer.evaluate import evaluate
+    from retro_gamer.policy import TrainedPolicy
+
+    policy = TrainedPolicy(args.run_dir, checkpoint=args.checkpoint)
+    result = evaluate(policy.config, policy.network, episodes=args.episodes, epsilon=args.epsilon,
+                      seed=args.seed, base_dir=policy.run_dir)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{policy.checkpoint_path.stem}: {result['episodes']} episodes, epsilon {args.epsilon}")
+    print(f"  return  {result['mean_return']:.2f} ± {result['std_return']:.2f}")
+    print(f"  length  {result['mean_length']:.1f} turns")
+    for key, value in result["final_state"].items():
+        print(f"  final {key} (mean)  {value:.3f}")
+    return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    from retro_gamer.games import load_factory
+    from retro_gamer.policy import PolicyInput, TrainedPolicy
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise RetroGamerError("`retro-gamer play` needs a terminal to draw in. "
+                              "To score a model without one, use `retro-gamer eval`.")
+    policy = TrainedPolicy(args.run_dir, checkpoint=args.checkpoint)
+    factory = load_factory(policy.config.game.factory, policy.run_dir)
+    for _ in range(args.episodes):
+        game = factory()
+        if args.framerate:
+            game.framerate = args.framerate
+        source = PolicyInput(policy, game, escape_quits=True)
+        game.play(input_source=source)
+        if source.quit:
+            break
+    return 0
+
+
+def _log_returns(run_dir: Path) -> dict[str, str]:
+    """Checkpoint name → the mean-return figure its training.log line reported."""
+    from retro_gamer.callbacks import LOG_FILE
+
+    found = {}
+    log = run_dir / LOG_FILE
+    for line in log.read_text().splitlines() if log.is_file() else []:
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) > 2 and parts[-1].endswith(".pt"):
+            found[parts[-1]] = parts[1].removeprefix("mean return ")
+    return found
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from retro_gamer import checkpoint
+    from retro_gamer.callbacks import METRICS_FILE
+    from retro_gamer.config import read_config
+
+    run_dir = Path(args.run_dir)
+    cfg = read_config(run_dir)
+    print(f"Run {run_dir}")
+    print(describe(cfg, run_dir, "config.toml"))
+    t = cfg.trainer
+    print(f"  training    {t.episodes} episodes, lr {t.lr}, gamma {t.gamma}, {t.n_step}-step, batch {t.batch_size}, "
+          f"{t.num_envs} games at once, seed {t.seed}")
+    found = checkpoint.list_checkpoints(run_dir)
+    returns = _log_returns(run_dir)
+    print(f"Checkpoints ({len(found)}):" if found else "Checkpoints: none yet")
+    for episode, path in found[-10:]:
+        print(f"  {path.stem:<12} episode {episode:<7} mean return {returns.get(path.name, '-')}")
+    if len(found) > 10:
+        print(f"  … and {len(found) - 10} older")
+    resume = run_dir / checkpoint.RESUME_FILE
+    if resume.is_file():
+        state = checkpoint.load(resume)
+        print(f"Resume state: episode {state['episode']}, {state['env_steps']:,} env steps, {state['updates']:,} updates "
+              f"(replay memory is not saved)")
+    metrics = run_dir / METRICS_FILE
+    if metrics.is_file():
+        print("Metrics: " + ", ".join(f"{k} {v}" for k, v in json.loads(metrics.read_text()).items()))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: works with no display
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from retro_gamer import checkpoint
+
+    run_dir = Path(args.run_dir)
+    resume = run_dir / checkpoint.RESUME_FILE
+    if not resume.is_file():
+        raise RetroGamerError(f"{run_dir} has no training history yet ({resume.name} is missing): train first.")
+    state = checkpoint.load(resume)
+    returns = state["returns"].numpy()
+    lengths = state["lengths"].numpy()
+    window = max(1, min(100, len(returns) // 10))
+    smooth = np.convolve(returns, np.ones(window) / window, mode="valid")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    top.plot(np.arange(1, len(returns) + 1), returns, alpha=0.25, label="episode return")
+    top.plot(np.arange(window, len(returns) + 1), smooth, label=f"mean of {window}")
+    top.set_ylabel("return")
+    top.legend()
+    bottom.plot(np.arange(1, len(lengths) + 1), lengths, alpha=0.5)
+    bottom.set_ylabel("episode length (turns)")
+    bottom.set_xlabel("episode")
+    fig.suptitle(f"{run_dir}: {len(returns)} episodes")
+    output = Path(args.output) if args.output else run_dir / "learning_curve.png"
+    fig.savefig(output, dpi=100)
+    print(f"Wrote {output}")
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from retro_gamer import checkpoint
+    from retro_gamer.callbacks import LOG_FILE, METRICS_FILE
+    from retro_gamer.config import read_config
+
+    run_dir = Path(args.run_dir)
+    read_config(run_dir)  # only clean what is really a run directory
+    doomed = [p for _, p in checkpoint.list_checkpoints(run_dir)]
+    doomed += [run_dir / n for n in (checkpoint.RESUME_FILE, LOG_FILE, METRICS_FILE, "learning_curve.png") if (run_dir / n).exists()]
+    if not doomed:
+        print(f"Nothing to clean in {run_dir}.")
+        return 0
+    print(f"This deletes {len(doomed)} file(s) from {run_dir} (config.toml stays):")
+    for path in doomed[:8]:
+        print(f"  {path.relative_to(run_dir)}")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise RetroGamerError("Not deleting without confirmation: pass -y to clean non-interactively.")
+        if input("Delete them? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("Nothing deleted.")
+            return 1
+    for path in doomed:
+        path.unlink()
+    shutil.rmtree(run_dir / checkpoint.CHECKPOINT_DIR, ignore_errors=True)
+    print(f"Cleaned. `retro-gamer train {run_dir}` starts from scratch.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="retro-gamer", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train or resume the run in DIR",
-                                epilog="example: retro-gamer train runs/snake --episodes 500")
+    parser = argparse.ArgumentParser(prog="retro-gamer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"retro-gamer {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func, help: str, example: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help, epilog=f"example:\n  {example}",
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.set_defaults(func=func)
+        return sub
+
+    create = add("create", cmd_create, "describe a game and write a new run directory's config.toml",
+                 "retro-gamer create --game my_game:create_enemy_training_game --output runs/enemy trainer.episodes=500")
+    create.add_argument("--game", required=True,
+                        help="a Hydra game name (snake), a .py file, a package folder, a module or module:factory")
+    create.add_argument("--output", required=True, metavar="DIR", help="the run directory to create")
+    create.add_argument("--force", action="store_true", help="overwrite an existing config.toml")
+    create.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides, e.g. trainer.episodes=500 model=mlp")
+
+    train = add("train", cmd_train, "train or resume the run in DIR", "retro-gamer train runs/snake --episodes 5000")
     train.add_argument("run_dir", metavar="DIR")
     train.add_argument("--episodes", type=int, help="train until this many episodes in total")
-    train.set_defaults(func=_train)
+
+    ev = add("eval", cmd_eval, "play episodes headless and report returns and final game.state values",
+             "retro-gamer eval runs/snake --episodes 50 --json")
+    ev.add_argument("run_dir", metavar="DIR")
+    ev.add_argument("--checkpoint", "-c", help="ep_0500, ep_0500.pt or a path (default: latest)")
+    ev.add_argument("--episodes", "-n", type=int, default=20)
+    ev.add_argument("--epsilon", type=float, default=0.0, help="probability of a random key each turn")
+    ev.add_argument("--seed", type=int, default=12345)
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+
+    play = add("play", cmd_play, "watch the agent play in this terminal (Escape or q quits)",
+               "retro-gamer play runs/snake --framerate 20")
+    play.add_argument("run_dir", metavar="DIR")
+    play.add_argument("--checkpoint", "-c", help="ep_0500, ep_0500.pt or a path (default: latest)")
+    play.add_argument("--episodes", "-n", type=int, default=1)
+    play.add_argument("--framerate", type=int, help="turns per second (default: the game's own)")
+
+    info = add("info", cmd_info, "summarise a run: game, network, checkpoints, resume state",
+               "retro-gamer info runs/snake")
+    info.add_argument("run_dir", metavar="DIR")
+
+    plot = add("plot", cmd_plot, "draw the learning curves to a PNG (no display needed)",
+               "retro-gamer plot runs/snake -o snake.png")
+    plot.add_argument("run_dir", metavar="DIR")
+    plot.add_argument("-o", "--output", help="PNG file (default: DIR/learning_curve.png)")
+
+    clean = add("clean", cmd_clean, "delete checkpoints, resume state and logs, keeping config.toml",
+                "retro-gamer clean runs/snake -y")
+    clean.add_argument("run_dir", metavar="DIR")
+    clean.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     return parser
 
 

@@ -34,7 +34,7 @@ class ModelConfig:
     """The Q-network. ``mlp`` flattens the one-hot board; ``cnn`` convolves it first."""
 
     kind: ModelKind = ModelKind.mlp
-    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    hidden: list[int] = field(default_factory=lambda: [128, 128])
     channels: list[int] = field(default_factory=lambda: [32, 64])  # cnn only
     dueling: bool = True
 

@@ -12,24 +12,13 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from retro_gamer.config import AppConfig, RunConfig, available_games, config_dir, register_configs
-from retro_gamer.errors import ConfigError, RetroGamerError
-from retro_gamer.games import parse_description
+from retro_gamer.compose import run_config_from_hydra, typo_hints
+from retro_gamer.config import config_dir, register_configs
+from retro_gamer.errors import RetroGamerError
 
 register_configs()
-
-
-def run_config_from_hydra(cfg: DictConfig, game_choice: str | None) -> RunConfig:
-    """Turn a composed :class:`AppConfig` into a :class:`RunConfig`, validating the game node."""
-    if cfg.game is None:
-        games = ", ".join(available_games())
-        raise ConfigError("command line", [f"no game chosen. Add +game=NAME, one of: {games}. Example: python -m retro_gamer.train +game=snake"])
-    source = f"conf/game/{game_choice}.yaml" if game_choice else "game config"
-    game = parse_description(OmegaConf.to_container(cfg.game, resolve=True), source)
-    app: AppConfig = OmegaConf.to_object(cfg)
-    return RunConfig(game=game, model=app.model, trainer=app.trainer, tracking=app.tracking)
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
@@ -60,6 +49,10 @@ def cli() -> None:
     """Entry point. Hydra's parser rejects ``-m`` after an override (``+game=snake -m trainer.lr=1,2``);
     users write it there, so move the flag to the front first."""
     args = sys.argv[1:]
+    hints = typo_hints([a for a in args if "=" in a and not a.startswith("-")])
+    if hints:
+        print("error: " + "\n".join(hints), file=sys.stderr)
+        sys.exit(2)
     sys.argv[1:] = [a for a in args if a in _FLAGS] + [a for a in args if a not in _FLAGS]
     main()
 

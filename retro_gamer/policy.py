@@ -29,8 +29,9 @@ def resolve_source(source: str | os.PathLike) -> Path:
     """The run directory a policy comes from. The one place new source forms (model URIs) plug in."""
     path = Path(source)
     if not path.is_dir():
+        problem = "is not a run directory" if path.exists() else "does not exist"
         raise RetroGamerError(
-            f"Policy source '{source}' is not a run directory. Pass the folder that holds config.toml "
+            f"Policy source '{source}' {problem}. Pass the folder that holds config.toml "
             "and checkpoints/ (for example runs/snake/)."
         )
     return path

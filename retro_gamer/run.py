@@ -14,7 +14,7 @@ from retro_gamer import checkpoint
 from retro_gamer.callbacks import Callback, ConsoleProgress, RunLog
 from retro_gamer.config import CONFIG_FILE, RunConfig, read_config, to_toml_dict, write_config
 from retro_gamer.env import discover_characters
-from retro_gamer.games import GameDescription, check_against_game, load_factory, rebase
+from retro_gamer.games import GameDescription, check_against_game, load_factory, portable, rebase
 
 
 def resolve_game(desc: GameDescription, source: str, base_dir: Path, exploration_turns: int, seed: int) -> GameDescription:
@@ -38,7 +38,8 @@ def prepare_run(cfg: RunConfig, run_dir: Path, source: str, base_dir: Path | Non
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    game = replace(cfg.game, factory=rebase(cfg.game.factory, base_dir or Path.cwd(), run_dir))
+    base_dir = base_dir or Path.cwd()
+    game = replace(cfg.game, factory=rebase(portable(cfg.game.factory, base_dir), base_dir, run_dir))
     previous = read_config(run_dir) if (run_dir / CONFIG_FILE).is_file() else None
     if previous is not None and game.character_set is None:
         game = replace(game, character_set=previous.game.character_set)  # keep what discovery found

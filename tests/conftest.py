@@ -95,3 +95,16 @@ max_turns = 30
 '''
     )
     return project
+
+
+@pytest.fixture(scope="session")
+def trained_snake(tmp_path_factory) -> Path:
+    """A tiny but real snake run at <tmp>/runs/snake (checkpoints ep_0003 and ep_0006)."""
+    from retro_gamer.compose import compose_app, run_config_from_hydra
+    from retro_gamer.run import prepare_run, train_run
+
+    root = tmp_path_factory.mktemp("project")
+    run = root / "runs" / "snake"
+    cfg = run_config_from_hydra(compose_app(["+game=snake", "trainer.episodes=6", "trainer.checkpoint_every=3", *TINY]), "snake")
+    train_run(run, prepare_run(cfg, run, "snake"), progress=False)
+    return run

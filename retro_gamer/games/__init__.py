@@ -1,7 +1,7 @@
 """Game descriptions (what to train on) and loading the game code they point at."""
 
 from retro_gamer.games.description import Crop, GameDescription, check_against_game, parse_description
-from retro_gamer.games.loading import description_from_pyproject, find_pyproject, load_factory, rebase
+from retro_gamer.games.loading import description_from_pyproject, find_pyproject, load_factory, portable, rebase
 
 __all__ = [
     "Crop",
@@ -11,5 +11,6 @@ __all__ = [
     "find_pyproject",
     "load_factory",
     "parse_description",
+    "portable",
     "rebase",
 ]

@@ -8,7 +8,6 @@ Factory strings take four forms, so a student can point at whatever they have:
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
 import tomllib
@@ -47,6 +46,10 @@ def import_target(target: str, base_dir: Path | None = None) -> Any:
         if parent not in sys.path:
             sys.path.insert(0, parent)  # so the game's own sibling imports work
         target = path.stem if path.is_file() else path.name
+    else:
+        folder = str((base_dir or Path.cwd()).resolve())
+        if folder not in sys.path:
+            sys.path.append(folder)  # a student's my_game.py beside them, as `python -m` would find it
     try:
         return importlib.import_module(target)
     except ImportError as err:
@@ -71,6 +74,22 @@ def load_factory(spec: str, base_dir: Path | None = None) -> Callable[[], Any]:
     return factory
 
 
+def portable(spec: str, base_dir: Path) -> str:
+    """A top-level module that lives in ``base_dir`` becomes a relative file path, so a run
+    created from the game's folder still finds the game when trained from elsewhere."""
+    target, function = _split(spec)
+    if _looks_like_path(target) or "." in target:
+        return spec
+    module = import_target(target, base_dir)
+    file = Path(getattr(module, "__file__", "") or "").resolve()
+    where = file.parent if file.name == "__init__.py" else file
+    try:
+        relative = where.relative_to(base_dir.resolve())
+    except ValueError:
+        return spec  # installed elsewhere: keep the module name
+    return f"{relative.as_posix()}:{function}"
+
+
 def rebase(spec: str, old_base: Path, new_base: Path) -> str:
     """Re-express a relative file factory against another folder; module names pass through."""
     target, function = _split(spec)
@@ -82,19 +101,19 @@ def rebase(spec: str, old_base: Path, new_base: Path) -> str:
 
 
 def find_pyproject(target: str, base_dir: Path | None = None) -> Path | None:
-    """The ``pyproject.toml`` of the project that holds ``target`` (a module name or a path)."""
+    """The ``pyproject.toml`` of the project that holds ``target`` (a module name or a path).
+
+    A module is imported to find its file, so an unimportable one fails here with the import error.
+    """
     if _looks_like_path(target):
         start = Path(target) if Path(target).is_absolute() else (base_dir or Path.cwd()) / target
+        if not start.exists():
+            raise RetroGamerError(f"Game file or folder '{target}' does not exist (looked at {start}).")
     else:
-        try:
-            spec = importlib.util.find_spec(target)
-        except (ImportError, ValueError):
-            spec = None
-        if spec is None or not spec.origin:
-            return None
-        start = Path(spec.origin)
+        module = import_target(target, base_dir)
+        start = Path(getattr(module, "__file__", None) or ".")
     start = start.resolve()
-    for folder in [start] + list(start.parents) if start.is_dir() else list(start.parents):
+    for folder in ([start] if start.is_dir() else []) + list(start.parents):
         candidate = folder / "pyproject.toml"
         if candidate.is_file():
             return candidate

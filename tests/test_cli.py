@@ -1,0 +1,170 @@
+"""Every retro-gamer command through its real console-script entry point, and each error message."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import shutil
+import struct
+import subprocess
+import sys
+import fcntl
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY
+
+CLI = str(Path(sys.executable).parent / "retro-gamer")
+TINY_RUN = [*TINY, "trainer.episodes=4", "trainer.checkpoint_every=2"]
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def fails_cleanly(result: subprocess.CompletedProcess, *phrases: str) -> str:
+    assert result.returncode in (1, 2), result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    for phrase in phrases:
+        assert phrase in result.stderr, result.stderr
+    return result.stderr
+
+
+def test_help_lists_every_command_with_examples(tmp_path: Path):
+    out = ok(cli("--help", cwd=tmp_path))
+    for command in ("create", "train", "eval", "play", "info", "plot", "clean"):
+        assert command in out
+        assert "example:" in ok(cli(command, "--help", cwd=tmp_path))
+
+
+def test_create_train_eval_info_plot_clean_on_snake(tmp_path: Path):
+    out = ok(cli("create", "--game", "snake", "--output", "runs/snake", *TINY_RUN, cwd=tmp_path))
+    for field in ("board       32x16", "actions     KEY_RIGHT", "reward      change of game.state['reward']",
+                  "11x11 window around 'Snake head'", "network     mlp", "parameters"):
+        assert field in out
+    fails_cleanly(cli("create", "--game", "snake", "--output", "runs/snake", cwd=tmp_path), "already exists", "--force")
+
+    ok(cli("train", "runs/snake", cwd=tmp_path))
+    assert (tmp_path / "runs/snake/checkpoints/ep_0004.pt").is_file()
+    assert "already has 4 episodes" in ok(cli("train", "runs/snake", cwd=tmp_path))
+    ok(cli("train", "runs/snake", "--episodes", "6", cwd=tmp_path))
+    assert json.loads((tmp_path / "runs/snake/metrics.json").read_text())["episodes"] == 6
+
+    result = json.loads(ok(cli("eval", "runs/snake", "--episodes", "3", "--json", "-c", "ep_0004", cwd=tmp_path)))
+    assert set(result) == {"episodes", "mean_return", "std_return", "mean_length", "final_state"}
+    assert result["episodes"] == 3 and "score" in result["final_state"]
+    again = json.loads(ok(cli("eval", "runs/snake", "--episodes", "3", "--json", "-c", "ep_0004", cwd=tmp_path)))
+    assert again == result  # same seed, same episodes
+    assert "return" in ok(cli("eval", "runs/snake", "-n", "2", "--epsilon", "0.5", "--seed", "3", cwd=tmp_path))
+
+    info = ok(cli("info", "runs/snake", cwd=tmp_path))
+    assert "ep_0006" in info and "episode 6" in info and "Resume state: episode 6" in info
+
+    ok(cli("plot", "runs/snake", "-o", "curve.png", cwd=tmp_path))
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+    fails_cleanly(subprocess.run([CLI, "clean", "runs/snake"], cwd=tmp_path, capture_output=True, text=True,
+                                 stdin=subprocess.DEVNULL), "pass -y")
+    ok(cli("clean", "runs/snake", "-y", cwd=tmp_path))
+    assert not (tmp_path / "runs/snake/checkpoints").exists() and (tmp_path / "runs/snake/config.toml").is_file()
+
+
+@pytest.mark.parametrize("module", ["retro.examples.nav", "retro.examples.beast"])
+def test_published_games_create_from_their_pyproject_and_train(tmp_path: Path, module: str):
+    out = ok(cli("create", "--game", module, "--output", "run", *TINY_RUN, "model.channels=[4,8]", cwd=tmp_path))
+    assert "model=cnn because the description says spatial = true" in out
+    ok(cli("train", "run", "--episodes", "2", cwd=tmp_path))
+    assert json.loads((tmp_path / "run/metrics.json").read_text())["episodes"] == 2
+
+
+def test_a_user_game_by_path_and_by_module_factory(tmp_path: Path, user_game: Path):
+    out = ok(cli("create", "--game", "my_game.py", "--output", "runs/by_path", *TINY_RUN, cwd=user_game))
+    assert "my_game.py" in out and "network     mlp" in out
+    ok(cli("create", "--game", "my_game:create_game", "--output", "runs/by_module", *TINY_RUN, "game.max_turns=20",
+           cwd=user_game))
+    for run in ("runs/by_path", "runs/by_module"):
+        ok(cli("train", run, cwd=user_game))
+        result = json.loads(ok(cli("eval", run, "--episodes", "4", "--json", cwd=user_game)))
+        assert result["episodes"] == 4 and "points" in result["final_state"]
+    assert "max_turns = 20" in (user_game / "runs/by_module/config.toml").read_text()
+    fails_cleanly(cli("create", "--game", "my_game:not_a_game", "--output", "runs/bad", cwd=user_game),
+                  "returned int, not a retro.game.Game")
+
+
+def test_play_draws_in_a_terminal_and_refuses_without_one(tmp_path: Path, trained_snake: Path):
+    fails_cleanly(cli("play", str(trained_snake), cwd=tmp_path), "needs a terminal", "retro-gamer eval")
+    out = run_in_terminal([CLI, "play", str(trained_snake), "--framerate", "200"], cwd=tmp_path)
+    assert "score" in out  # the state pane of retro's TerminalView
+
+
+def run_in_terminal(command: list[str], cwd: Path, timeout: float = 120) -> str:
+    """Run a command on a pseudo-terminal of 100x40 and return what it drew."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color"}
+    proc = subprocess.Popen(command, cwd=cwd, stdin=follower, stdout=follower, stderr=follower, env=env, close_fds=True)
+    os.close(follower)
+    chunks, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=10)
+    os.close(leader)
+    assert proc.returncode == 0, b"".join(chunks).decode(errors="replace")[-2000:]
+    return b"".join(chunks).decode(errors="replace")
+
+
+# --- errors: one paragraph, exit 1-2, never a traceback --------------------------------------
+def test_a_run_dir_that_does_not_exist(tmp_path: Path):
+    for command in ("train", "eval", "info", "plot", "clean"):
+        fails_cleanly(cli(command, "runs/nope", cwd=tmp_path), "does not exist")
+
+
+def test_missing_config_toml(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    fails_cleanly(cli("train", "empty", cwd=tmp_path), "no config.toml")
+
+
+def test_malformed_config_toml_says_the_line(tmp_path: Path, trained_snake: Path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_snake, run)
+    text = (run / "config.toml").read_text().replace('reward = "reward"', "reward = reward")
+    (run / "config.toml").write_text(text)
+    fails_cleanly(cli("eval", "run", cwd=tmp_path), "config.toml", "line")
+
+
+def test_unknown_checkpoint_lists_the_available_ones(tmp_path: Path, trained_snake: Path):
+    fails_cleanly(cli("eval", str(trained_snake), "-c", "ep_0500", cwd=tmp_path), "ep_0500", "Available: ep_0003, ep_0006")
+
+
+def test_game_module_not_importable_shows_the_error_and_a_path_hint(tmp_path: Path, trained_snake: Path):
+    fails_cleanly(cli("create", "--game", "no_such_game:create_game", "--output", "x", cwd=tmp_path),
+                  "Cannot import game module 'no_such_game'", "Python looked in")
+    run = tmp_path / "run"
+    shutil.copytree(trained_snake, run)
+    text = (run / "config.toml").read_text().replace("retro.examples.snake:create_game", "moved_away.snake:create_game")
+    (run / "config.toml").write_text(text)
+    fails_cleanly(cli("train", "run", "--episodes", "8", cwd=tmp_path), "Cannot import game module 'moved_away.snake'")
+
+
+def test_truncated_checkpoint_names_the_file_and_suggests_the_previous(tmp_path: Path, trained_snake: Path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_snake, run)
+    latest = run / "checkpoints" / "ep_0006.pt"
+    latest.write_bytes(latest.read_bytes()[:1000])
+    fails_cleanly(cli("eval", "run", cwd=tmp_path), "ep_0006.pt is corrupted", "previous one: ep_0003.pt")
+    ok(cli("eval", "run", "-c", "ep_0003", "-n", "2", cwd=tmp_path))

@@ -1,0 +1,129 @@
+"""TrainedPolicy and PolicyInput on real games, as the integration page uses them."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from retro.examples.snake import create_game
+from retro.input import ProgrammaticInput
+from retro.views import HeadlessView
+
+from retro_gamer import PolicyInput, TrainedPolicy
+from retro_gamer import checkpoint
+from retro_gamer.config import read_config, write_config
+from retro_gamer.errors import IncompatibleRunError, RetroGamerError
+
+KEYS = {"KEY_RIGHT", "KEY_UP", "KEY_LEFT", "KEY_DOWN", None}
+
+
+def test_loads_latest_by_default_or_the_named_checkpoint(trained_snake: Path):
+    assert TrainedPolicy(trained_snake).checkpoint_path.name == "ep_0006.pt"
+    assert TrainedPolicy(str(trained_snake) + "/", checkpoint="ep_0003").episode == 3
+    assert TrainedPolicy(trained_snake, checkpoint="ep_0003.pt").episode == 3
+    path = trained_snake / "checkpoints" / "ep_0003.pt"
+    assert TrainedPolicy(trained_snake, checkpoint=path).checkpoint_path == path
+
+
+def test_get_action_works_with_any_view_and_matches_q_values(trained_snake: Path):
+    ai = TrainedPolicy(trained_snake)
+    random.seed(0)
+    game = create_game()  # no view at all, as inside game.play() before the TerminalView renders
+    key = ai.get_action(game)
+    assert key in KEYS
+    q = ai.q_values(game)
+    assert q.shape == (5,) and ai.keys[int(np.argmax(q))] == key
+    assert ai.act(game, epsilon=1.0) in KEYS
+
+
+def test_policy_input_drives_a_game_headless_for_hundreds_of_turns(trained_snake: Path):
+    ai = TrainedPolicy(trained_snake)
+    random.seed(1)
+    turns = 0
+    while turns < 300:
+        game = create_game()
+        game.input_source, game.view = PolicyInput(ai, game), HeadlessView()
+        game.start()
+        while game.playing and turns < 300:
+            before = game.get_agent_by_name("Snake head").position
+            game.step()
+            turns += 1
+        assert game.get_agent_by_name("Snake head").position != before or not game.playing
+    assert turns == 300
+
+
+def test_policy_input_presses_the_policy_key(trained_snake: Path):
+    ai = TrainedPolicy(trained_snake)
+    game = create_game()
+    pressed = PolicyInput(ai, game).collect()
+    expected = ai.get_action(game)
+    assert {k.name for k in pressed} == ({expected} if expected else set())
+
+
+def test_two_policies_are_independent(trained_snake: Path):
+    a, b = TrainedPolicy(trained_snake, checkpoint="ep_0003"), TrainedPolicy(trained_snake)
+    assert a.network is not b.network
+    assert not all(torch.equal(x, y) for x, y in zip(a.network.state_dict().values(), b.network.state_dict().values()))
+
+
+def test_gpu_checkpoints_load_on_cpu_and_loading_runs_no_code(trained_snake: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_snake, run)
+    payload = checkpoint.load(checkpoint.latest_checkpoint(run))
+    payload["evil"] = _Evil()  # an object that would run code if unpickled
+    torch.save(payload, run / "checkpoints" / "ep_0009.pt")
+    with pytest.raises(RetroGamerError, match="ep_0009.pt is corrupted or not a retro-gamer checkpoint"):
+        TrainedPolicy(run)
+    assert not (tmp_path / "pwned").exists()
+
+
+class _Evil:
+    def __reduce__(self):
+        return (Path.touch, (Path(__file__).parent / "pwned",))
+
+
+def test_a_checkpoint_from_another_setup_is_a_was_now_message(trained_snake: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_snake, run)
+    cfg = read_config(run)
+    cfg.model.hidden = [64]
+    write_config(cfg, run)
+    with pytest.raises(IncompatibleRunError, match=r"model.hidden was \[32\], now \[64\]"):
+        TrainedPolicy(run)
+
+
+def test_not_a_run_directory(tmp_path: Path):
+    with pytest.raises(RetroGamerError, match="does not exist"):
+        TrainedPolicy(tmp_path / "missing")
+
+
+def _load_example(name: str):
+    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_two_snakes_example_runs_headless(trained_snake: Path, monkeypatch):
+    monkeypatch.chdir(trained_snake.parent.parent)  # the example loads runs/snake/
+    example = _load_example("two_snakes")
+    random.seed(5)
+    human_keys = ProgrammaticInput()
+    moved = 0
+    for _ in range(5):
+        game = example.create_game()
+        game.input_source, game.view = human_keys, HeadlessView()
+        game.start()
+        ai_snake = game.get_agent_by_name("AI snake")
+        while game.playing and game.turn_number < 200:
+            before = ai_snake.position
+            human_keys.press(random.choice(["KEY_RIGHT", "KEY_DOWN", None]))
+            game.step()
+            moved += ai_snake.position != before
+    assert moved > 5

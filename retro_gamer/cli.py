@@ -68,6 +68,7 @@ def describe(cfg, run_dir: Path, source: str, why: str | None = None) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from retro_gamer import checkpoint
     from retro_gamer.config import read_config, write_config
     from retro_gamer.run import train_run
 
@@ -76,6 +77,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.episodes is not None:
         cfg = replace(cfg, trainer=replace(cfg.trainer, episodes=args.episodes))
         write_config(cfg, run_dir)
+    else:
+        saved = checkpoint.list_checkpoints(run_dir)
+        done = saved[-1][0] if saved else 0
+        if done >= cfg.trainer.episodes:
+            # a finished run trains one more round of trainer.episodes (adversarial alternation)
+            target = done + cfg.trainer.episodes
+            print(f"{run_dir} finished {done} episodes; training {cfg.trainer.episodes} more (to {target}). "
+                  "Use --episodes N to set the total instead.")
+            cfg = replace(cfg, trainer=replace(cfg.trainer, episodes=target))
     summary = train_run(run_dir, cfg)
     if summary["stopped_by"] == "interrupted":
         print(f"Stopped at episode {summary['episodes']}; checkpoint saved. Resume with: retro-gamer train {run_dir}")
@@ -246,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--force", action="store_true", help="overwrite an existing config.toml")
     create.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides, e.g. trainer.episodes=500 model=mlp")
 
-    train = add("train", cmd_train, "train or resume the run in DIR", "retro-gamer train runs/snake --episodes 5000")
+    train = add("train", cmd_train, "train or resume the run in DIR; a finished run trains trainer.episodes more",
+                "retro-gamer train runs/snake --episodes 5000")
     train.add_argument("run_dir", metavar="DIR")
     train.add_argument("--episodes", type=int, help="train until this many episodes in total")
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
 
 import pytest
@@ -108,3 +113,25 @@ def trained_snake(tmp_path_factory) -> Path:
     cfg = run_config_from_hydra(compose_app(["+game=snake", "trainer.episodes=6", "trainer.checkpoint_every=3", *TINY]), "snake")
     train_run(run, prepare_run(cfg, run, "snake"), progress=False)
     return run
+
+
+def run_in_terminal(command: list[str], cwd: Path, timeout: float = 120) -> str:
+    """Run a command on a pseudo-terminal of 100x40 and return what it drew."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color"}
+    proc = subprocess.Popen(command, cwd=cwd, stdin=follower, stdout=follower, stderr=follower, env=env, close_fds=True)
+    os.close(follower)
+    chunks, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=10)
+    os.close(leader)
+    assert proc.returncode == 0, b"".join(chunks).decode(errors="replace")[-2000:]
+    return b"".join(chunks).decode(errors="replace")

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
 import shutil
-import struct
 import subprocess
 import sys
-import fcntl
-import termios
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import TINY
+from conftest import TINY, run_in_terminal
 
 CLI = str(Path(sys.executable).parent / "retro-gamer")
 TINY_RUN = [*TINY, "trainer.episodes=4", "trainer.checkpoint_every=2"]
@@ -55,9 +49,11 @@ def test_create_train_eval_info_plot_clean_on_snake(tmp_path: Path):
 
     ok(cli("train", "runs/snake", cwd=tmp_path))
     assert (tmp_path / "runs/snake/checkpoints/ep_0004.pt").is_file()
-    assert "already has 4 episodes" in ok(cli("train", "runs/snake", cwd=tmp_path))
-    ok(cli("train", "runs/snake", "--episodes", "6", cwd=tmp_path))
-    assert json.loads((tmp_path / "runs/snake/metrics.json").read_text())["episodes"] == 6
+    assert "finished 4 episodes; training 4 more (to 8)" in ok(cli("train", "runs/snake", cwd=tmp_path))
+    assert json.loads((tmp_path / "runs/snake/metrics.json").read_text())["episodes"] == 8
+    assert "already has 8 episodes" in ok(cli("train", "runs/snake", "--episodes", "6", cwd=tmp_path))
+    ok(cli("train", "runs/snake", "--episodes", "10", cwd=tmp_path))
+    assert json.loads((tmp_path / "runs/snake/metrics.json").read_text())["episodes"] == 10
 
     result = json.loads(ok(cli("eval", "runs/snake", "--episodes", "3", "--json", "-c", "ep_0004", cwd=tmp_path)))
     assert set(result) == {"episodes", "mean_return", "std_return", "mean_length", "final_state"}
@@ -67,7 +63,7 @@ def test_create_train_eval_info_plot_clean_on_snake(tmp_path: Path):
     assert "return" in ok(cli("eval", "runs/snake", "-n", "2", "--epsilon", "0.5", "--seed", "3", cwd=tmp_path))
 
     info = ok(cli("info", "runs/snake", cwd=tmp_path))
-    assert "ep_0006" in info and "episode 6" in info and "Resume state: episode 6" in info
+    assert "ep_0010" in info and "episode 10" in info and "Resume state: episode 10" in info
 
     ok(cli("plot", "runs/snake", "-o", "curve.png", cwd=tmp_path))
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
@@ -104,28 +100,6 @@ def test_play_draws_in_a_terminal_and_refuses_without_one(tmp_path: Path, traine
     fails_cleanly(cli("play", str(trained_snake), cwd=tmp_path), "needs a terminal", "retro-gamer eval")
     out = run_in_terminal([CLI, "play", str(trained_snake), "--framerate", "200"], cwd=tmp_path)
     assert "score" in out  # the state pane of retro's TerminalView
-
-
-def run_in_terminal(command: list[str], cwd: Path, timeout: float = 120) -> str:
-    """Run a command on a pseudo-terminal of 100x40 and return what it drew."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
-    env = {**os.environ, "TERM": "xterm-256color"}
-    proc = subprocess.Popen(command, cwd=cwd, stdin=follower, stdout=follower, stderr=follower, env=env, close_fds=True)
-    os.close(follower)
-    chunks, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            data = os.read(leader, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=10)
-    os.close(leader)
-    assert proc.returncode == 0, b"".join(chunks).decode(errors="replace")[-2000:]
-    return b"".join(chunks).decode(errors="replace")
 
 
 # --- errors: one paragraph, exit 1-2, never a traceback --------------------------------------

@@ -1,0 +1,1 @@
+"""Small games that ship with retro-gamer, used by the documentation."""

@@ -33,11 +33,10 @@ def prepare_run(cfg: RunConfig, run_dir: Path, source: str, base_dir: Path | Non
 
     Relative game paths in ``cfg`` are relative to ``base_dir`` (the caller's folder) and are
     rewritten relative to the run directory, so the run can be moved together with its game.
-    An existing run with checkpoints is checked first: an incompatible change is refused before
-    anything on disk changes.
+    Nothing is written until the game has been checked, and an existing run with checkpoints is
+    checked too: an incompatible change is refused before anything on disk changes.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     base_dir = base_dir or Path.cwd()
     game = replace(cfg.game, factory=rebase(portable(cfg.game.factory, base_dir), base_dir, run_dir))
     previous = read_config(run_dir) if (run_dir / CONFIG_FILE).is_file() else None

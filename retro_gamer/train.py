@@ -7,6 +7,7 @@ multirun), so ``.hydra/`` beside ``config.toml`` records exactly how the run was
 from __future__ import annotations
 
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -33,6 +34,7 @@ def main(cfg: DictConfig) -> float | None:
         summary = train_run(run_dir, run_cfg)
     except RetroGamerError as err:
         print(f"error: {err}", file=sys.stderr)
+        _remove_if_empty(run_dir)
         sys.exit(err.exit_code)
     if summary["stopped_by"] == "interrupted":
         again = shlex.join(["python", "-m", "retro_gamer.train", *sys.argv[1:]])
@@ -40,6 +42,12 @@ def main(cfg: DictConfig) -> float | None:
     print(f"Trained {summary['episodes']} episodes ({summary['env_steps']:,} env steps, "
           f"{summary['env_steps_per_s']:,.0f}/s). Results in {run_dir}")
     return summary["mean_return"]
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    """Hydra makes the output folder (and .hydra/) before the job runs; a job refused at once leaves none."""
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra"}:
+        shutil.rmtree(run_dir)
 
 
 _FLAGS = ("-m", "--multirun")

@@ -15,6 +15,26 @@ from conftest import TINY, run_in_terminal
 CLI = str(Path(sys.executable).parent / "retro-gamer")
 TINY_RUN = [*TINY, "trainer.episodes=4", "trainer.checkpoint_every=2"]
 
+# A user's game played headless by its trained model, as a script in the game's folder would.
+PLAY_HEADLESS = """
+import sys
+from retro.input import ProgrammaticInput
+from retro.views import HeadlessView
+from my_game import create_game
+from retro_gamer import PolicyInput, TrainedPolicy
+
+ai = TrainedPolicy(sys.argv[1])
+turns = 0
+for _ in range(3):
+    game = create_game()
+    game.input_source, game.view = PolicyInput(ai, game), HeadlessView()
+    game.start()
+    while game.playing and game.turn_number < 30:
+        game.step()
+        turns += 1
+print(turns)
+"""
+
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
@@ -92,8 +112,11 @@ def test_a_user_game_by_path_and_by_module_factory(tmp_path: Path, user_game: Pa
         result = json.loads(ok(cli("eval", run, "--episodes", "4", "--json", cwd=user_game)))
         assert result["episodes"] == 4 and "points" in result["final_state"]
     assert "max_turns = 20" in (user_game / "runs/by_module/config.toml").read_text()
+    played = subprocess.run([sys.executable, "-c", PLAY_HEADLESS, "runs/by_path"], cwd=user_game, capture_output=True, text=True)
+    assert played.returncode == 0 and int(played.stdout) > 0, played.stderr
     fails_cleanly(cli("create", "--game", "my_game:not_a_game", "--output", "runs/bad", cwd=user_game),
                   "returned int, not a retro.game.Game")
+    assert not (user_game / "runs" / "bad").exists()
 
 
 def test_play_draws_in_a_terminal_and_refuses_without_one(tmp_path: Path, trained_snake: Path):

@@ -107,3 +107,11 @@ def test_pyproject_problems_name_the_file(user_game: Path):
 def test_relative_file_factories_are_rebased_not_absolutised(tmp_path: Path):
     assert rebase("games/g.py:make", tmp_path, tmp_path / "runs" / "g") == "../../games/g.py:make"
     assert rebase("retro.examples.snake:create_game", tmp_path, tmp_path / "x") == "retro.examples.snake:create_game"
+
+
+def test_an_explicit_factory_beats_the_one_in_the_table(user_game: Path):
+    text = (user_game / "pyproject.toml").read_text() + 'factory = "my_game:create_game"\n'
+    (user_game / "pyproject.toml").write_text(text)
+    game = str(user_game / "my_game.py")
+    assert description_from_pyproject(game).factory == "my_game:create_game"
+    assert description_from_pyproject(game + ":not_a_game").factory == game + ":not_a_game"

@@ -127,3 +127,11 @@ def test_two_snakes_example_runs_headless(trained_snake: Path, monkeypatch):
             game.step()
             moved += ai_snake.position != before
     assert moved > 5
+
+
+def test_watch_snake_example_plays_in_a_terminal(trained_snake: Path):
+    from conftest import REPO, run_in_terminal
+    import sys
+
+    out = run_in_terminal([sys.executable, str(REPO / "examples" / "watch_snake.py"), str(trained_snake)], cwd=trained_snake)
+    assert "score" in out and "energy" in out

@@ -110,6 +110,7 @@ def test_no_game_is_a_clear_error(tmp_path: Path):
     result = run_module(["-m", "retro_gamer.train"], cwd=tmp_path)
     assert result.returncode == 2
     assert "+game=NAME" in result.stderr and "snake" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs" / "default").exists()  # nothing left behind
 
 
 def test_multirun_gives_each_job_its_own_run_dir(tmp_path: Path):

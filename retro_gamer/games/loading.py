@@ -37,8 +37,8 @@ def import_target(target: str, base_dir: Path | None = None) -> Any:
     """Import a module named by dotted name, ``.py`` file or package directory."""
     if _looks_like_path(target):
         path = Path(target)
-        if not path.is_absolute():
-            path = (base_dir or Path.cwd()) / path
+        if not path.is_absolute():  # lexically, so a run folder not yet created can be the base
+            path = Path(os.path.normpath((base_dir or Path.cwd()) / path))
         if not path.exists():
             raise RetroGamerError(f"Game file or folder '{target}' does not exist (looked at {path}).")
         path = path.resolve()
@@ -95,7 +95,7 @@ def rebase(spec: str, old_base: Path, new_base: Path) -> str:
     target, function = _split(spec)
     if not _looks_like_path(target) or Path(target).is_absolute():
         return spec
-    moved = os.path.relpath((old_base / target).resolve(), new_base.resolve())
+    moved = os.path.relpath(os.path.normpath(old_base.resolve() / target), new_base.resolve())
     suffix = f":{function}" if spec != target else ""
     return Path(moved).as_posix() + suffix
 
@@ -106,7 +106,7 @@ def find_pyproject(target: str, base_dir: Path | None = None) -> Path | None:
     A module is imported to find its file, so an unimportable one fails here with the import error.
     """
     if _looks_like_path(target):
-        start = Path(target) if Path(target).is_absolute() else (base_dir or Path.cwd()) / target
+        start = Path(target) if Path(target).is_absolute() else Path(os.path.normpath((base_dir or Path.cwd()) / target))
         if not start.exists():
             raise RetroGamerError(f"Game file or folder '{target}' does not exist (looked at {start}).")
     else:
@@ -139,4 +139,7 @@ def description_from_pyproject(target: str, base_dir: Path | None = None) -> Gam
         raise ConfigError(
             str(path), ['has no [tool.retro-gamer] table; add one with actions = [...] and reward = "..."']
         )
-    return parse_description(table, f"{path} [tool.retro-gamer]", defaults={"factory": target})
+    source = f"{path} [tool.retro-gamer]"
+    if _split(target)[0] != target:  # an explicit module:function beats the table's own factory
+        return parse_description({**table, "factory": target}, source)
+    return parse_description(table, source, defaults={"factory": target})

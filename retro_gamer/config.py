@@ -58,7 +58,7 @@ class TrainerConfig:
     epsilon_start: float = 1.0
     epsilon_end: float = 0.02
     epsilon_decay_steps: int = 150_000
-    train_every: int = 8  # env steps per gradient step
+    train_every: int = 10  # env steps per gradient step
     target_update_every: int = 500  # gradient steps between target-network copies
     grad_clip: float = 10.0
     prioritized: bool = False

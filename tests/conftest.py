@@ -86,6 +86,11 @@ def create_game():
 
 def not_a_game():
     return 42
+
+
+def observe(game):
+    """A custom observation: where the walker is, and a constant."""
+    return [game.get_agent_by_name("walker").position[0] / 8.0, 1.0]
 '''
     )
     (project / "pyproject.toml").write_text(

@@ -135,3 +135,27 @@ def test_watch_snake_example_plays_in_a_terminal(trained_snake: Path):
 
     out = run_in_terminal([sys.executable, str(REPO / "examples" / "watch_snake.py"), str(trained_snake)], cwd=trained_snake)
     assert "score" in out and "energy" in out
+
+
+def test_a_custom_observation_function_trains_and_drives_a_policy(tmp_path: Path, user_game: Path, monkeypatch):
+    from dataclasses import replace
+
+    from conftest import TINY
+    from retro_gamer.compose import compose_app
+    from retro_gamer.config import AppConfig, RunConfig
+    from retro_gamer.games import description_from_pyproject
+    from retro_gamer.run import prepare_run, train_run
+    from omegaconf import OmegaConf
+
+    monkeypatch.chdir(user_game)
+    desc = replace(description_from_pyproject("my_game.py"), observation_function="my_game:observe")
+    app: AppConfig = OmegaConf.to_object(compose_app([*TINY, "trainer.episodes=4"]))
+    run = user_game / "runs" / "custom"
+    cfg = prepare_run(RunConfig(game=desc, model=app.model, trainer=app.trainer), run, "test")
+    train_run(run, cfg, progress=False)
+    ai = TrainedPolicy(run)
+    assert checkpoint.load(ai.checkpoint_path)["observation"]["extras_size"] == 2
+    import my_game
+
+    game = my_game.create_game()
+    assert ai.q_values(game).shape == (3,) and ai.get_action(game) in {"KEY_LEFT", "KEY_RIGHT", None}

@@ -70,7 +70,7 @@ def describe(cfg, run_dir: Path, source: str, why: str | None = None) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     from retro_gamer import checkpoint
     from retro_gamer.config import read_config, write_config
-    from retro_gamer.run import train_run
+    from retro_gamer.run import finish_message, train_run
 
     run_dir = Path(args.run_dir)
     cfg = read_config(run_dir)
@@ -87,9 +87,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                   "Use --episodes N to set the total instead.")
             cfg = replace(cfg, trainer=replace(cfg.trainer, episodes=target))
     summary = train_run(run_dir, cfg)
-    if summary["stopped_by"] == "interrupted":
-        print(f"Stopped at episode {summary['episodes']}; checkpoint saved. Resume with: retro-gamer train {run_dir}")
-    print(f"Trained {summary['episodes']} episodes ({summary['env_steps']:,} env steps). Results in {run_dir}")
+    print(finish_message(summary, run_dir, f"retro-gamer train {run_dir}"))
     return 0
 
 

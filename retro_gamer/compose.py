@@ -8,7 +8,7 @@ case the description comes from that project's ``[tool.retro-gamer]`` table.
 from __future__ import annotations
 
 import difflib
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import yaml
@@ -80,8 +80,7 @@ def compose_run(game: str, overrides: list[str], base_dir: Path | None = None) -
             game_overrides[key[len("game."):]] = yaml.safe_load(value)
     desc = description_from_pyproject(game, base_dir)
     if game_overrides:
-        data = {k: v for k, v in desc.__dict__.items() if v is not None and k != "board_size"}
-        data["crop"] = desc.crop.__dict__ if desc.crop else None
+        data = {k: v for k, v in asdict(desc).items() if v is not None and k != "board_size"}
         desc = parse_description({**data, **game_overrides}, f"{game} with overrides")
     rest = [o for o in overrides if not o.split("=", 1)[0].startswith("game.")]
     if not chose_model and desc.spatial:

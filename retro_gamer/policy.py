@@ -17,7 +17,7 @@ import torch
 from blessed.keyboard import Keystroke
 from retro.input import InputSource
 
-from retro_gamer import checkpoint
+from retro_gamer.checkpoint import compatibility_problems, load as load_checkpoint, resolve_checkpoint
 from retro_gamer.config import RunConfig, read_config, to_toml_dict
 from retro_gamer.errors import IncompatibleRunError, RetroGamerError
 from retro_gamer.games import Crop, load_factory
@@ -48,9 +48,9 @@ class TrainedPolicy:
                  device: str = "cpu", agent: str | None = None):
         self.run_dir = resolve_source(source)
         self.config: RunConfig = read_config(self.run_dir)
-        self.checkpoint_path = _checkpoint_module.resolve_checkpoint(self.run_dir, checkpoint)
-        payload = _checkpoint_module.load(self.checkpoint_path, map_location=device)
-        problems = _checkpoint_module.compatibility_problems(payload["config"], to_toml_dict(self.config))
+        self.checkpoint_path = resolve_checkpoint(self.run_dir, checkpoint)
+        payload = load_checkpoint(self.checkpoint_path, map_location=device)
+        problems = compatibility_problems(payload["config"], to_toml_dict(self.config))
         if problems:
             raise IncompatibleRunError(
                 f"{self.checkpoint_path} was trained with a different setup than {self.run_dir / 'config.toml'}:\n"
@@ -93,9 +93,6 @@ class TrainedPolicy:
 
     def __repr__(self) -> str:
         return f"TrainedPolicy({str(self.run_dir)!r}, checkpoint={self.checkpoint_path.stem!r})"
-
-
-_checkpoint_module = checkpoint  # the constructor's `checkpoint` argument shadows the module name
 
 
 def keystroke(key: str) -> Keystroke:

@@ -65,3 +65,13 @@ def train_run(run_dir: Path, cfg: RunConfig | None = None, callbacks: list[Callb
         hooks.append(ConsoleProgress())
     trainer = DQNTrainer(cfg, run_dir, hooks + list(callbacks or []))
     return trainer.train()
+
+
+def finish_message(summary: dict[str, Any], run_dir: Path, resume_command: str) -> str:
+    """What both entry points print when training stops."""
+    lines = []
+    if summary["stopped_by"] == "interrupted":
+        lines.append(f"Stopped at episode {summary['episodes']}; checkpoint saved. Resume with: {resume_command}")
+    lines.append(f"Trained {summary['episodes']} episodes ({summary['env_steps']:,} env steps, "
+                 f"{summary['env_steps_per_s']:,.0f}/s). Results in {run_dir}")
+    return "\n".join(lines)

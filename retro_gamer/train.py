@@ -24,7 +24,7 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from retro_gamer.run import prepare_run, train_run
+    from retro_gamer.run import finish_message, prepare_run, train_run
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -36,11 +36,7 @@ def main(cfg: DictConfig) -> float | None:
         print(f"error: {err}", file=sys.stderr)
         _remove_if_empty(run_dir)
         sys.exit(err.exit_code)
-    if summary["stopped_by"] == "interrupted":
-        again = shlex.join(["python", "-m", "retro_gamer.train", *sys.argv[1:]])
-        print(f"Stopped at episode {summary['episodes']}; checkpoint saved. Resume with: {again}")
-    print(f"Trained {summary['episodes']} episodes ({summary['env_steps']:,} env steps, "
-          f"{summary['env_steps_per_s']:,.0f}/s). Results in {run_dir}")
+    print(finish_message(summary, run_dir, shlex.join(["python", "-m", "retro_gamer.train", *sys.argv[1:]])))
     return summary["mean_return"]
 
 

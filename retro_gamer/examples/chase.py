@@ -19,7 +19,22 @@ MOVES = {"KEY_RIGHT": (1, 0), "KEY_UP": (0, -1), "KEY_LEFT": (-1, 0), "KEY_DOWN"
 
 
 class _Piece:
-    """Moves one cell per key; the game ends when the enemy and the player meet."""
+    """Moves one cell per key; the game ends when the enemy and the player meet.
+
+    Keyboard-driven pieces move in ``handle_keystroke``; the others pick a key in ``choose``.
+    """
+
+    def choose(self, game: Any) -> str | None:
+        return None
+
+    def play_turn(self, game: Any) -> None:
+        key = self.choose(game)
+        if key is not None:
+            self.move(key, game)
+        self.after_turn(game)
+
+    def after_turn(self, game: Any) -> None:
+        pass
 
     def move(self, key: str | None, game: Any) -> None:
         dx, dy = MOVES.get(key, (0, 0))
@@ -48,63 +63,52 @@ class _Player(_Piece):
     def __init__(self, position: tuple[int, int] = (10, 6)):
         self.position = position
 
-    def survive(self, game: Any) -> None:
+    def after_turn(self, game: Any) -> None:
         if "player_reward" in game.state and game.playing:
-            game.state["player_reward"] += 0.01
+            game.state["player_reward"] += 0.01  # surviving is worth a little every turn
 
 
-class EnemyAgent(_Enemy):
+class _Keyboard:
+    def handle_keystroke(self, keystroke: Any, game: Any) -> None:
+        self.move(keystroke.name, game)
+
+
+class _Random:
+    def choose(self, game: Any) -> str | None:
+        return random.choice(list(MOVES))
+
+
+class _PolicyDriven:
+    def __init__(self, policy: Any, *position: tuple[int, int]):
+        super().__init__(*position)
+        self.policy = policy
+
+    def choose(self, game: Any) -> str | None:
+        return self.policy.get_action(game)
+
+
+class EnemyAgent(_Keyboard, _Enemy):
     """The enemy, driven by the keyboard (or by the trainer's keystrokes)."""
 
-    def handle_keystroke(self, keystroke: Any, game: Any) -> None:
-        self.move(keystroke.name, game)
 
-
-class PlayerAgent(_Player):
+class PlayerAgent(_Keyboard, _Player):
     """The player, driven by the keyboard (or by the trainer's keystrokes)."""
 
-    def handle_keystroke(self, keystroke: Any, game: Any) -> None:
-        self.move(keystroke.name, game)
 
-    def play_turn(self, game: Any) -> None:
-        self.survive(game)
-
-
-class RandomPlayer(_Player):
+class RandomPlayer(_Random, _Player):
     """A stand-in player that wanders at random and never reads the keyboard."""
 
-    def play_turn(self, game: Any) -> None:
-        self.move(random.choice(list(MOVES)), game)
 
-
-class RandomEnemy(_Enemy):
+class RandomEnemy(_Random, _Enemy):
     """A stand-in enemy that wanders at random."""
 
-    def play_turn(self, game: Any) -> None:
-        self.move(random.choice(list(MOVES)), game)
 
-
-class AIPlayer(_Player):
+class AIPlayer(_PolicyDriven, _Player):
     """The player driven by a trained policy (``get_action`` in ``play_turn``)."""
 
-    def __init__(self, policy: Any, position: tuple[int, int] = (10, 6)):
-        super().__init__(position)
-        self.policy = policy
 
-    def play_turn(self, game: Any) -> None:
-        self.move(self.policy.get_action(game), game)
-        self.survive(game)
-
-
-class AIEnemy(_Enemy):
+class AIEnemy(_PolicyDriven, _Enemy):
     """The enemy driven by a trained policy."""
-
-    def __init__(self, policy: Any, position: tuple[int, int] = (2, 2)):
-        super().__init__(position)
-        self.policy = policy
-
-    def play_turn(self, game: Any) -> None:
-        self.move(self.policy.get_action(game), game)
 
 
 def create_enemy_training_game(opponent: Any = None) -> Game:

@@ -10,12 +10,11 @@ import json
 import tempfile
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-
 from retro_gamer import checkpoint
-from retro_gamer.config import config_dir
+from retro_gamer.callbacks import RunLog
+from retro_gamer.compose import compose_app, run_config_from_hydra
 from retro_gamer.run import prepare_run
-from retro_gamer.compose import run_config_from_hydra
+from retro_gamer.trainer import DQNTrainer
 
 
 def main() -> None:
@@ -23,16 +22,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        composed = compose("config", overrides=["+game=snake", "trainer.episodes=1000000",
-                                                f"trainer.time_limit={args.seconds / 60}", *args.overrides])
+    composed = compose_app(["+game=snake", "trainer.episodes=1000000", f"trainer.time_limit={args.seconds / 60}",
+                            *args.overrides])
     cfg = run_config_from_hydra(composed, "snake")
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp)
         cfg = prepare_run(cfg, run_dir, "snake")
-        from retro_gamer.trainer import DQNTrainer
-        from retro_gamer.callbacks import RunLog
-
         trainer = DQNTrainer(cfg, run_dir, [RunLog(run_dir)])
         summary = trainer.train()
         size = max(p.stat().st_size for _, p in checkpoint.list_checkpoints(run_dir))

@@ -1,0 +1,38 @@
+"""The benchmark scripts keep working (tiny sizes; figures are printed, never asserted on speed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO, TINY
+
+BENCH = REPO / "benchmarks"
+
+
+def bench(*args: str, cwd: Path) -> str:
+    result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_env_speed_prints_both_ratios(tmp_path: Path):
+    out = bench(str(BENCH / "env_speed.py"), "--steps", "2000", cwd=tmp_path)
+    assert "ratio vs raw + HeadlessView" in out and "ratio vs raw, no view" in out
+
+
+def test_train_speed_prints_throughput_and_sizes(tmp_path: Path):
+    out = bench(str(BENCH / "train_speed.py"), "--seconds", "3", *TINY, cwd=tmp_path)
+    assert "env steps/s" in out and "policy checkpoint:" in out and "bytes per transition" in out
+
+
+def test_policy_latency_prints_the_median(tmp_path: Path, trained_snake: Path):
+    out = bench(str(BENCH / "policy_latency.py"), str(trained_snake), "--calls", "200", cwd=tmp_path)
+    assert "get_action over 200 calls: median" in out
+
+
+def test_snake_skill_prints_a_learning_curve(tmp_path: Path):
+    out = bench(str(BENCH / "snake_skill.py"), "--minutes", "0.05", "--episodes", "2", "--points", "2",
+                "--run-dir", "runs/bench", *TINY, cwd=tmp_path)
+    assert "minutes  episode   apples" in out and "policy checkpoint size" in out

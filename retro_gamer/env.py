@@ -16,8 +16,15 @@ from typing import Any
 import numpy as np
 from retro.input import ProgrammaticInput
 
-from retro_gamer.games import GameDescription, load_factory
+from retro_gamer.games import Crop, GameDescription, load_factory
 from retro_gamer.observation import Observation, ObservationEncoder
+
+
+def make_encoder(desc: GameDescription, base_dir: Path | None = None, agent: str | None = None) -> ObservationEncoder:
+    """The encoder a description asks for; ``agent`` re-centres an egocentric crop on another character."""
+    crop = desc.crop if agent is None or desc.crop is None else Crop(agent=agent, radius=desc.crop.radius)
+    obs_fn = load_factory(desc.observation_function, base_dir) if desc.observation_function else None
+    return ObservationEncoder(desc.character_set, desc.board_size, desc.board, desc.observe_state, crop, obs_fn)
 
 
 class GameEnvironment:
@@ -29,14 +36,12 @@ class GameEnvironment:
         self.desc = desc
         self.factory = factory
         self.keys: list[str | None] = list(desc.actions) + [None]
-        obs_fn = load_factory(desc.observation_function, base_dir) if desc.observation_function else None
-        self.encoder = ObservationEncoder(
-            desc.character_set, desc.board_size, desc.board, desc.observe_state, desc.crop, obs_fn
-        )
+        self.encoder = make_encoder(desc, base_dir)
         self.input = ProgrammaticInput()
         self.game: Any = None
         self.turns = 0
         self._value = 0.0
+        obs_fn = self.encoder.observation_function
         if obs_fn is not None:
             # a custom observation declares its size by example, measured once on a fresh game
             self.encoder.set_extras_size(np.asarray(obs_fn(factory()), dtype=np.float32).size)

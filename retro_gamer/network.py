@@ -43,6 +43,11 @@ class QNetwork(nn.Module):
         self.advantage = nn.Linear(sizes[-1], n_actions)
         self.value = nn.Linear(sizes[-1], 1) if self.dueling else None
 
+    @classmethod
+    def from_dims(cls, cfg: ModelConfig, dims: dict) -> QNetwork:
+        """Build from the ``observation`` sizes a checkpoint records (see ``trainer.observation_dims``)."""
+        return cls(cfg, tuple(dims["board_shape"]), dims["n_classes"], dims["extras_size"], dims["n_actions"])
+
     def forward(self, board: torch.Tensor, extras: torch.Tensor) -> torch.Tensor:
         parts = [extras]
         if board.shape[-1]:

@@ -20,9 +20,8 @@ from retro.input import InputSource
 from retro_gamer.checkpoint import compatibility_problems, load as load_checkpoint, resolve_checkpoint
 from retro_gamer.config import RunConfig, read_config, to_toml_dict
 from retro_gamer.errors import IncompatibleRunError, RetroGamerError
-from retro_gamer.games import Crop, load_factory
+from retro_gamer.env import make_encoder
 from retro_gamer.network import QNetwork
-from retro_gamer.observation import ObservationEncoder
 
 
 def resolve_source(source: str | os.PathLike) -> Path:
@@ -60,17 +59,13 @@ class TrainedPolicy:
         self.episode: int = payload["episode"]
         dims = payload["observation"]
         self.device = torch.device(device)
-        self.network = QNetwork(self.config.model, tuple(dims["board_shape"]), dims["n_classes"],
-                                dims["extras_size"], dims["n_actions"]).to(self.device)
+        self.network = QNetwork.from_dims(self.config.model, dims).to(self.device)
         self.network.load_state_dict(payload["weights"])
         self.network.eval()
-        game = self.config.game
-        crop = game.crop if agent is None or game.crop is None else Crop(agent=agent, radius=game.crop.radius)
-        obs_fn = load_factory(game.observation_function, self.run_dir) if game.observation_function else None
-        self.encoder = ObservationEncoder(game.character_set, game.board_size, game.board, game.observe_state, crop, obs_fn)
-        if obs_fn is not None:
+        self.encoder = make_encoder(self.config.game, self.run_dir, agent)
+        if self.encoder.observation_function is not None:
             self.encoder.set_extras_size(dims["extras_size"])
-        self.keys: list[str | None] = list(game.actions) + [None]
+        self.keys: list[str | None] = list(self.config.game.actions) + [None]
         self._rng = random.Random()
 
     def q_values(self, game: Any) -> np.ndarray:

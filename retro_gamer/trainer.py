@@ -35,8 +35,7 @@ def observation_dims(env: GameEnvironment) -> dict[str, Any]:
 
 
 def build_q_network(cfg: RunConfig, env: GameEnvironment) -> QNetwork:
-    dims = observation_dims(env)
-    return QNetwork(cfg.model, tuple(dims["board_shape"]), dims["n_classes"], dims["extras_size"], dims["n_actions"])
+    return QNetwork.from_dims(cfg.model, observation_dims(env))
 
 
 def make_optimizer(q: QNetwork, lr: float) -> torch.optim.Optimizer:
@@ -117,12 +116,16 @@ class DQNTrainer:
     def steps_per_s(self) -> float:
         return self._session_steps / max(1e-9, time.perf_counter() - self._session_start)
 
+    def total_wall_seconds(self) -> float:
+        """Training wall clock over every session of this run."""
+        return self.wall_seconds + (time.perf_counter() - self._session_start)
+
     def recent_mean_return(self, n: int = 100) -> float:
         return float(np.mean(self.returns[-n:])) if self.returns else 0.0
 
     def summary(self) -> dict[str, Any]:
         """Totals for ``metrics.json``. Only the two timing keys depend on the machine's speed."""
-        wall = self.wall_seconds + (time.perf_counter() - self._session_start)
+        wall = self.total_wall_seconds()
         window = self.cfg.trainer.checkpoint_every
         return {
             "episodes": self.episode,
@@ -247,8 +250,9 @@ class DQNTrainer:
                     break
 
         if self.episode != self._window[0] or not checkpoint.list_checkpoints(self.run_dir):
-            self._checkpoint()
-        self._save_resume_state()
+            self._checkpoint()  # also writes resume.pt
+        else:
+            self._save_resume_state()
         summary = self.summary()
         summary["stopped_by"] = stop_reason
         for cb in self.callbacks:
@@ -288,7 +292,7 @@ class DQNTrainer:
             "episode": self.episode,
             "env_steps": self.env_steps,
             "mean_return": window.mean_return,
-            "wall_seconds": self.wall_seconds + (time.perf_counter() - self._session_start),
+            "wall_seconds": self.total_wall_seconds(),
             "config": to_toml_dict(self.cfg),
             "observation": observation_dims(self.envs[0]),
             "weights": self.q.state_dict(),
@@ -306,7 +310,7 @@ class DQNTrainer:
             "episode": self.episode,
             "env_steps": self.env_steps,
             "updates": self.updates,
-            "wall_seconds": self.wall_seconds + (time.perf_counter() - self._session_start),
+            "wall_seconds": self.total_wall_seconds(),
             "returns": torch.tensor(self.returns, dtype=torch.float64),
             "lengths": torch.tensor(self.lengths, dtype=torch.int64),
             "weights": self.q.state_dict(),

@@ -9,7 +9,7 @@ import numpy as np
 from retro.views import HeadlessView
 
 from retro_gamer.env import GameEnvironment
-from retro_gamer.games import Crop, load_factory, parse_description
+from retro_gamer.games import load_factory, parse_description
 from retro_gamer.run import resolve_game
 
 SNAKE = {"factory": "retro.examples.snake:create_game", "actions": ["KEY_RIGHT", "KEY_UP", "KEY_LEFT", "KEY_DOWN"],

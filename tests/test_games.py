@@ -8,7 +8,7 @@ import pytest
 
 from retro_gamer.errors import ConfigError, RetroGamerError
 from retro_gamer.games import (
-    check_against_game, description_from_pyproject, load_factory, parse_description, rebase,
+    description_from_pyproject, load_factory, parse_description, rebase,
 )
 from retro_gamer.run import resolve_game
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retro_gamer.checkpoint import atomic_write_bytes
+from retro_gamer.files import atomic_write_bytes
 
 if TYPE_CHECKING:
     from retro_gamer.trainer import DQNTrainer
@@ -53,7 +53,8 @@ class Callback:
 
     def on_checkpoint(self, trainer: DQNTrainer, path: Path, window: Window) -> None: ...
 
-    def on_train_end(self, trainer: DQNTrainer, summary: dict[str, Any]) -> None: ...
+    def on_train_end(self, trainer: DQNTrainer, summary: dict[str, Any]) -> None:
+        """Always called, also after an error: ``summary["status"]`` is finished, interrupted or failed."""
 
 
 class RunLog(Callback):
@@ -64,8 +65,7 @@ class RunLog(Callback):
         self.metrics_path = Path(run_dir) / METRICS_FILE
 
     def on_train_start(self, trainer: DQNTrainer) -> None:
-        verb = "resumed at episode" if trainer.episode else "started"
-        self._append(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} training {verb} {trainer.episode or ''}".rstrip())
+        self._append(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} training {trainer.resume_note or 'started'}")
 
     def on_checkpoint(self, trainer: DQNTrainer, path: Path, window: Window) -> None:
         self._append(f"{window.line()} | {path.name}")
@@ -100,6 +100,8 @@ class ConsoleProgress(Callback):
             return
         print(f"Training {trainer.cfg.game.name or trainer.cfg.game.factory} in {trainer.run_dir} on {trainer.device} "
               f"(episode {trainer.episode}/{total})", file=self.stream, flush=True)
+        if trainer.resume_note:
+            print(trainer.resume_note[0].upper() + trainer.resume_note[1:] + ".", file=self.stream, flush=True)
         if self.live:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

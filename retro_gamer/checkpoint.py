@@ -2,7 +2,13 @@
 
 A policy checkpoint ``checkpoints/ep_NNNN.pt`` holds weights and the config snapshot only, so it
 stays small and loads anywhere. ``resume.pt`` holds what only training needs (optimizer, target
-network, schedule counters, RNG states, episode history); replay contents are not kept.
+network, schedule counters, RNG states, episode history and, unless switched off, the replay memory).
+
+The files of a run directory form one unit at every instant: ``resume.pt`` is written first and
+carries the policy weights too, so a kill between the two writes leaves a resume state one
+checkpoint ahead, and the next start writes the checkpoint it implies (:func:`restore_missing_checkpoint`).
+Every write is temp file → fsync → rename → fsync of the folder; a stray temp file is never
+mistaken for a checkpoint and is removed when training starts.
 """
 
 from __future__ import annotations
@@ -10,43 +16,32 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from retro_gamer.errors import IncompatibleRunError, RetroGamerError
+from retro_gamer.errors import IncompatibleRunError, RetroGamerError, SaveError
+from retro_gamer.files import atomic_write_bytes, remove_stale_temp_files
 
 CHECKPOINT_DIR = "checkpoints"
 RESUME_FILE = "resume.pt"
 FORMAT = 1
 _NAME = re.compile(r"^ep_(\d+)\.pt$")
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: readers see old or new, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:
+    """Serialise, then write atomically; a full disk or a write error leaves the previous file intact."""
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as err:
+        raise SaveError(
+            f"Could not save {path} ({buffer.tell() / 1e6:.1f} MB): {err.strerror or err}. Nothing was overwritten: "
+            f"the previous checkpoint and {RESUME_FILE} are intact. Free some space (or fix the folder's permissions), "
+            "then resume with the same command."
+        ) from None
 
 
 def checkpoint_name(episode: int) -> str:
@@ -58,6 +53,30 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     folder = Path(run_dir) / CHECKPOINT_DIR
     found = [(int(m.group(1)), p) for p in folder.glob("ep_*.pt") if (m := _NAME.match(p.name))]
     return sorted(found)
+
+
+POLICY_KEYS = ("format", "episode", "env_steps", "updates", "mean_return", "wall_seconds", "config", "observation", "weights")
+
+
+def remove_stale_files(run_dir: Path) -> list[Path]:
+    """Temp files a killed save left in the run directory or its checkpoints folder."""
+    return remove_stale_temp_files(Path(run_dir), Path(run_dir) / CHECKPOINT_DIR)
+
+
+def write_policy_checkpoint(run_dir: Path, payload: dict[str, Any]) -> Path:
+    """Write ``checkpoints/ep_NNNN.pt`` from the policy part of ``payload``."""
+    path = Path(run_dir) / CHECKPOINT_DIR / checkpoint_name(payload["episode"])
+    save(path, {key: payload[key] for key in POLICY_KEYS})
+    return path
+
+
+def restore_missing_checkpoint(run_dir: Path, resume_state: dict[str, Any]) -> Path | None:
+    """A kill between writing ``resume.pt`` and its checkpoint leaves the checkpoint missing:
+    write it from the resume state, which carries the same weights. Returns the path if it wrote one."""
+    path = Path(run_dir) / CHECKPOINT_DIR / checkpoint_name(resume_state["episode"])
+    if path.is_file():
+        return None
+    return write_policy_checkpoint(run_dir, resume_state)
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -125,6 +144,8 @@ def compatibility_problems(was: dict[str, Any], now: dict[str, Any]) -> list[str
     problems = []
     for (section, key), why in _FIXED.items():
         old, new = was.get(section, {}).get(key), now.get(section, {}).get(key)
+        if (section, key) == ("model", "channels") and "cnn" not in (was.get("model", {}).get("kind"), now.get("model", {}).get("kind")):
+            continue  # only a convolutional network has channels
         if old != new:
             problems.append(f"{section}.{key} was {old!r}, now {new!r}: {why}.")
     return problems

@@ -164,8 +164,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     resume = run_dir / checkpoint.RESUME_FILE
     if resume.is_file():
         state = checkpoint.load(resume)
-        print(f"Resume state: episode {state['episode']}, {state['env_steps']:,} env steps, {state['updates']:,} updates "
-              f"(replay memory is not saved)")
+        replay = state.get("replay")
+        memory = f"replay memory of {replay['size']:,} transitions" if replay else "no replay memory (trainer.save_replay=false)"
+        print(f"Resume state: episode {state['episode']}, {state['env_steps']:,} env steps, {state['updates']:,} updates, "
+              f"{memory}")
     metrics = run_dir / METRICS_FILE
     if metrics.is_file():
         print("Metrics: " + ", ".join(f"{k} {v}" for k, v in json.loads(metrics.read_text()).items()))
@@ -298,6 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     except RetroGamerError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+    except KeyboardInterrupt:
+        from retro_gamer.run import stopped_at_once_message
+
+        command = f"retro-gamer train {args.run_dir}" if args.command == "train" else "the same command"
+        print(stopped_at_once_message(command), file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ rejected before anything runs. The result is resolved into a :class:`RunConfig` 
 from __future__ import annotations
 
 import difflib
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
@@ -18,7 +17,9 @@ import tomli_w
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from retro_gamer.compat import tomllib
 from retro_gamer.errors import ConfigError
+from retro_gamer.files import atomic_write_bytes
 from retro_gamer.games import GameDescription, parse_description
 
 CONFIG_FILE = "config.toml"
@@ -67,6 +68,7 @@ class TrainerConfig:
     exploration_turns: int = 500  # random turns to discover the character set when not given
     checkpoint_every: int = 100  # episodes
     keep_checkpoints: int | None = None  # None keeps all
+    save_replay: bool = True  # keep the replay memory in resume.pt, so a resumed run learns exactly as before
     threads: int = 0  # torch CPU threads; 0 = torch's default (all cores)
 
 
@@ -191,8 +193,6 @@ def from_toml_dict(doc: dict[str, Any], source: str) -> RunConfig:
 
 
 def write_config(cfg: RunConfig, run_dir: Path) -> Path:
-    from retro_gamer.checkpoint import atomic_write_bytes
-
     path = Path(run_dir) / CONFIG_FILE
     atomic_write_bytes(path, tomli_w.dumps(to_toml_dict(cfg)).encode())
     return path

@@ -25,3 +25,9 @@ class ConfigError(RetroGamerError):
 
 class IncompatibleRunError(RetroGamerError):
     """A run directory's checkpoints cannot be resumed with the new configuration."""
+
+
+class SaveError(RetroGamerError):
+    """The disk refused a write (full, read-only, too large); what was saved before is intact."""
+
+    exit_code = 1

@@ -18,9 +18,22 @@ from retro_gamer.network import QNetwork
 
 def evaluate(cfg: RunConfig, q: QNetwork, episodes: int = 50, epsilon: float = 0.0, seed: int = 12345,
              base_dir: Path | None = None, parallel: int = 10) -> dict[str, Any]:
-    """Play ``episodes`` games; report mean/std return, mean length and mean final numeric state values."""
+    """Play ``episodes`` games; report mean/std return, mean length and mean final numeric state values.
+
+    Games draw from Python's global ``random``: it is seeded for a repeatable evaluation and put
+    back as it was afterwards, so a caller's own random sequence is not disturbed.
+    """
+    saved = random.getstate()
     random.seed(seed)
-    rng = np.random.default_rng(seed)
+    try:
+        return _play(cfg, q, episodes, epsilon, np.random.default_rng(seed), base_dir, parallel)
+    finally:
+        random.setstate(saved)
+
+
+def _play(cfg: RunConfig, q: QNetwork, episodes: int, epsilon: float, rng: np.random.Generator,
+          base_dir: Path | None, parallel: int) -> dict[str, Any]:
+    device = next(q.parameters()).device
     factory = load_factory(cfg.game.factory, base_dir)
     envs = [GameEnvironment(cfg.game, factory, base_dir) for _ in range(min(parallel, episodes))]
     observations = [env.reset() for env in envs]
@@ -33,7 +46,8 @@ def evaluate(cfg: RunConfig, q: QNetwork, episodes: int = 50, epsilon: float = 0
     q.eval()
     while active:
         with torch.inference_mode():
-            actions = q(torch.from_numpy(board[active]), torch.from_numpy(extras[active])).argmax(1).numpy()
+            q_values = q(torch.from_numpy(board[active]).to(device), torch.from_numpy(extras[active]).to(device))
+            actions = q_values.argmax(1).cpu().numpy()
         for slot, i in enumerate(active[:]):
             action = int(actions[slot])
             if epsilon and rng.random() < epsilon:

@@ -6,9 +6,10 @@ about 270 bytes instead of the ~24 KB of two float32 one-hot boards.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+import torch
 
 
 class Batch(NamedTuple):
@@ -69,6 +70,37 @@ class ReplayBuffer:
 
     def update_priorities(self, index: np.ndarray, td_error: np.ndarray) -> None:
         """Uniform replay ignores priorities; the trainer calls this either way."""
+
+    # --- saving with the resume state ------------------------------------------------------
+    _ARRAYS = ("board", "extras", "action", "reward", "discount", "next_board", "next_extras")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The stored transitions (the filled part only) and the sampling RNG, as tensors and plain
+        values, so ``torch.load(weights_only=True)`` reads them back without unpickling code."""
+        state: dict[str, Any] = {name: torch.from_numpy(getattr(self, name)[: self.size].copy()) for name in self._ARRAYS}
+        state.update(size=self.size, cursor=self.cursor, capacity=self.capacity, rng=self.rng.bit_generator.state)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`. Same capacity: the exact ring layout, so sampling continues
+        exactly; another capacity: the newest transitions that fit, oldest first."""
+        size, cursor = int(state["size"]), int(state["cursor"])
+        arrays = {name: state[name].numpy() for name in self._ARRAYS}
+        if state["capacity"] == self.capacity:
+            order = np.arange(size)
+            self.cursor = cursor
+        else:
+            chronological = np.arange(size) if size < state["capacity"] else np.roll(np.arange(size), -cursor)
+            order = chronological[-self.capacity :]
+            self.cursor = len(order) % self.capacity
+        for name, values in arrays.items():
+            getattr(self, name)[: len(order)] = values[order]
+        self.size = len(order)
+        self.rng.bit_generator.state = state["rng"]
+        self._restored(state, order)
+
+    def _restored(self, state: dict[str, Any], order: np.ndarray) -> None:
+        """Hook for subclasses that keep more per-transition state."""
 
 
 class SumTree:
@@ -135,3 +167,15 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         priority = (np.abs(td_error) + 1e-3) ** self.alpha
         self.max_priority = max(self.max_priority, float(priority.max()))
         self.tree.update(index, priority)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["priority"] = torch.from_numpy(self.tree.tree[self.tree.capacity : self.tree.capacity + self.size].copy())
+        state["max_priority"] = self.max_priority
+        return state
+
+    def _restored(self, state: dict[str, Any], order: np.ndarray) -> None:
+        self.tree = SumTree(self.capacity)
+        if len(order):
+            self.tree.update(np.arange(len(order)), state["priority"].numpy()[order])
+        self.max_priority = float(state["max_priority"])

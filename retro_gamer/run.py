@@ -67,6 +67,11 @@ def train_run(run_dir: Path, cfg: RunConfig | None = None, callbacks: list[Callb
     return trainer.train()
 
 
+def stopped_at_once_message(resume_command: str) -> str:
+    """A second Ctrl+C: one line, no traceback."""
+    return f"Stopped at once; the files saved before are intact. Resume with: {resume_command}"
+
+
 def finish_message(summary: dict[str, Any], run_dir: Path, resume_command: str) -> str:
     """What both entry points print when training stops."""
     lines = []

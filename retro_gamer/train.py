@@ -24,10 +24,11 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from retro_gamer.run import finish_message, prepare_run, train_run
+    from retro_gamer.run import finish_message, prepare_run, stopped_at_once_message, train_run
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    resume_command = shlex.join(["python", "-m", "retro_gamer.train", *sys.argv[1:]])
     try:
         run_cfg = run_config_from_hydra(cfg, hydra_cfg.runtime.choices.get("game"))
         run_cfg = prepare_run(run_cfg, run_dir, source=f"conf/game/{hydra_cfg.runtime.choices.get('game')}.yaml")
@@ -36,7 +37,10 @@ def main(cfg: DictConfig) -> float | None:
         print(f"error: {err}", file=sys.stderr)
         _remove_if_empty(run_dir)
         sys.exit(err.exit_code)
-    print(finish_message(summary, run_dir, shlex.join(["python", "-m", "retro_gamer.train", *sys.argv[1:]])))
+    except KeyboardInterrupt:
+        print(stopped_at_once_message(resume_command), file=sys.stderr)
+        sys.exit(130)
+    print(finish_message(summary, run_dir, resume_command))
     return summary["mean_return"]
 
 

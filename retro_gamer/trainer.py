@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import signal
+import sys
 import time
 from collections import deque
 from pathlib import Path
@@ -46,11 +47,19 @@ def make_optimizer(q: QNetwork, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(q.parameters(), lr=lr)
 
 
-class StopRequest:
-    """Ctrl+C or SIGTERM once: finish the current episode, save, exit cleanly. Twice: stop now."""
+class StopNow(KeyboardInterrupt):
+    """A second Ctrl+C/SIGTERM: leave at once. Files stay consistent (every write is atomic); the
+    end-of-training callbacks still run, and the entry points print one line, no traceback."""
 
-    def __init__(self) -> None:
+
+class StopRequest:
+    """Ctrl+C or SIGTERM once: stop soon (at the next episode end, or within ``grace_s`` seconds by
+    cutting the games in progress short), save, exit cleanly. Twice: :class:`StopNow`."""
+
+    def __init__(self, grace_s: float = 1.0) -> None:
         self.requested = False
+        self.grace_s = grace_s
+        self.since: float | None = None
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopRequest:
@@ -63,9 +72,17 @@ class StopRequest:
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nStopping after the current episode (press Ctrl+C again to stop at once) …", flush=True)
+            raise StopNow
+        self.request()
+        print("\nStopping: saving a checkpoint (press Ctrl+C again to stop at once) …", flush=True)
+
+    def request(self) -> None:
+        if not self.requested:
+            self.requested, self.since = True, time.perf_counter()
+
+    def overdue(self) -> bool:
+        """True once a requested stop has waited ``grace_s`` for an episode to end."""
+        return self.since is not None and time.perf_counter() - self.since >= self.grace_s
 
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._previous.items():
@@ -101,6 +118,9 @@ class DQNTrainer:
         self.returns: list[float] = []
         self.lengths: list[int] = []
         self._losses: list[float] = []
+        self._learn_credit = 0.0  # fractional gradient steps owed (train_every may not divide num_envs)
+        self._learn_from = t.warmup_steps  # env steps before learning starts (later after a resume without replay)
+        self.resume_note: str | None = None  # what a resume restored, for the run output
         self._session_start = time.perf_counter()
         self._session_steps = 0
         self._resume_if_possible()
@@ -199,65 +219,91 @@ class DQNTrainer:
                 break
 
     def train(self) -> dict[str, Any]:
-        """Train until ``trainer.episodes``, ``trainer.time_limit`` or Ctrl+C; returns the summary."""
+        """Train until ``trainer.episodes``, ``trainer.time_limit`` or Ctrl+C/SIGTERM; returns the summary.
+
+        The end-of-training callbacks always run (``finally``), told in ``summary["status"]``
+        whether the run ``finished``, was ``interrupted`` (Ctrl+C, SIGTERM) or ``failed``.
+        """
+        stop_reason, status = "error", "failed"
+        for cb in self.callbacks:
+            cb.on_train_start(self)
+        try:
+            with StopRequest() as stop:
+                stop_reason = self._loop(stop)
+            self._save_final()
+            status = "interrupted" if stop_reason == "interrupted" else "finished"
+        except KeyboardInterrupt:
+            stop_reason, status = "stopped_at_once", "interrupted"
+            raise
+        finally:
+            summary = self.summary()
+            summary["stopped_by"], summary["status"] = stop_reason, status
+            self._end_callbacks(summary)
+        return summary
+
+    def _loop(self, stop: StopRequest) -> str:
+        """Step every game, store transitions, learn; returns why it stopped.
+
+        A game that ends is restarted only after the learning step and the stop check, so a run
+        stopped at an episode end and resumed draws the same random numbers as one never stopped.
+        A stop (Ctrl+C, SIGTERM, time limit) takes the next episode end, or after ``stop.grace_s``
+        cuts the games in progress short: their steps are kept as truncations (bootstrapped, as at
+        ``max_turns``) and their unfinished episodes are not counted.
+        """
         t = self.cfg.trainer
         n = len(self.envs)
         first = [env.reset() for env in self.envs]
         board = np.stack([o.board for o in first])
         extras = np.stack([o.extras for o in first])
-        pending = [deque() for _ in range(n)]
+        pending: list[deque] = [deque() for _ in range(n)]
         ep_return, ep_length = np.zeros(n), np.zeros(n, dtype=np.int64)
         deadline = None if t.time_limit is None else time.perf_counter() + 60 * t.time_limit
-        stop_reason = "episodes"
-        learn_credit = 0.0
+        reason = "interrupted"
         self._open_window()
+        while self.episode < t.episodes:
+            actions = self.act(board, extras, self.epsilon())
+            finished = []
+            for i, env in enumerate(self.envs):
+                obs, reward, terminated, truncated = env.step(int(actions[i]))
+                ep_return[i] += reward
+                ep_length[i] += 1
+                pending[i].append((board[i].copy(), extras[i].copy(), int(actions[i]), reward))
+                done = terminated or truncated
+                self._store_n_step(pending[i], obs.board, obs.extras, ended=terminated, flush=done)
+                board[i], extras[i] = obs.board, obs.extras
+                if done:
+                    finished.append(i)
+                    if self.episode < t.episodes:
+                        self._finish_episode(float(ep_return[i]), int(ep_length[i]))
+                    ep_return[i], ep_length[i] = 0.0, 0
+            self.env_steps += n
+            self._session_steps += n
+
+            if self.env_steps >= self._learn_from and self.replay.size >= t.batch_size:
+                self._learn_credit += n / t.train_every
+                while self._learn_credit >= 1.0:
+                    self._losses.append(self.learn())
+                    self._learn_credit -= 1.0
+
+            if deadline is not None and not stop.requested and time.perf_counter() >= deadline:
+                stop.request()
+                reason = "time_limit"
+            if stop.requested and (finished or stop.overdue()):
+                for i in set(range(n)) - set(finished):  # games cut short: keep what they taught
+                    self._store_n_step(pending[i], board[i], extras[i], ended=False, flush=True)
+                return reason
+            for i in finished:
+                obs = self.envs[i].reset()
+                board[i], extras[i] = obs.board, obs.extras
+        return "episodes"
+
+    def _end_callbacks(self, summary: dict[str, Any]) -> None:
+        """Run every ``on_train_end``; one that fails cannot stop the others or hide the first error."""
         for cb in self.callbacks:
-            cb.on_train_start(self)
-
-        with StopRequest() as stop:
-            while self.episode < t.episodes:
-                epsilon = self.epsilon()
-                actions = self.act(board, extras, epsilon)
-                episode_ended = False
-                for i, env in enumerate(self.envs):
-                    obs, reward, terminated, truncated = env.step(int(actions[i]))
-                    ep_return[i] += reward
-                    ep_length[i] += 1
-                    pending[i].append((board[i].copy(), extras[i].copy(), int(actions[i]), reward))
-                    done = terminated or truncated
-                    self._store_n_step(pending[i], obs.board, obs.extras, ended=terminated, flush=done)
-                    if done:
-                        if self.episode < t.episodes:
-                            self._finish_episode(float(ep_return[i]), int(ep_length[i]))
-                            episode_ended = True
-                        ep_return[i], ep_length[i] = 0.0, 0
-                        obs = env.reset()
-                    board[i], extras[i] = obs.board, obs.extras
-                self.env_steps += n
-                self._session_steps += n
-
-                if self.env_steps >= t.warmup_steps and self.replay.size >= t.batch_size:
-                    learn_credit += n / t.train_every
-                    while learn_credit >= 1.0:
-                        self._losses.append(self.learn())
-                        learn_credit -= 1.0
-
-                if episode_ended and stop.requested:
-                    stop_reason = "interrupted"
-                    break
-                if episode_ended and deadline is not None and time.perf_counter() >= deadline:
-                    stop_reason = "time_limit"
-                    break
-
-        if self.episode != self._window[0] or not checkpoint.list_checkpoints(self.run_dir):
-            self._checkpoint()  # also writes resume.pt
-        else:
-            self._save_resume_state()
-        summary = self.summary()
-        summary["stopped_by"] = stop_reason
-        for cb in self.callbacks:
-            cb.on_train_end(self, summary)
-        return summary
+            try:
+                cb.on_train_end(self, summary)
+            except Exception as err:  # noqa: BLE001 - reported, and the run's own files are already safe
+                print(f"warning: {type(cb).__name__} failed at the end of training: {err}", file=sys.stderr, flush=True)
 
     def _finish_episode(self, episode_return: float, length: int) -> None:
         self.episode += 1
@@ -273,7 +319,15 @@ class DQNTrainer:
         """Start the statistics window that the next checkpoint line reports."""
         self._window = (self.episode, self.env_steps, time.perf_counter())
 
+    def _save_final(self) -> None:
+        """At a stop: a checkpoint for the episodes since the last one, and the resume state."""
+        if self.episode != self._window[0] or not checkpoint.list_checkpoints(self.run_dir):
+            self._checkpoint()
+        else:
+            self._save_resume_state()
+
     def _checkpoint(self) -> None:
+        """Resume state first, then the policy checkpoint (see :mod:`retro_gamer.checkpoint` for why)."""
         start_episode, start_steps, start_time = self._window
         count = self.episode - start_episode
         returns, lengths = self.returns[len(self.returns) - count :], self.lengths[len(self.lengths) - count :]
@@ -286,65 +340,101 @@ class DQNTrainer:
             epsilon=self.epsilon(), loss=loss, env_steps=self.env_steps,
             steps_per_s=(self.env_steps - start_steps) / max(1e-9, time.perf_counter() - start_time),
         )
-        path = self.run_dir / checkpoint.CHECKPOINT_DIR / checkpoint.checkpoint_name(self.episode)
-        checkpoint.save(path, {
-            "format": checkpoint.FORMAT,
-            "episode": self.episode,
-            "env_steps": self.env_steps,
-            "mean_return": window.mean_return,
-            "wall_seconds": self.total_wall_seconds(),
-            "config": to_toml_dict(self.cfg),
-            "observation": observation_dims(self.envs[0]),
-            "weights": self.q.state_dict(),
-        })
         self._save_resume_state()
+        path = checkpoint.write_policy_checkpoint(self.run_dir, self._policy_payload(window.mean_return))
         checkpoint.prune(self.run_dir, self.cfg.trainer.keep_checkpoints)
         self._open_window()
         for cb in self.callbacks:
             cb.on_checkpoint(self, path, window)
 
-    def _save_resume_state(self) -> None:
-        checkpoint.save(self.run_dir / checkpoint.RESUME_FILE, {
+    def _policy_payload(self, mean_return: float | None) -> dict[str, Any]:
+        """What a policy checkpoint holds: enough to play (weights, config, observation sizes) and the counters."""
+        return {
             "format": checkpoint.FORMAT,
-            "config": to_toml_dict(self.cfg),
             "episode": self.episode,
             "env_steps": self.env_steps,
             "updates": self.updates,
+            "mean_return": mean_return,
             "wall_seconds": self.total_wall_seconds(),
+            "config": to_toml_dict(self.cfg),
+            "observation": observation_dims(self.envs[0]),
+            "weights": self.q.state_dict(),
+        }
+
+    def _save_resume_state(self) -> None:
+        t = self.cfg.trainer
+        state = self._policy_payload(self.recent_mean_return(t.checkpoint_every))
+        state.update({
             "returns": torch.tensor(self.returns, dtype=torch.float64),
             "lengths": torch.tensor(self.lengths, dtype=torch.int64),
-            "weights": self.q.state_dict(),
             "target_weights": self.q_target.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "learn_credit": self._learn_credit,
+            "learn_from": self._learn_from,
             "python_random": random.getstate(),
             "numpy_random": self.rng.bit_generator.state,
             "torch_random": torch.get_rng_state(),
+            "cuda_random": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "replay": self.replay.state_dict() if t.save_replay else None,
         })
+        checkpoint.save(self.run_dir / checkpoint.RESUME_FILE, state)
 
     def _resume_if_possible(self) -> None:
-        """Continue from ``resume.pt``; failing that, from the latest policy checkpoint's weights."""
+        """Continue from ``resume.pt``; failing that, from the latest policy checkpoint, saying what is lost.
+
+        Everything is read onto the CPU first (RNG states must stay CPU tensors) and then copied
+        onto the training device, so a run trained on a GPU resumes on a CPU and vice versa.
+        """
+        checkpoint.remove_stale_files(self.run_dir)
         resume_path = self.run_dir / checkpoint.RESUME_FILE
         now = to_toml_dict(self.cfg)
         if resume_path.is_file():
-            state = checkpoint.load(resume_path, self.device)
+            state = checkpoint.load(resume_path)
             checkpoint.check_compatible(state["config"], now, self.run_dir)
-            self.q.load_state_dict(state["weights"])
+            restored = checkpoint.restore_missing_checkpoint(self.run_dir, state)
+            self._restore_counters(state)
             self.q_target.load_state_dict(state["target_weights"])
             self.optimizer.load_state_dict(state["optimizer"])
             for group in self.optimizer.param_groups:
                 group["lr"] = self.cfg.trainer.lr  # a changed learning rate takes effect on resume
-            self.episode, self.env_steps, self.updates = state["episode"], state["env_steps"], state["updates"]
-            self.wall_seconds = float(state["wall_seconds"])
             self.returns = state["returns"].tolist()
             self.lengths = state["lengths"].tolist()
+            self._learn_credit = float(state["learn_credit"])
             random.setstate(state["python_random"])
             self.rng.bit_generator.state = state["numpy_random"]
             torch.set_rng_state(state["torch_random"])
+            notes = [f"resumed at episode {self.episode} from {checkpoint.RESUME_FILE}"]
+            if state["cuda_random"] and self.device.type == "cuda" and len(state["cuda_random"]) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(state["cuda_random"])
+            if state["replay"] is not None:
+                self.replay.load_state_dict(state["replay"])
+                self._learn_from = int(state["learn_from"])
+                notes.append(f"with its replay memory ({self.replay.size:,} transitions)")
+            else:
+                self._learn_from = self.env_steps + self.cfg.trainer.warmup_steps
+                notes.append(f"without replay memory (trainer.save_replay=false): the next {self.cfg.trainer.warmup_steps:,} "
+                             "steps refill it before learning resumes")
+            if restored is not None:
+                notes.append(f"(re-wrote {restored.name}, which a stop had cut off)")
+            self.resume_note = " ".join(notes)
             return
         latest = checkpoint.latest_checkpoint(self.run_dir)
         if latest is not None:
-            state = checkpoint.load(latest, self.device)
+            state = checkpoint.load(latest)
             checkpoint.check_compatible(state["config"], now, self.run_dir)
-            self.q.load_state_dict(state["weights"])
+            self._restore_counters(state)
             self.q_target.load_state_dict(state["weights"])
-            self.episode, self.env_steps = state["episode"], state["env_steps"]
+            self._learn_from = self.env_steps + self.cfg.trainer.warmup_steps
+            self.resume_note = (
+                f"resumed at episode {self.episode} from {latest.name} only: {checkpoint.RESUME_FILE} is missing, so the "
+                "optimizer state, replay memory, random-number state and episode history were lost (mean returns in "
+                f"metrics.json cover the new episodes only); the next {self.cfg.trainer.warmup_steps:,} steps refill "
+                "the replay memory before learning resumes"
+            )
+
+    def _restore_counters(self, state: dict[str, Any]) -> None:
+        """What every checkpoint carries: weights, episode/step/update counters and training wall time."""
+        self.q.load_state_dict(state["weights"])
+        self.episode, self.env_steps = int(state["episode"]), int(state["env_steps"])
+        self.updates = int(state.get("updates", 0))
+        self.wall_seconds = float(state["wall_seconds"])

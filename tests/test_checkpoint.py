@@ -8,6 +8,7 @@ import pytest
 
 from retro_gamer import checkpoint
 from retro_gamer.errors import IncompatibleRunError, RetroGamerError
+from retro_gamer.files import atomic_write_bytes
 
 
 def touch_checkpoint(run_dir: Path, episode: int) -> Path:
@@ -34,7 +35,7 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path: Path):
     path = touch_checkpoint(tmp_path, 100)
     before = path.read_bytes()
     with pytest.raises(TypeError):
-        checkpoint.atomic_write_bytes(path, "not bytes")  # fails mid-write
+        atomic_write_bytes(path, "not bytes")  # fails mid-write
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == ["ep_0100.pt"]
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from retro_gamer.compat import tomllib
 from retro_gamer.errors import ConfigError, RetroGamerError
 from retro_gamer.games.description import GameDescription, parse_description
 

@@ -1,4 +1,4 @@
-"""Training throughput, checkpoint size and replay memory with the default snake config.
+"""Training throughput, checkpoint size, replay memory and resume-state save time with the default snake config.
 
     python benchmarks/train_speed.py [--seconds 60] [overrides ...]
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import time
 from pathlib import Path
 
 from retro_gamer import checkpoint
@@ -36,6 +37,12 @@ def main() -> None:
         lines = [l for l in (run_dir / "training.log").read_text().splitlines() if not l.startswith("#")]
         print("last window:", lines[-1] if lines else "-")
         print(f"policy checkpoint: {size / 1e6:.2f} MB; resume state: {(run_dir / 'resume.pt').stat().st_size / 1e6:.2f} MB")
+        started = time.perf_counter()
+        for _ in range(3):
+            trainer._save_resume_state()
+        save_ms = (time.perf_counter() - started) / 3 * 1000
+        print(f"resume state save: {save_ms:.0f} ms for {(run_dir / 'resume.pt').stat().st_size / 1e6:.1f} MB "
+              f"(replay memory {'kept, ' + format(trainer.replay.size, ',') + ' transitions' if cfg.trainer.save_replay else 'not kept'})")
         print(f"replay memory: {trainer.replay.bytes_per_transition} bytes per transition "
               f"({trainer.replay.capacity:,} transitions = {trainer.replay.bytes_per_transition * trainer.replay.capacity / 1e6:.0f} MB)")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from retro_gamer.files import atomic_write_bytes, remove_stale_temp_files
 
 CHECKPOINT_DIR = "checkpoints"
 RESUME_FILE = "resume.pt"
+REPLAY_DIR = "replay"
 FORMAT = 1
 _NAME = re.compile(r"^ep_(\d+)\.pt$")
 
@@ -58,9 +60,40 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 POLICY_KEYS = ("format", "episode", "env_steps", "updates", "mean_return", "wall_seconds", "config", "observation", "weights")
 
 
-def remove_stale_files(run_dir: Path) -> list[Path]:
-    """Temp files a killed save left in the run directory or its checkpoints folder."""
-    return remove_stale_temp_files(Path(run_dir), Path(run_dir) / CHECKPOINT_DIR)
+def remove_stale_files(run_dir: Path, replay_manifest: dict[str, Any] | None) -> list[Path]:
+    """Temp files a killed save left behind, and replay chunks that the saved resume state does not list."""
+    run_dir = Path(run_dir)
+    removed = remove_stale_temp_files(run_dir, run_dir / CHECKPOINT_DIR, run_dir / REPLAY_DIR)
+    return removed + prune_replay(run_dir, replay_manifest)
+
+
+def save_replay(run_dir: Path, replay: Any, manifest: dict[str, Any] | None) -> dict[str, Any]:
+    """Write the replay chunks changed since the last save, under new names so the ``resume.pt`` on
+    disk still finds its own; return the manifest the new ``resume.pt`` carries. Saving costs what
+    changed (about one checkpoint interval of transitions), not the whole memory."""
+    names = list(manifest["chunks"]) if manifest else []
+    names = (names + [None] * replay.n_chunks)[: replay.n_chunks]
+    changed = replay.changed_chunks()
+    token = f"{time.time_ns():x}"
+    for k in range(replay.n_chunks):
+        if names[k] is None or k in changed:
+            names[k] = f"chunk_{k:03d}_{token}.pt"
+            save(Path(run_dir) / REPLAY_DIR / names[k], {"format": FORMAT, **replay.chunk(k)})
+    return {**replay.state_dict(), "chunks": names}
+
+
+def load_replay_chunks(run_dir: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    return [load(Path(run_dir) / REPLAY_DIR / name) for name in manifest["chunks"]]
+
+
+def prune_replay(run_dir: Path, manifest: dict[str, Any] | None) -> list[Path]:
+    """Delete replay chunks that ``manifest`` (the saved resume state's) does not list."""
+    keep = set(manifest["chunks"]) if manifest else set()
+    folder = Path(run_dir) / REPLAY_DIR
+    doomed = [p for p in folder.glob("chunk_*.pt") if p.name not in keep] if folder.is_dir() else []
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return doomed
 
 
 def write_policy_checkpoint(run_dir: Path, payload: dict[str, Any]) -> Path:

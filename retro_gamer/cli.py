@@ -216,7 +216,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir)
     read_config(run_dir)  # only clean what is really a run directory
-    doomed = [p for _, p in checkpoint.list_checkpoints(run_dir)]
+    doomed = [p for _, p in checkpoint.list_checkpoints(run_dir)] + sorted((run_dir / checkpoint.REPLAY_DIR).glob("*.pt"))
     doomed += [run_dir / n for n in (checkpoint.RESUME_FILE, LOG_FILE, METRICS_FILE, "learning_curve.png") if (run_dir / n).exists()]
     if not doomed:
         print(f"Nothing to clean in {run_dir}.")
@@ -233,6 +233,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     for path in doomed:
         path.unlink()
     shutil.rmtree(run_dir / checkpoint.CHECKPOINT_DIR, ignore_errors=True)
+    shutil.rmtree(run_dir / checkpoint.REPLAY_DIR, ignore_errors=True)
     print(f"Cleaned. `retro-gamer train {run_dir}` starts from scratch.")
     return 0
 

@@ -39,6 +39,7 @@ class ReplayBuffer:
         self.size = 0
         self.cursor = 0
         self.rng = np.random.default_rng(seed)
+        self._dirty: set[int] = set()  # chunks changed since the last save
 
     @property
     def bytes_per_transition(self) -> int:
@@ -54,6 +55,7 @@ class ReplayBuffer:
         self.discount[i] = discount
         self.next_board[i] = next_board
         self.next_extras[i] = next_extras
+        self._dirty.add(i // self.CHUNK)
         self.cursor = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
         return i
@@ -72,23 +74,40 @@ class ReplayBuffer:
         """Uniform replay ignores priorities; the trainer calls this either way."""
 
     # --- saving with the resume state ------------------------------------------------------
-    _ARRAYS = ("board", "extras", "action", "reward", "discount", "next_board", "next_extras")
+    ARRAYS = ("board", "extras", "action", "reward", "discount", "next_board", "next_extras")
+    CHUNK = 8192  # transitions per saved file: a save rewrites only the chunks that changed since the last
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.size // self.CHUNK)
+
+    def changed_chunks(self) -> set[int]:
+        """Chunks written to since :meth:`mark_saved`."""
+        return set(self._dirty)
+
+    def mark_saved(self) -> None:
+        self._dirty.clear()
+
+    def chunk(self, k: int) -> dict[str, torch.Tensor]:
+        """Ring slots ``[k*CHUNK, (k+1)*CHUNK)`` (the filled part) as tensors, which
+        ``torch.load(weights_only=True)`` reads back without unpickling code."""
+        part = slice(k * self.CHUNK, min((k + 1) * self.CHUNK, self.size))
+        return {name: torch.from_numpy(getattr(self, name)[part].copy()) for name in self.ARRAYS}
 
     def state_dict(self) -> dict[str, Any]:
-        """The stored transitions (the filled part only) and the sampling RNG, as tensors and plain
-        values, so ``torch.load(weights_only=True)`` reads them back without unpickling code."""
-        state: dict[str, Any] = {name: torch.from_numpy(getattr(self, name)[: self.size].copy()) for name in self._ARRAYS}
-        state.update(size=self.size, cursor=self.cursor, capacity=self.capacity, rng=self.rng.bit_generator.state)
-        return state
+        """Everything but the transitions (those go in :meth:`chunk` files): counters and the sampling RNG."""
+        return {"size": self.size, "cursor": self.cursor, "capacity": self.capacity, "rng": self.rng.bit_generator.state}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`. Same capacity: the exact ring layout, so sampling continues
-        exactly; another capacity: the newest transitions that fit, oldest first."""
+    def load_state_dict(self, state: dict[str, Any], chunks: list[dict[str, torch.Tensor]]) -> None:
+        """Restore :meth:`state_dict` and its chunks. Same capacity: the exact ring layout, so sampling
+        continues exactly; another capacity: the newest transitions that fit, oldest first."""
         size, cursor = int(state["size"]), int(state["cursor"])
-        arrays = {name: state[name].numpy() for name in self._ARRAYS}
+        arrays = {name: np.concatenate([c[name].numpy() for c in chunks]) if chunks else getattr(self, name)[:0]
+                  for name in self.ARRAYS}
         if state["capacity"] == self.capacity:
             order = np.arange(size)
             self.cursor = cursor
+            self._dirty = set()  # the chunk files on disk match this layout
         else:
             chronological = np.arange(size) if size < state["capacity"] else np.roll(np.arange(size), -cursor)
             order = chronological[-self.capacity :]
@@ -96,6 +115,8 @@ class ReplayBuffer:
         for name, values in arrays.items():
             getattr(self, name)[: len(order)] = values[order]
         self.size = len(order)
+        if state["capacity"] != self.capacity:
+            self._dirty = set(range(self.n_chunks))  # a new layout: every chunk is written afresh
         self.rng.bit_generator.state = state["rng"]
         self._restored(state, order)
 

@@ -121,6 +121,7 @@ class DQNTrainer:
         self._learn_credit = 0.0  # fractional gradient steps owed (train_every may not divide num_envs)
         self._learn_from = t.warmup_steps  # env steps before learning starts (later after a resume without replay)
         self.resume_note: str | None = None  # what a resume restored, for the run output
+        self._replay_manifest: dict[str, Any] | None = None  # the replay chunk files the saved resume.pt lists
         self._session_start = time.perf_counter()
         self._session_steps = 0
         self._resume_if_possible()
@@ -375,9 +376,13 @@ class DQNTrainer:
             "numpy_random": self.rng.bit_generator.state,
             "torch_random": torch.get_rng_state(),
             "cuda_random": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
-            "replay": self.replay.state_dict() if t.save_replay else None,
         })
+        manifest = checkpoint.save_replay(self.run_dir, self.replay, self._replay_manifest) if t.save_replay else None
+        state["replay"] = manifest
         checkpoint.save(self.run_dir / checkpoint.RESUME_FILE, state)
+        self.replay.mark_saved()
+        self._replay_manifest = manifest
+        checkpoint.prune_replay(self.run_dir, manifest)
 
     def _resume_if_possible(self) -> None:
         """Continue from ``resume.pt``; failing that, from the latest policy checkpoint, saying what is lost.
@@ -385,11 +390,11 @@ class DQNTrainer:
         Everything is read onto the CPU first (RNG states must stay CPU tensors) and then copied
         onto the training device, so a run trained on a GPU resumes on a CPU and vice versa.
         """
-        checkpoint.remove_stale_files(self.run_dir)
         resume_path = self.run_dir / checkpoint.RESUME_FILE
         now = to_toml_dict(self.cfg)
-        if resume_path.is_file():
-            state = checkpoint.load(resume_path)
+        state = checkpoint.load(resume_path) if resume_path.is_file() else None
+        checkpoint.remove_stale_files(self.run_dir, state["replay"] if state else None)
+        if state is not None:
             checkpoint.check_compatible(state["config"], now, self.run_dir)
             restored = checkpoint.restore_missing_checkpoint(self.run_dir, state)
             self._restore_counters(state)
@@ -407,7 +412,8 @@ class DQNTrainer:
             if state["cuda_random"] and self.device.type == "cuda" and len(state["cuda_random"]) == torch.cuda.device_count():
                 torch.cuda.set_rng_state_all(state["cuda_random"])
             if state["replay"] is not None:
-                self.replay.load_state_dict(state["replay"])
+                self.replay.load_state_dict(state["replay"], checkpoint.load_replay_chunks(self.run_dir, state["replay"]))
+                self._replay_manifest = state["replay"]
                 self._learn_from = int(state["learn_from"])
                 notes.append(f"with its replay memory ({self.replay.size:,} transitions)")
             else:

@@ -7,8 +7,8 @@ import numpy as np
 from retro_gamer.replay import PrioritizedReplayBuffer, ReplayBuffer, SumTree
 
 
-def fill(buffer: ReplayBuffer, count: int) -> None:
-    for i in range(count):
+def fill(buffer: ReplayBuffer, count: int, start: int = 0) -> None:
+    for i in range(start, start + count):
         board = np.full(buffer.board.shape[1:], i % 250, dtype=np.uint8)
         buffer.add(board, np.array([i, -i], np.float32), i % 5, float(i), 0.99, board, np.zeros(2, np.float32))
 
@@ -52,3 +52,27 @@ def test_prioritized_buffer_prefers_large_errors_and_weights_them_down():
     assert (batch.index == 7).mean() > 0.5
     assert batch.weight[batch.index == 7].max() < batch.weight.max() + 1e-6
     assert batch.weight.max() == 1.0
+
+
+def test_saving_rewrites_only_the_chunks_that_changed(tmp_path, monkeypatch):
+    from retro_gamer import checkpoint
+
+    monkeypatch.setattr(ReplayBuffer, "CHUNK", 100)  # small chunks, so a few hundred transitions make several
+    buffer = ReplayBuffer(1000, (3, 3), 2)
+    fill(buffer, 250)
+    first = checkpoint.save_replay(tmp_path, buffer, None)
+    buffer.mark_saved()
+    assert len(first["chunks"]) == 3 == len(list((tmp_path / "replay").iterdir()))
+    fill(buffer, 30, start=250)  # lands in chunk 2 only
+    second = checkpoint.save_replay(tmp_path, buffer, first)
+    assert second["chunks"][:2] == first["chunks"][:2] and second["chunks"][2] != first["chunks"][2]
+    assert [p.name for p in checkpoint.prune_replay(tmp_path, second)] == [first["chunks"][2]]
+
+    same = ReplayBuffer(1000, (3, 3), 2)
+    same.load_state_dict(second, checkpoint.load_replay_chunks(tmp_path, second))
+    assert same.size == 280 and np.array_equal(same.reward[:280], buffer.reward[:280])
+    assert np.array_equal(same.sample(8).index, buffer.sample(8).index)  # the sampling RNG continues too
+
+    smaller = ReplayBuffer(50, (3, 3), 2)
+    smaller.load_state_dict(second, checkpoint.load_replay_chunks(tmp_path, second))
+    assert smaller.size == 50 and list(smaller.reward[:3]) == [230.0, 231.0, 232.0]  # the newest that fit

@@ -6,6 +6,10 @@ examples:
   retro-gamer train runs/snake
   retro-gamer eval runs/snake --episodes 50 --json
   retro-gamer play runs/snake
+  retro-gamer replay runs/snake -o snake.html
+  retro-gamer eval models:/snake-policy@champion
+
+DIR may also be an MLflow model URI: runs:/RUN_ID/policy, models:/NAME/VERSION, models:/NAME@ALIAS, models:/MODEL_ID.
 """
 
 from __future__ import annotations
@@ -95,7 +99,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from retro_gamer.evaluate import evaluate
     from retro_gamer.policy import TrainedPolicy
 
-    policy = TrainedPolicy(args.run_dir, checkpoint=args.checkpoint)
+    policy = TrainedPolicy(args.run_dir, checkpoint=args.checkpoint, tracking_uri=args.tracking_uri)
     result = evaluate(policy.config, policy.network, episodes=args.episodes, epsilon=args.epsilon,
                       seed=args.seed, base_dir=policy.run_dir)
     if args.json:
@@ -116,7 +120,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise RetroGamerError("`retro-gamer play` needs a terminal to draw in. "
                               "To score a model without one, use `retro-gamer eval`.")
-    policy = TrainedPolicy(args.run_dir, checkpoint=args.checkpoint)
+    policy = TrainedPolicy(args.run_dir, checkpoint=args.checkpoint, tracking_uri=args.tracking_uri)
     factory = load_factory(policy.config.game.factory, policy.run_dir)
     for _ in range(args.episodes):
         game = factory()
@@ -146,10 +150,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     from retro_gamer import checkpoint
     from retro_gamer.callbacks import METRICS_FILE
     from retro_gamer.config import read_config
+    from retro_gamer.policy import resolve_source
 
-    run_dir = Path(args.run_dir)
+    run_dir = resolve_source(args.run_dir, args.tracking_uri)
     cfg = read_config(run_dir)
-    print(f"Run {run_dir}")
+    print(f"Run {args.run_dir}" + (f" (downloaded to {run_dir})" if str(run_dir) != args.run_dir else ""))
     print(describe(cfg, run_dir, "config.toml"))
     t = cfg.trainer
     print(f"  training    {t.episodes} episodes, lr {t.lr}, gamma {t.gamma}, {t.n_step}-step, batch {t.batch_size}, "
@@ -175,37 +180,30 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    import matplotlib
+    from retro_gamer.plots import plot_learning_curve
 
-    matplotlib.use("Agg")  # files only: works with no display
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from retro_gamer import checkpoint
-    from retro_gamer.config import read_config
-
-    run_dir = Path(args.run_dir)
-    read_config(run_dir)  # says clearly when DIR is not a run
-    resume = run_dir / checkpoint.RESUME_FILE
-    if not resume.is_file():
-        raise RetroGamerError(f"{run_dir} has no training history yet ({resume.name} is missing): train first.")
-    state = checkpoint.load(resume)
-    returns = state["returns"].numpy()
-    lengths = state["lengths"].numpy()
-    window = max(1, min(100, len(returns) // 10))
-    smooth = np.convolve(returns, np.ones(window) / window, mode="valid")
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    top.plot(np.arange(1, len(returns) + 1), returns, alpha=0.25, label="episode return")
-    top.plot(np.arange(window, len(returns) + 1), smooth, label=f"mean of {window}")
-    top.set_ylabel("return")
-    top.legend()
-    bottom.plot(np.arange(1, len(lengths) + 1), lengths, alpha=0.5)
-    bottom.set_ylabel("episode length (turns)")
-    bottom.set_xlabel("episode")
-    fig.suptitle(f"{run_dir}: {len(returns)} episodes")
-    output = Path(args.output) if args.output else run_dir / "learning_curve.png"
-    fig.savefig(output, dpi=100)
+    output = plot_learning_curve(Path(args.run_dir), Path(args.output) if args.output else None)
     print(f"Wrote {output}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from retro_gamer.policy import TrainedPolicy
+    from retro_gamer.recording import write_replay
+
+    policy = TrainedPolicy(args.run_dir, checkpoint=args.checkpoint, tracking_uri=args.tracking_uri)
+    output = Path(args.output or f"{policy.checkpoint_path.stem}.html")
+    rec = write_replay(policy, output, seed=args.seed, max_turns=args.max_turns)
+    print(f"Wrote {output} and {output.with_suffix('.txt')}: {rec.turns} turns, return {rec.total_return:g}, {rec.ended}. "
+          "Open the page in any browser (it needs no network).")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from retro_gamer import store
+    from retro_gamer.mlflow_model import promote
+
+    print(promote(args.source, args.name, args.alias, store.resolve_uri(args.tracking_uri, Path.cwd())))
     return 0
 
 
@@ -213,11 +211,14 @@ def cmd_clean(args: argparse.Namespace) -> int:
     from retro_gamer import checkpoint
     from retro_gamer.callbacks import LOG_FILE, METRICS_FILE
     from retro_gamer.config import read_config
+    from retro_gamer.plots import CURVE_FILE
+    from retro_gamer.tracking import TRACKING_FILE
 
     run_dir = Path(args.run_dir)
     read_config(run_dir)  # only clean what is really a run directory
     doomed = [p for _, p in checkpoint.list_checkpoints(run_dir)] + sorted((run_dir / checkpoint.REPLAY_DIR).glob("*.pt"))
-    doomed += [run_dir / n for n in (checkpoint.RESUME_FILE, LOG_FILE, METRICS_FILE, "learning_curve.png") if (run_dir / n).exists()]
+    names = (checkpoint.RESUME_FILE, LOG_FILE, METRICS_FILE, CURVE_FILE, TRACKING_FILE)
+    doomed += [run_dir / n for n in names if (run_dir / n).exists()]
     if not doomed:
         print(f"Nothing to clean in {run_dir}.")
         return 0
@@ -242,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="retro-gamer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"retro-gamer {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def tracked(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--tracking-uri", help="the MLflow store a models:/ or runs:/ DIR comes from "
+                                                "(default: MLFLOW_TRACKING_URI, else ./mlruns of this project)")
 
     def add(name: str, func, help: str, example: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help, epilog=f"example:\n  {example}",
@@ -270,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--epsilon", type=float, default=0.0, help="probability of a random key each turn")
     ev.add_argument("--seed", type=int, default=12345)
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    tracked(ev)
 
     play = add("play", cmd_play, "watch the agent play in this terminal (Escape or q quits)",
                "retro-gamer play runs/snake --framerate 20")
@@ -277,10 +283,28 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--checkpoint", "-c", help="ep_0500, ep_0500.pt or a path (default: latest)")
     play.add_argument("--episodes", "-n", type=int, default=1)
     play.add_argument("--framerate", type=int, help="turns per second (default: the game's own)")
+    tracked(play)
 
     info = add("info", cmd_info, "summarise a run: game, network, checkpoints, resume state",
                "retro-gamer info runs/snake")
     info.add_argument("run_dir", metavar="DIR")
+    tracked(info)
+
+    rep = add("replay", cmd_replay, "record one greedy episode as a self-contained HTML page plus a text transcript",
+              "retro-gamer replay runs/snake --checkpoint ep_0500 -o snake.html")
+    rep.add_argument("run_dir", metavar="DIR")
+    rep.add_argument("--checkpoint", "-c", help="ep_0500, ep_0500.pt or a path (default: latest)")
+    rep.add_argument("-o", "--output", help="the HTML file (default: CHECKPOINT.html here); the .txt goes beside it")
+    rep.add_argument("--seed", type=int, default=0, help="seed of the game's randomness for this episode")
+    rep.add_argument("--max-turns", type=int, help="stop after this many turns (default: the game's max_turns)")
+    tracked(rep)
+
+    prom = add("promote", cmd_promote, "set an alias (e.g. champion) on a registered policy version",
+               "retro-gamer promote models:/snake-policy/3 --name snake-policy --alias champion")
+    prom.add_argument("source", metavar="SOURCE", help="models:/NAME/VERSION, models:/NAME@ALIAS, models:/MODEL_ID or runs:/RUN_ID/policy")
+    prom.add_argument("--name", required=True, help="the registered model name")
+    prom.add_argument("--alias", required=True, help="the alias to set, e.g. champion")
+    prom.add_argument("--tracking-uri", help="the MLflow store (default: MLFLOW_TRACKING_URI, else ./mlruns of this project)")
 
     plot = add("plot", cmd_plot, "draw the learning curves to a PNG (no display needed)",
                "retro-gamer plot runs/snake -o snake.png")

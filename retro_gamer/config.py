@@ -74,12 +74,16 @@ class TrainerConfig:
 
 @dataclass
 class TrackingConfig:
-    """MLflow tracking. Accepted now; the MLflow integration fills these in."""
+    """MLflow tracking (see :mod:`retro_gamer.tracking`; where the store is: :mod:`retro_gamer.store`)."""
 
-    enabled: bool = False
-    uri: str | None = None
-    experiment: str = "retro-gamer"
-    register_as: str | None = None
+    enabled: bool = True
+    uri: str | None = None  # None: MLFLOW_TRACKING_URI, else SQLite under the project's mlruns/
+    experiment: str | None = None  # None: the game's name
+    role: str = "single"  # player, enemy or single: tagged, so adversarial rounds filter apart
+    tags: dict[str, str] = field(default_factory=dict)  # more tags, e.g. round and opponent from the pipeline
+    replay_every: int = 1  # log an episode replay at every Nth checkpoint; 0 never
+    log_checkpoints: bool = True  # copy each policy checkpoint to the run's artifacts
+    register_as: str | None = None  # register the final policy model under this name, alias "latest"
 
 
 @dataclass
@@ -105,10 +109,23 @@ class RunConfig:
 
 
 def register_configs() -> None:
-    """Register the schema with Hydra's ConfigStore (``conf/config.yaml`` lists ``app_schema``)."""
+    """Register the schema with Hydra's ConfigStore (``conf/config.yaml`` lists ``app_schema``) and the
+    ``job_dir`` resolver that names a multirun's job folders."""
     from hydra.core.config_store import ConfigStore
 
     ConfigStore.instance().store(name="app_schema", node=AppConfig)
+    if not OmegaConf.has_resolver("job_dir"):
+        OmegaConf.register_new_resolver("job_dir", job_dir)
+
+
+def job_dir(override_dirname: str, job_number: int) -> str:
+    """A multirun job's folder: its overrides (``trainer.lr=0.001``) when that makes a legal name,
+    else ``job<N>_<hash>``, since folder names stop at 255 bytes and a long command line exceeds that."""
+    import hashlib
+
+    if len(override_dirname.encode()) <= 200:
+        return override_dirname
+    return f"job{job_number}_{hashlib.sha1(override_dirname.encode()).hexdigest()[:10]}"
 
 
 def config_dir() -> Path:

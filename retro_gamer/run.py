@@ -63,6 +63,10 @@ def train_run(run_dir: Path, cfg: RunConfig | None = None, callbacks: list[Callb
     hooks: list[Callback] = [RunLog(run_dir)]
     if progress:
         hooks.append(ConsoleProgress())
+    if cfg.tracking.enabled:
+        from retro_gamer.tracking import MlflowTracking
+
+        hooks.append(MlflowTracking(cfg, run_dir))
     trainer = DQNTrainer(cfg, run_dir, hooks + list(callbacks or []))
     return trainer.train()
 

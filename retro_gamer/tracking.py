@@ -1,0 +1,299 @@
+"""MLflow tracking as a training callback: one MLflow run per run directory, params, tags, batched
+metrics, artifacts, episode replays and the final policy model.
+
+The trainer never imports this module; :func:`retro_gamer.run.train_run` adds the callback when
+``tracking.enabled``. A store that stops answering never stops training: the first failure prints
+one warning, later sends are skipped and counted, and the end of training says what was not sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from omegaconf import OmegaConf
+
+from retro_gamer import __version__, store
+from retro_gamer.callbacks import LOG_FILE, METRICS_FILE, Callback, Window
+from retro_gamer.config import CONFIG_FILE, RunConfig
+
+if TYPE_CHECKING:
+    from retro_gamer.trainer import DQNTrainer
+
+TRACKING_FILE = "tracking.json"  # which store and MLflow run this run directory continues
+BATCH = 1000  # MLflow's limit of metrics per log_batch call
+STATUS = {"finished": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
+
+
+def flatten_config(cfg: RunConfig) -> dict[str, str]:
+    """The whole config as MLflow params: ``game.name``, ``model.hidden``, ``trainer.lr``, …"""
+    sections = {
+        "game": asdict(cfg.game),
+        "model": OmegaConf.to_container(OmegaConf.structured(cfg.model), enum_to_str=True),
+        "trainer": OmegaConf.to_container(OmegaConf.structured(cfg.trainer), enum_to_str=True),
+        "tracking": OmegaConf.to_container(OmegaConf.structured(cfg.tracking), enum_to_str=True),
+    }
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}", inner)
+        else:
+            flat[prefix] = "None" if value is None else str(value)
+
+    for name, values in sections.items():
+        walk(name, values)
+    return flat
+
+
+def git_tags(folder: Path) -> dict[str, str]:
+    """Commit and dirty flag of the git repository holding ``folder`` (none outside one)."""
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {}
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": commit, "mlflow.source.git.commit": commit, "git_dirty": str(bool(dirty)).lower()}
+
+
+def _timed(method: Callable) -> Callable:
+    """Adds the hook's duration to ``self.seconds`` (what tracking costs the training loop)."""
+    def wrapper(self: MlflowTracking, *args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return method(self, *args)
+        finally:
+            self.seconds += time.perf_counter() - started
+    return wrapper
+
+
+class MlflowTracking(Callback):
+    """Records a training run in MLflow (see the module docstring)."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, stream: Any = None):
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.stream = stream or sys.stdout
+        self.uri = store.resolve_uri(cfg.tracking.uri, self.run_dir)
+        self.client: Any = None
+        self.run_id: str | None = None
+        self.experiment_id: str | None = None
+        self._metrics: list[Any] = []
+        self._checkpoints_seen = 0
+        self._failure: str | None = None
+        self.unsent = {"metrics": 0, "artifacts": 0}
+        self.seconds = 0.0  # time spent in tracking, for the overhead benchmark
+
+    # --- talking to the store, never fatally ------------------------------------------------
+    def _safely(self, what: str, action: Callable[[], Any], metrics: int = 0, artifacts: int = 0,
+                even_after_failure: bool = False) -> Any:
+        if self._failure is None or even_after_failure:
+            try:
+                return action()
+            except Exception as err:  # noqa: BLE001 - any store failure: warn once, keep training
+                if self._failure is not None:  # already warned
+                    return None
+                reason = str(err).splitlines()[0] if str(err) else ""
+                self._failure = f"{type(err).__name__}: {reason[:160]}{'…' if len(reason) > 160 else ''}"
+                print(f"warning: the MLflow store {self.uri} failed while {what} ({self._failure}). Training goes on and "
+                      "the run directory stays complete; what cannot be sent is counted and reported at the end.",
+                      file=sys.stderr, flush=True)
+        self.unsent["metrics"] += metrics
+        self.unsent["artifacts"] += artifacts
+        return None
+
+    # --- hooks ------------------------------------------------------------------------------
+    @_timed
+    def on_train_start(self, trainer: DQNTrainer) -> None:
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # a stopped server costs seconds, not minutes
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # our one warning says it all
+        self._safely("opening the store", lambda: self._start(trainer))
+
+    def _start(self, trainer: DQNTrainer) -> None:
+        from mlflow.entities import Param, RunTag
+
+        self.client = store.open_store(self.uri)
+        name = self.cfg.tracking.experiment or self.cfg.game.name or "retro-gamer"
+        self.experiment_id = store.experiment_id(self.client, name, self.uri)
+        previous = self._previous_run()
+        tags = self._tags(trainer)
+        if previous is None:
+            run = self.client.create_run(self.experiment_id, run_name=self.run_dir.name, tags=tags)
+            self.run_id = run.info.run_id
+            logged: dict[str, str] = {}
+        else:
+            self.run_id = previous.info.run_id
+            self.client.update_run(self.run_id, status="RUNNING")
+            logged = previous.data.params
+            for key, value in tags.items():
+                self.client.set_tag(self.run_id, key, value)
+        params = flatten_config(self.cfg)
+        new = [Param(k, v) for k, v in params.items() if k not in logged]
+        changed = [RunTag(f"changed.{k}", f"{logged[k]} → {v} at episode {trainer.episode}")
+                   for k, v in params.items() if k in logged and logged[k] != v]  # MLflow params cannot change
+        for i in range(0, max(len(new), len(changed)), 100):
+            self.client.log_batch(self.run_id, params=new[i : i + 100], tags=changed[i : i + 100])
+        self._write_tracking_file()
+        self.client.log_artifact(self.run_id, str(self.run_dir / CONFIG_FILE))
+
+    def _previous_run(self) -> Any:
+        """The MLflow run this run directory continues, if it was tracked in this same store."""
+        path = self.run_dir / TRACKING_FILE
+        if not path.is_file():
+            return None
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            return None
+        if saved.get("tracking_uri") != self.uri:
+            print(f"note: this run was tracked in {saved.get('tracking_uri')}; it is tracked in {self.uri} "
+                  "from now on, as a new MLflow run.", file=self.stream, flush=True)
+            return None
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_run(saved["run_id"])
+        except MlflowException:
+            print(f"note: MLflow run {saved['run_id']} is no longer in {self.uri}; starting a new one.",
+                  file=self.stream, flush=True)
+            return None
+
+    def _write_tracking_file(self) -> None:
+        from retro_gamer.files import atomic_write_bytes
+
+        data = {"tracking_uri": self.uri, "experiment_id": self.experiment_id, "run_id": self.run_id}
+        atomic_write_bytes(self.run_dir / TRACKING_FILE, (json.dumps(data, indent=2) + "\n").encode())
+
+    def _tags(self, trainer: DQNTrainer) -> dict[str, str]:
+        t = self.cfg.tracking
+        return {
+            "game": self.cfg.game.name or self.cfg.game.factory,
+            "role": t.role,
+            "device": str(trainer.device),
+            "retro_gamer_version": __version__,
+            "run_dir": str(self.run_dir.resolve()),
+            **git_tags(self.run_dir),
+            **{str(k): str(v) for k, v in t.tags.items()},
+        }
+
+    @_timed
+    def on_episode_end(self, trainer: DQNTrainer, episode: int, episode_return: float, length: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._metrics += [
+            Metric("episode_return", episode_return, now, episode),
+            Metric("episode_length", float(length), now, episode),
+            Metric("epsilon", trainer.epsilon(), now, episode),
+        ]
+        if len(self._metrics) >= 3 * BATCH:
+            self._flush()
+
+    @_timed
+    def on_checkpoint(self, trainer: DQNTrainer, path: Path, window: Window) -> None:
+        from mlflow.entities import Metric
+
+        now, step = int(time.time() * 1000), window.last_episode
+        self._metrics += [Metric(key, value, now, step) for key, value in (
+            ("window_mean_return", window.mean_return), ("window_mean_length", window.mean_length),
+            ("env_steps_per_s", window.steps_per_s), ("env_steps", float(window.env_steps)),
+            *((("loss", window.loss),) if window.loss is not None else ()),
+        )]
+        self._flush()
+        if self.cfg.tracking.log_checkpoints:
+            self._safely("logging a checkpoint", lambda: self.client.log_artifact(self.run_id, str(path), "checkpoints"),
+                         artifacts=1)
+        every = self.cfg.tracking.replay_every
+        self._checkpoints_seen += 1
+        if every > 0 and self._checkpoints_seen % every == 0:
+            self._safely("logging a replay", lambda: self._log_replay(path), artifacts=2)
+
+    def _flush(self) -> None:
+        batch, self._metrics = self._metrics, []
+        if self.run_id is None:
+            self.unsent["metrics"] += len(batch)
+            return
+        for i in range(0, len(batch), BATCH):
+            chunk = batch[i : i + BATCH]
+            self._safely("sending metrics", lambda: self.client.log_batch(self.run_id, metrics=chunk), metrics=len(chunk))
+
+    def _log_replay(self, checkpoint_path: Path) -> None:
+        """One greedy episode of this checkpoint as a self-contained HTML page plus a transcript."""
+        from retro_gamer.policy import TrainedPolicy
+        from retro_gamer.recording import write_replay
+
+        policy = TrainedPolicy(self.run_dir, checkpoint=checkpoint_path)
+        with tempfile.TemporaryDirectory() as tmp:
+            page = Path(tmp) / f"{checkpoint_path.stem}.html"
+            write_replay(policy, page, seed=self.cfg.trainer.seed)
+            self.client.log_artifact(self.run_id, str(page), "replays")
+            self.client.log_artifact(self.run_id, str(page.with_suffix(".txt")), "replays")
+
+    @_timed
+    def on_train_end(self, trainer: DQNTrainer, summary: dict[str, Any]) -> None:
+        self._flush()
+        if self.run_id is None:
+            self._report(summary, None, False)
+            return
+        model_uri = None
+        if summary["status"] != "failed":
+            model_uri = self._safely("logging the policy model", lambda: self._log_model(), artifacts=1)
+        self._safely("logging the run's files", lambda: self._log_files(), artifacts=4)
+        ended = self._safely("ending the run", lambda: self.client.set_terminated(self.run_id, STATUS[summary["status"]]) or True,
+                             even_after_failure=True)  # worth one more try: a run left RUNNING misleads
+        self._report(summary, model_uri, bool(ended))
+
+    def _log_files(self) -> None:
+        from retro_gamer.plots import plot_learning_curve
+
+        for name in (LOG_FILE, METRICS_FILE):
+            if (self.run_dir / name).is_file():
+                self.client.log_artifact(self.run_id, str(self.run_dir / name))
+        if (self.run_dir / "resume.pt").is_file():
+            self.client.log_artifact(self.run_id, str(plot_learning_curve(self.run_dir)))
+
+    def _log_model(self) -> str | None:
+        from retro_gamer import checkpoint
+        from retro_gamer.mlflow_model import log_policy_model, register_policy
+
+        latest = checkpoint.latest_checkpoint(self.run_dir)
+        if latest is None:
+            return None
+        uri = log_policy_model(self.client, self.run_id, self.run_dir, latest)
+        self.client.set_tag(self.run_id, "policy_model_uri", uri)
+        name = self.cfg.tracking.register_as
+        if name:
+            version = register_policy(self.client, uri, name)
+            uri = f"{uri} (registered as models:/{name}/{version}, alias @latest)"
+        return uri
+
+    def _report(self, summary: dict[str, Any], model_uri: str | None, ended: bool) -> None:
+        lines = []
+        if self.run_id is not None:
+            status = STATUS[summary["status"]] if ended else "still RUNNING: the store could not be told it ended"
+            lines.append(f"MLflow run {self.run_id} ({status}) in {self.uri}")
+            if model_uri:
+                lines.append(f"Policy model: {model_uri}")
+            lines.append(f"Browse: {store.ui_command(self.uri)}")
+            lines.append(f"  then open {store.runs_url(self.uri, self.experiment_id)} (runs table) or "
+                         f"{store.runs_url(self.uri, self.experiment_id, self.run_id)} (this run)")
+        if self._failure is not None:
+            lines.append(f"warning: not sent to {self.uri}: {self.unsent['metrics']:,} metric values and "
+                         f"{self.unsent['artifacts']} artifacts ({self._failure}). The run directory has them all.")
+        print("\n".join(lines), file=self.stream, flush=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
+from retro.game import agent_occupied_positions
 from retro.views import HeadlessView
 from retro.views._util import get_agent_character
 
@@ -25,6 +26,22 @@ class Observation(NamedTuple):
 
 def _z(agent: Any) -> float:
     return getattr(agent, "z", 0) or 0
+
+
+def top_agents(game: Any) -> dict[tuple[int, int], Any]:
+    """The agent each occupied cell shows: the highest ``z``, the first added on a tie, as retro's views draw.
+
+    Read from ``game.agents`` rather than ``game.get_agents_by_position()``: retro refreshes that
+    cache only after an agent's ``play_turn``, so it lags behind moves made in ``handle_keystroke``
+    and in a game's setup (snake's apple sits at (0, 0) on turn 0 there).
+    """
+    top: dict[tuple[int, int], Any] = {}
+    for agent in game.agents:
+        if getattr(agent, "display", True):
+            for position in agent_occupied_positions(agent):
+                if position not in top or _z(agent) > _z(top[position]):
+                    top[position] = agent
+    return top
 
 
 class IndexView(HeadlessView):
@@ -48,13 +65,14 @@ class IndexView(HeadlessView):
 
     def render(self, game: Any) -> None:
         grid, index = self.grid, self.index
+        height, width = grid.shape
         grid.fill(0)
-        for (x, y), agents in game.get_agents_by_position().items():
-            top = agents[0] if len(agents) == 1 else max(agents, key=_z)
-            char = top.character
-            if not isinstance(char, str):
-                char = get_agent_character(top, (x, y))
-            grid[y, x] = index.get(char, 0)
+        for (x, y), agent in top_agents(game).items():
+            if 0 <= x < width and 0 <= y < height:
+                char = agent.character
+                if not isinstance(char, str):
+                    char = get_agent_character(agent, (x, y))
+                grid[y, x] = index.get(char, 0)
 
     @property
     def board_characters(self) -> list[list[str]]:

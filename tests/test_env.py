@@ -73,3 +73,26 @@ def test_egocentric_crop_centres_on_the_agent_and_marks_the_edge():
     assert (obs.board[:2, :] == off).all() and (obs.board[:, :2] == off).all()
     assert (obs.board[2:, 2:] != off).all()
     np.testing.assert_allclose(obs.extras, [env.game.state["apple_dx"], env.game.state["apple_dy"]])
+
+
+def test_the_board_follows_agents_that_move_on_keystrokes_alone(tmp_path: Path):
+    """retro refreshes its positions cache only after a play_turn; a game without one must not look frozen."""
+    (tmp_path / "slider.py").write_text(
+        "from retro.game import Game\n"
+        "class Slider:\n"
+        "    name = 'slider'\n"
+        "    character = 'S'\n"
+        "    position = (0, 0)\n"
+        "    def handle_keystroke(self, keystroke, game):\n"
+        "        x, y = self.position\n"
+        "        if keystroke.name == 'KEY_RIGHT' and x < 4:\n"
+        "            self.position = (x + 1, y)\n"
+        "def create_game():\n"
+        "    return Game([Slider()], {'x': 0}, board_size=(5, 1))\n"
+    )
+    desc = resolve_game(parse_description({"factory": "slider.py", "actions": ["KEY_RIGHT"], "reward": "x"}, "t"),
+                        "t", tmp_path, 10, 0)
+    env = GameEnvironment(desc, load_factory(desc.factory, tmp_path), tmp_path)
+    assert env.reset().board.tolist() == [[1, 0, 0, 0, 0]]
+    assert env.step(0)[0].board.tolist() == [[0, 1, 0, 0, 0]]
+    assert env.step(0)[0].board.tolist() == [[0, 0, 1, 0, 0]]

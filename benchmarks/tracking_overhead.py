@@ -1,0 +1,51 @@
+"""What MLflow tracking costs a training run: the same snake training with tracking off, then on.
+
+    python benchmarks/tracking_overhead.py [--seconds 120] [overrides ...]
+
+Prints env steps/s of both runs and the wall time spent inside the tracking callback (metrics,
+checkpoint artifacts, episode replays, the final model) as a share of the tracked run's wall time.
+The share is the steadier figure: two runs' throughputs differ by more than tracking costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from retro_gamer.callbacks import RunLog
+from retro_gamer.compose import compose_app, run_config_from_hydra
+from retro_gamer.run import prepare_run
+from retro_gamer.tracking import MlflowTracking
+from retro_gamer.trainer import DQNTrainer
+
+
+def train(seconds: float, overrides: list[str], tracked: bool, folder: Path) -> tuple[dict, MlflowTracking | None]:
+    composed = compose_app(["+game=snake", "trainer.episodes=1000000", f"trainer.time_limit={seconds / 60}",
+                            f"tracking.enabled={str(tracked).lower()}",
+                            f"tracking.uri=sqlite:///{folder}/mlruns/mlflow.db", *overrides])
+    run_dir = folder / ("tracked" if tracked else "untracked")
+    cfg = prepare_run(run_config_from_hydra(composed, "snake"), run_dir, "snake")
+    tracking = MlflowTracking(cfg, run_dir) if tracked else None
+    trainer = DQNTrainer(cfg, run_dir, [RunLog(run_dir), *([tracking] if tracking else [])])
+    return trainer.train(), tracking
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        off, _ = train(args.seconds, args.overrides, False, Path(tmp))
+        on, tracking = train(args.seconds, args.overrides, True, Path(tmp))
+        replays = sorted((Path(tmp) / "mlruns" / "artifacts").rglob("replays/*.html"))
+        print(f"tracking off: {off['env_steps_per_s']:,.0f} env steps/s, {off['episodes']:,} episodes")
+        print(f"tracking on:  {on['env_steps_per_s']:,.0f} env steps/s, {on['episodes']:,} episodes, "
+              f"{len(replays)} replays (largest {max((p.stat().st_size for p in replays), default=0) / 1e3:.0f} kB)")
+        print(f"time in tracking: {tracking.seconds:.2f} s of {on['wall_seconds']:.1f} s = "
+              f"{100 * tracking.seconds / on['wall_seconds']:.1f} % of the tracked run's wall time")
+
+
+if __name__ == "__main__":
+    main()

@@ -45,11 +45,11 @@ def cmd_create(args: argparse.Namespace) -> int:
 def describe(cfg, run_dir: Path, source: str, why: str | None = None) -> str:
     """A readable summary of a run's game, observation and network."""
     from retro_gamer.env import GameEnvironment
-    from retro_gamer.games import load_factory
+    from retro_gamer.games import game_factory
     from retro_gamer.trainer import build_q_network
 
     g = cfg.game
-    env = GameEnvironment(g, load_factory(g.factory, run_dir), run_dir)
+    env = GameEnvironment(g, game_factory(g, run_dir), run_dir)
     q = build_q_network(cfg, env)
     enc = env.encoder
     params = sum(p.numel() for p in q.parameters())
@@ -114,14 +114,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_play(args: argparse.Namespace) -> int:
-    from retro_gamer.games import load_factory
+    from retro_gamer.games import game_factory
     from retro_gamer.policy import PolicyInput, TrainedPolicy
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise RetroGamerError("`retro-gamer play` needs a terminal to draw in. "
                               "To score a model without one, use `retro-gamer eval`.")
     policy = TrainedPolicy(args.run_dir, checkpoint=args.checkpoint, tracking_uri=args.tracking_uri)
-    factory = load_factory(policy.config.game.factory, policy.run_dir)
+    factory = game_factory(policy.config.game, policy.run_dir)
     for _ in range(args.episodes):
         game = factory()
         if args.framerate:

@@ -141,7 +141,7 @@ def available_games() -> list[str]:
 # --- config.toml ---------------------------------------------------------------------------
 # Section layout of the published retro-gamer package: where each game key lives.
 _GAME_SECTIONS = {
-    "game": ("name", "factory"),
+    "game": ("name", "factory", "opponent"),
     "metadata": ("actions", "reward", "board_size", "character_set", "observation_function", "max_turns"),
     "preprocessing": ("spatial", "board", "observe_state", "crop"),
 }

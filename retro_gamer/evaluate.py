@@ -12,7 +12,7 @@ import torch
 
 from retro_gamer.config import RunConfig
 from retro_gamer.env import GameEnvironment
-from retro_gamer.games import load_factory
+from retro_gamer.games import game_factory
 from retro_gamer.network import QNetwork
 
 
@@ -34,7 +34,7 @@ def evaluate(cfg: RunConfig, q: QNetwork, episodes: int = 50, epsilon: float = 0
 def _play(cfg: RunConfig, q: QNetwork, episodes: int, epsilon: float, rng: np.random.Generator,
           base_dir: Path | None, parallel: int) -> dict[str, Any]:
     device = next(q.parameters()).device
-    factory = load_factory(cfg.game.factory, base_dir)
+    factory = game_factory(cfg.game, base_dir)
     envs = [GameEnvironment(cfg.game, factory, base_dir) for _ in range(min(parallel, episodes))]
     observations = [env.reset() for env in envs]
     board = np.stack([o.board for o in observations])

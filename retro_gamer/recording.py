@@ -22,7 +22,7 @@ from retro.views import HeadlessView
 from retro.views._util import get_agent_character
 
 from retro_gamer.files import atomic_write_bytes
-from retro_gamer.games import load_factory
+from retro_gamer.games import game_factory
 from retro_gamer.observation import top_agents
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def record_episode(policy: TrainedPolicy, max_turns: int | None = None, seed: in
     if seed is not None:
         random.seed(seed)
     try:
-        game = load_factory(desc.factory, policy.run_dir)()
+        game = game_factory(desc, policy.run_dir)()
         keys = ProgrammaticInput()
         # a view reads positions after every turn, as in training, so the game plays out the same way
         game.input_source, game.view = keys, HeadlessView()

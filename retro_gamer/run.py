@@ -6,6 +6,7 @@ they share one engine and produce the same files.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,12 @@ from retro_gamer import checkpoint
 from retro_gamer.callbacks import Callback, ConsoleProgress, RunLog
 from retro_gamer.config import CONFIG_FILE, RunConfig, read_config, to_toml_dict, write_config
 from retro_gamer.env import discover_characters
-from retro_gamer.games import GameDescription, check_against_game, load_factory, portable, rebase
+from retro_gamer.games import GameDescription, check_against_game, game_factory, is_model_uri, portable, rebase
 
 
 def resolve_game(desc: GameDescription, source: str, base_dir: Path, exploration_turns: int, seed: int) -> GameDescription:
     """Check the description against a real game and fill in what is discovered (board size, characters)."""
-    factory = load_factory(desc.factory, base_dir)
+    factory = game_factory(desc, base_dir)
     game = factory()
     check_against_game(desc, game, source)
     characters = desc.character_set
@@ -39,6 +40,8 @@ def prepare_run(cfg: RunConfig, run_dir: Path, source: str, base_dir: Path | Non
     run_dir = Path(run_dir)
     base_dir = base_dir or Path.cwd()
     game = replace(cfg.game, factory=rebase(portable(cfg.game.factory, base_dir), base_dir, run_dir))
+    if game.opponent and not is_model_uri(game.opponent):  # a run directory, kept relative to this one
+        game = replace(game, opponent=os.path.relpath((base_dir / game.opponent).resolve(), run_dir.resolve()))
     previous = read_config(run_dir) if (run_dir / CONFIG_FILE).is_file() else None
     if previous is not None and game.character_set is None:
         game = replace(game, character_set=previous.game.character_set)  # keep what discovery found

@@ -23,7 +23,7 @@ from retro_gamer import checkpoint
 from retro_gamer.callbacks import Callback, Window
 from retro_gamer.config import RunConfig, to_toml_dict
 from retro_gamer.env import GameEnvironment
-from retro_gamer.games import load_factory
+from retro_gamer.games import game_factory
 from retro_gamer.network import QNetwork, pick_device
 from retro_gamer.replay import PrioritizedReplayBuffer, ReplayBuffer
 
@@ -100,7 +100,7 @@ class DQNTrainer:
         self.rng = np.random.default_rng(t.seed)
         self.device = pick_device(t.device)
 
-        factory = load_factory(cfg.game.factory, self.run_dir)
+        factory = game_factory(cfg.game, self.run_dir)
         self.envs = [GameEnvironment(cfg.game, factory, self.run_dir) for _ in range(t.num_envs)]
         self.q = build_q_network(cfg, self.envs[0]).to(self.device)
         self.q_target = build_q_network(cfg, self.envs[0]).to(self.device)

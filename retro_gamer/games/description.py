@@ -38,6 +38,7 @@ class GameDescription:
     observation_function: str | None = None
     max_turns: int = 2000
     crop: Crop | None = None
+    opponent: str | None = None  # a policy source (run dir or model URI) passed to the factory as opponent=
     board_size: tuple[int, int] | None = None  # discovered from the game, never declared
 
     @property
@@ -86,7 +87,7 @@ def parse_description(data: Mapping[str, Any], source: str, defaults: Mapping[st
             dupes = sorted({a for a in actions if isinstance(a, str) and list(actions).count(a) > 1})
             if dupes:
                 problems.append(f"'actions' lists {dupes} more than once; each key may appear once.")
-    for key in ("factory", "reward", "name", "observation_function"):
+    for key in ("factory", "reward", "name", "observation_function", "opponent"):
         value = merged.get(key)
         if value is not None and not isinstance(value, str):
             problems.append(f"'{key}' must be a string, got {value!r}.")
@@ -142,6 +143,7 @@ def parse_description(data: Mapping[str, Any], source: str, defaults: Mapping[st
         observation_function=obs_fn,
         max_turns=max_turns,
         crop=crop,
+        opponent=merged.get("opponent") or None,
         board_size=tuple(board_size) if board_size else None,
     )
 

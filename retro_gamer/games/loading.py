@@ -74,6 +74,34 @@ def load_factory(spec: str, base_dir: Path | None = None) -> Callable[[], Any]:
     return factory
 
 
+def is_model_uri(source: str) -> bool:
+    """``runs:/…`` and ``models:/…`` name MLflow models; anything else is a path."""
+    return source.startswith(("runs:/", "models:/"))
+
+
+def game_factory(desc: GameDescription, base_dir: Path | None = None) -> Callable[[], Any]:
+    """The description's factory as a no-argument callable, with ``opponent=`` filled in when the
+    description names an opponent (a run directory relative to ``base_dir``, or a model URI)."""
+    import functools
+    import inspect
+
+    factory = load_factory(desc.factory, base_dir)
+    if not desc.opponent:
+        return factory
+    try:
+        inspect.signature(factory).bind(opponent=None)
+    except TypeError:
+        raise ConfigError(f"factory '{desc.factory}'", [
+            f"takes no 'opponent' argument, but the game description sets opponent = {desc.opponent!r}. "
+            "Give the factory an `opponent=None` parameter (see retro_gamer.examples.chase) or remove opponent."]) from None
+    except ValueError:  # a builtin or C function without a signature: let the call decide
+        pass
+    source = desc.opponent
+    if not is_model_uri(source):
+        source = str((Path(base_dir or ".") / source).resolve())
+    return functools.partial(factory, opponent=source)
+
+
 def portable(spec: str, base_dir: Path) -> str:
     """A top-level module that lives in ``base_dir`` becomes a relative file path, so a run
     created from the game's folder still finds the game when trained from elsewhere."""

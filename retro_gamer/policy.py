@@ -2,7 +2,8 @@
 
 Loading needs ``config.toml`` and a checkpoint, nothing from the trainer: weights load with
 ``weights_only=True`` (a checkpoint can never run code) and ``map_location`` (GPU-trained
-checkpoints load on a CPU).
+checkpoints load on a CPU). A model URI (``models:/…``, ``runs:/…``) is first downloaded from MLflow
+as such a folder (:mod:`retro_gamer.mlflow_model`); MLflow is imported only then.
 """
 
 from __future__ import annotations
@@ -21,17 +22,23 @@ from retro_gamer.checkpoint import compatibility_problems, load as load_checkpoi
 from retro_gamer.config import RunConfig, read_config, to_toml_dict
 from retro_gamer.errors import IncompatibleRunError, RetroGamerError
 from retro_gamer.env import make_encoder
+from retro_gamer.games import is_model_uri
 from retro_gamer.network import QNetwork
 
 
-def resolve_source(source: str | os.PathLike) -> Path:
-    """The run directory a policy comes from. The one place new source forms (model URIs) plug in."""
+def resolve_source(source: str | os.PathLike, tracking_uri: str | None = None) -> Path:
+    """The run directory a policy comes from: a folder, or a model URI (``runs:/…``, ``models:/…``)
+    downloaded from the MLflow store ``tracking_uri``."""
+    if is_model_uri(source):
+        from retro_gamer.mlflow_model import download_policy
+
+        return download_policy(str(source), tracking_uri)
     path = Path(source)
     if not path.is_dir():
         problem = "is not a run directory" if path.exists() else "does not exist"
         raise RetroGamerError(
             f"Policy source '{source}' {problem}. Pass the folder that holds config.toml "
-            "and checkpoints/ (for example runs/snake/)."
+            "and checkpoints/ (for example runs/snake/), or a model URI such as models:/NAME@champion."
         )
     return path
 
@@ -39,13 +46,26 @@ def resolve_source(source: str | os.PathLike) -> Path:
 class TrainedPolicy:
     """A trained network that looks at a game and names the key to press.
 
+    ``source`` is a run directory or a model URI (``runs:/<run_id>/policy``, ``models:/NAME/VERSION``,
+    ``models:/NAME@ALIAS``, ``models:/<model_id>``) looked up in ``tracking_uri`` (default:
+    ``MLFLOW_TRACKING_URI``, else the current project's store). A model holds one checkpoint, so
+    ``checkpoint`` is for run directories only.
+
     ``agent`` names the character the model plays when the game has several (the egocentric
     crop centres on it); it defaults to the agent named at training time.
     """
 
     def __init__(self, source: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
-                 device: str = "cpu", agent: str | None = None):
-        self.run_dir = resolve_source(source)
+                 device: str = "cpu", agent: str | None = None, tracking_uri: str | None = None):
+        from_model = is_model_uri(source)
+        if checkpoint is not None and from_model:
+            raise RetroGamerError(
+                f"checkpoint={str(checkpoint)!r} cannot be combined with the model URI '{source}': a logged "
+                "model holds exactly one checkpoint, the one it was logged with. Load the run directory to "
+                "pick another checkpoint, or use the URI of the model logged from that checkpoint."
+            )
+        self.run_dir = resolve_source(source, tracking_uri)
+        self.source = str(source) if from_model else str(self.run_dir)
         self.config: RunConfig = read_config(self.run_dir)
         self.checkpoint_path = resolve_checkpoint(self.run_dir, checkpoint)
         payload = load_checkpoint(self.checkpoint_path, map_location=device)
@@ -87,7 +107,7 @@ class TrainedPolicy:
         return self.get_action(game)
 
     def __repr__(self) -> str:
-        return f"TrainedPolicy({str(self.run_dir)!r}, checkpoint={self.checkpoint_path.stem!r})"
+        return f"TrainedPolicy({self.source!r}, checkpoint={self.checkpoint_path.stem!r})"
 
 
 def keystroke(key: str) -> Keystroke:

@@ -280,7 +280,7 @@ class MlflowTracking(Callback):
         name = self.cfg.tracking.register_as
         if name:
             version = register_policy(self.client, uri, name)
-            uri = f"{uri} (registered as models:/{name}/{version}, alias @latest)"
+            uri = f"{uri} (registered as models:/{name}/{version}, alias @newest; models:/{name}@latest also names the newest version)"
         return uri
 
     def _report(self, summary: dict[str, Any], model_uri: str | None, ended: bool) -> None:

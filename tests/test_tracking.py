@@ -88,8 +88,8 @@ def test_a_run_is_tracked_by_default_in_the_projects_mlruns(project: Path):
 
     model_uri = run.data.tags["policy_model_uri"]
     assert model_uri.startswith("models:/")
-    version = client.get_model_version_by_alias("snake-policy", "latest")
-    assert version.version == "1" and f"Policy model: {model_uri}" in result.stdout
+    version = client.get_model_version_by_alias("snake-policy", "newest")
+    assert str(version.version) == "1" and f"Policy model: {model_uri}" in result.stdout
 
 
 def test_resuming_from_another_folder_continues_the_same_mlflow_run(project: Path, tmp_path: Path):
@@ -178,9 +178,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def mlflow_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`mlflow server` with a SQLite backend and artifact serving, on 127.0.0.1 and a free port."""
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`mlflow server` with a SQLite backend and artifact serving, on 127.0.0.1 and a free port.
+    Shared by the tests below; the last one stops it on purpose."""
+    tmp_path = tmp_path_factory.mktemp("server")
     port = free_port()
     mlflow = Path(sys.executable).parent / "mlflow"
     proc = subprocess.Popen([str(mlflow), "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",

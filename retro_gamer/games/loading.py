@@ -74,9 +74,9 @@ def load_factory(spec: str, base_dir: Path | None = None) -> Callable[[], Any]:
     return factory
 
 
-def is_model_uri(source: str) -> bool:
+def is_model_uri(source: object) -> bool:
     """``runs:/…`` and ``models:/…`` name MLflow models; anything else is a path."""
-    return source.startswith(("runs:/", "models:/"))
+    return isinstance(source, str) and source.startswith(("runs:/", "models:/"))
 
 
 def game_factory(desc: GameDescription, base_dir: Path | None = None) -> Callable[[], Any]:
@@ -116,6 +116,16 @@ def portable(spec: str, base_dir: Path) -> str:
     except ValueError:
         return spec  # installed elsewhere: keep the module name
     return f"{relative.as_posix()}:{function}"
+
+
+def absolute(spec: str, base: Path) -> str:
+    """A factory (or run directory) given as a path relative to ``base``, made absolute so it resolves
+    from anywhere (a downloaded model); module names and model URIs pass through."""
+    target, function = _split(spec)
+    if is_model_uri(spec) or not _looks_like_path(target) or Path(target).is_absolute():
+        return spec
+    path = Path(os.path.normpath(Path(base).resolve() / target)).as_posix()
+    return f"{path}:{function}" if spec != target else path
 
 
 def rebase(spec: str, old_base: Path, new_base: Path) -> str:

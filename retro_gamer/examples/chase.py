@@ -1,86 +1,230 @@
-"""A chase on an open board: an enemy ``E`` tries to catch the player ``@``.
+"""Chase: the player ``@`` collects coins ``$`` in a small walled arena while the enemy ``E`` hunts it.
 
-The characters the integration guide uses: each side comes keyboard-driven (for training that
-side), random (a stand-in opponent) or driven by a :class:`~retro_gamer.TrainedPolicy`
-(adversarial alternation). Rewards live in whichever of ``game.state['enemy_reward']`` (+1 for a
-catch) and ``game.state['player_reward']`` (+0.01 a turn survived, -1 when caught) the game has.
+The running example of docs/integrating-a-trained-model.rst, grown into a game worth watching, and
+the game of the adversarial pipeline (player and enemy trained against each other in rounds, then
+a round-robin tournament: :mod:`retro_gamer.tournament`).
+
+Rules
+-----
+* A 16x10 board with 28 wall cells ``#`` (:data:`LAYOUT`): pillars and corners to run around, so
+  the player can shake off a chaser and the enemy must plan a path. Pieces move one cell a turn
+  (arrow keys) and cannot walk into a wall or off the board; pressing nothing stays put.
+* Two coins are on the board at any time; the player collects one by stepping on it
+  (``state['coins']`` +1) and it reappears on a random free cell at least 3 steps away.
+* The enemy catches the player by stepping onto its cell (or the player walks into the enemy):
+  ``state['caught'] = 1`` and the game ends. Otherwise the game ends by itself after
+  :data:`TURN_LIMIT` turns (200, the description's ``max_turns``), so a human game ends too:
+  the player has then survived, which is the player's win.
+* Turn order: every side decides from the same position (the end of the previous turn; the
+  keyboard side presses its key, the AI sides ask their policy in :meth:`Arena.play_turn`), then
+  the player moves, then the enemy. Both perspectives therefore see the same kind of position.
+* Starts are random (Python's global ``random``): the player anywhere free, the enemy at least
+  8 steps away along the paths.
+
+Rewards (both keys are in ``game.state`` in every variant; a variant's description names its own)
+----------------------------------------------------------------------------------------------------
+``enemy_reward``: +1 for a catch; +0.02 for every step the path distance to the player shrinks
+(-0.02 when it grows: potential-based shaping on the true path distance, so it never rewards
+running into a wall that only looks closer), -0.005 a turn so quicker catches are worth more.
+
+``player_reward``: +1 a coin; -2 when caught; +0.01 a turn survived; +0.01 for every step the path
+distance to the nearest coin shrinks (-0.01 when it grows; potential-based again).
+
+Observation (``[tool.retro-gamer]`` in ``retro_gamer/examples/pyproject.toml``)
+---------------------------------------------------------------------------------
+A 7x7 egocentric crop (``radius = 3``) around the trained piece (walls nearby, beyond-edge cells
+marked) plus five numbers from ``game.state``, identical in every variant so a policy trained on
+one side can drive that side in any other variant: ``gap_dx``/``gap_dy`` (player minus enemy
+position, as fractions of the board), ``gap`` (path distance between them / 26) and
+``coin_dx``/``coin_dy`` (nearest coin minus player). The table describes the enemy; the player run
+overrides two keys on the command line::
 
     retro-gamer create --game retro_gamer.examples.chase:create_enemy_training_game --output runs/enemy
+    retro-gamer create --game retro_gamer.examples.chase:create_player_training_game --output runs/player \\
+        game.reward=player_reward "game.crop={agent: player, radius: 3}"
+
+The round-0 baseline (``opponent=None``) is scripted, not random: :class:`ChaserPolicy` steps
+along a shortest path to the player 3 turns in 4 (a random key otherwise), and
+:class:`CoinGrabberPolicy` steps toward the nearest coin, fleeing when the enemy is within 3 steps
+(also 3 turns in 4). A random enemy almost never catches anyone and a random player never scores,
+so a side trained against random play learns little worth watching; against these scripts each
+side has a real opponent from round 1, and the scripts are beatable (a player can circle a pillar,
+a chaser that sometimes stumbles can be ambushed), so improvement shows in the tournament.
+
+Variants: :func:`create_enemy_training_game` (the enemy reads the keyboard),
+:func:`create_player_training_game` (the player does; also a human against a trained enemy),
+:func:`create_match_game` (both sides AI: the tournament). ``opponent`` is a policy source (a run
+directory or an MLflow model URI, loaded once per process by :func:`load_opponent`) or an object
+with ``get_action(game)``.
+
+    python -m retro_gamer.examples.chase [ENEMY_SOURCE]    # play against the scripted or a trained enemy
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import random
+import sys
+from collections import deque
 from typing import Any
 
 from retro.game import Game
 
 MOVES = {"KEY_RIGHT": (1, 0), "KEY_UP": (0, -1), "KEY_LEFT": (-1, 0), "KEY_DOWN": (0, 1)}
+KEYS = list(MOVES)
+
+LAYOUT = (
+    "................",
+    ".##..#....#..##.",
+    ".#............#.",
+    "....##....##....",
+    "......#..#......",
+    "......#..#......",
+    "....##....##....",
+    ".#............#.",
+    ".##..#....#..##.",
+    "................",
+)
+BOARD_SIZE = (len(LAYOUT[0]), len(LAYOUT))
+CHARACTERS = ["#", "$", "@", "E"]
+TURN_LIMIT = 200
+COINS = 2
+START_GAP = 8  # the enemy starts at least this many steps from the player
+COIN_GAP = 3  # a coin reappears at least this many steps from the player
+GAP_SCALE = BOARD_SIZE[0] + BOARD_SIZE[1]  # path distances are divided by this for `gap`
+
+CATCH, CAUGHT, ENEMY_STEP, ENEMY_TURN = 1.0, -2.0, 0.02, -0.005
+COIN, SURVIVE, COIN_STEP = 1.0, 0.01, 0.01
+GREED = 0.75  # how often the scripted sides follow their script rather than a random key
+FLEE_GAP = 3
+
+FEATURES = ["gap_dx", "gap_dy", "gap", "coin_dx", "coin_dy"]
+PLAYER, ENEMY = "player", "enemy"
+
+
+# -- the arena's geometry -------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=8)
+def _distances(board_size: tuple[int, int], walls: frozenset) -> dict:
+    """Path distances between every pair of free cells (breadth-first search from each)."""
+    width, height = board_size
+    free = [(x, y) for y in range(height) for x in range(width) if (x, y) not in walls]
+    table = {}
+    for source in free:
+        dist = {source: 0}
+        queue = deque([source])
+        while queue:
+            x, y = queue.popleft()
+            for dx, dy in MOVES.values():
+                nxt = (x + dx, y + dy)
+                if nxt not in dist and nxt not in walls and 0 <= nxt[0] < width and 0 <= nxt[1] < height:
+                    dist[nxt] = dist[(x, y)] + 1
+                    queue.append(nxt)
+        table[source] = dist
+    return table
+
+
+def _arena(game: Any) -> Arena | None:
+    return game.agents_by_name.get(Arena.name)
+
+
+def walls_of(game: Any) -> frozenset:
+    arena = _arena(game)
+    return arena.walls if arena is not None else frozenset()
+
+
+def path_distance(game: Any, a: tuple[int, int], b: tuple[int, int]) -> int:
+    """Steps from ``a`` to ``b`` around the walls (Manhattan distance on a board without an arena)."""
+    arena = _arena(game)
+    if arena is None:
+        return abs(a[0] - b[0]) + abs(a[1] - b[1])
+    return arena.table.get(a, {}).get(b, 10 * GAP_SCALE)
+
+
+def legal_moves(game: Any, position: tuple[int, int]) -> dict[str, tuple[int, int]]:
+    """The keys that move a piece at ``position`` somewhere, and where to."""
+    walls, (x, y) = walls_of(game), position
+    out = {}
+    for key, (dx, dy) in MOVES.items():
+        target = (x + dx, y + dy)
+        if game.on_board(target) and target not in walls:
+            out[key] = target
+    return out
+
+
+# -- pieces ---------------------------------------------------------------------------------------
+
+_UNPLANNED = object()
 
 
 class _Piece:
     """Moves one cell per key; the game ends when the enemy and the player meet.
 
-    Keyboard-driven pieces move in ``handle_keystroke``; the others pick a key in ``choose``.
+    Keyboard-driven pieces move in ``handle_keystroke``; the others move in ``play_turn`` with the
+    key :meth:`choose` gives, decided at the end of the previous turn when an :class:`Arena` is in
+    the game (so every side decides from the same position), else decided there and then.
     """
+
+    z = 1  # drawn above a coin
+    reads_keyboard = False
+    start: tuple[int, int] = (0, 0)
+
+    def __init__(self, position: tuple[int, int] | None = None):
+        self.position = tuple(position) if position is not None else self.start
+        self._plan: Any = _UNPLANNED
 
     def choose(self, game: Any) -> str | None:
         return None
 
+    def plan(self, game: Any) -> None:
+        self._plan = self.choose(game)
+
     def play_turn(self, game: Any) -> None:
-        key = self.choose(game)
+        if self.reads_keyboard:
+            return  # moved in handle_keystroke
+        key, self._plan = self._plan, _UNPLANNED
+        if key is _UNPLANNED:
+            key = self.choose(game) if game.playing else None
         if key is not None:
             self.move(key, game)
-        self.after_turn(game)
-
-    def after_turn(self, game: Any) -> None:
-        pass
 
     def move(self, key: str | None, game: Any) -> None:
-        dx, dy = MOVES.get(key, (0, 0))
-        x, y = self.position
-        if game.on_board((x + dx, y + dy)):
-            self.position = (x + dx, y + dy)
-        enemy, player = game.get_agent_by_name("enemy"), game.get_agent_by_name("player")
-        if enemy.position == player.position:
-            if "enemy_reward" in game.state:
-                game.state["enemy_reward"] += 1
-            if "player_reward" in game.state:
-                game.state["player_reward"] -= 1
-            game.end()
+        if not game.playing or key not in MOVES:
+            return
+        target = legal_moves(game, self.position).get(key)
+        if target is not None:
+            self.position = target
+        settle(game, self)
 
 
 class _Enemy(_Piece):
-    name, character, color = "enemy", "E", "red"
-
-    def __init__(self, position: tuple[int, int] = (2, 2)):
-        self.position = position
+    name, character, color = ENEMY, "E", "red"
+    start = (2, 2)
 
 
 class _Player(_Piece):
-    name, character, color = "player", "@", "green"
-
-    def __init__(self, position: tuple[int, int] = (10, 6)):
-        self.position = position
-
-    def after_turn(self, game: Any) -> None:
-        if "player_reward" in game.state and game.playing:
-            game.state["player_reward"] += 0.01  # surviving is worth a little every turn
+    name, character, color = PLAYER, "@", "green"
+    start = (10, 6)
 
 
 class _Keyboard:
+    reads_keyboard = True
+
     def handle_keystroke(self, keystroke: Any, game: Any) -> None:
         self.move(keystroke.name, game)
 
 
 class _Random:
     def choose(self, game: Any) -> str | None:
-        return random.choice(list(MOVES))
+        return random.choice(KEYS)
 
 
 class _PolicyDriven:
-    def __init__(self, policy: Any, *position: tuple[int, int]):
-        super().__init__(*position)
+    """Asks ``policy.get_action(game)`` for its key (a :class:`~retro_gamer.TrainedPolicy` or any object with it)."""
+
+    def __init__(self, policy: Any, position: tuple[int, int] | None = None):
+        super().__init__(position)
         self.policy = policy
 
     def choose(self, game: Any) -> str | None:
@@ -104,20 +248,275 @@ class RandomEnemy(_Random, _Enemy):
 
 
 class AIPlayer(_PolicyDriven, _Player):
-    """The player driven by a trained policy (``get_action`` in ``play_turn``)."""
+    """The player driven by a policy (``get_action`` in ``play_turn``): ``AIPlayer(TrainedPolicy(...))``."""
 
 
 class AIEnemy(_PolicyDriven, _Enemy):
-    """The enemy driven by a trained policy."""
+    """The enemy driven by a policy."""
 
 
-def create_enemy_training_game(opponent: Any = None) -> Game:
-    """The enemy is keyboard-driven; the player is random, or ``opponent``'s policy when given."""
-    player = AIPlayer(opponent) if opponent is not None else RandomPlayer()
-    return Game([EnemyAgent(), player], {"enemy_reward": 0}, board_size=(32, 16))
+class Coin:
+    character, color = "$", "yellow"
+
+    def __init__(self, number: int, position: tuple[int, int] = (0, 0)):
+        self.name = f"coin {number}"
+        self.position = position
 
 
-def create_player_training_game(opponent: Any = None) -> Game:
-    """The player is keyboard-driven; the enemy is random, or ``opponent``'s policy when given."""
-    enemy = AIEnemy(opponent) if opponent is not None else RandomEnemy()
-    return Game([PlayerAgent(), enemy], {"player_reward": 0.0}, board_size=(32, 16))
+class Wall:
+    character, color = "#", "white"
+
+    def __init__(self, position: tuple[int, int]):
+        self.position = position
+
+
+def settle(game: Any, mover: Any) -> None:
+    """After a move: a catch ends the game; the player on a coin collects it."""
+    enemy, player = game.agents_by_name.get(ENEMY), game.agents_by_name.get(PLAYER)
+    if enemy is None or player is None:
+        return
+    state = game.state
+    if enemy.position == player.position:
+        for key, value in (("caught", 1), ("enemy_reward", CATCH), ("player_reward", CAUGHT)):
+            if key in state:
+                state[key] += value
+        game.end()
+        return
+    arena = _arena(game)
+    if mover is player and arena is not None:
+        for coin in arena.coins:
+            if coin.position == player.position:
+                state["coins"] += 1
+                state["player_reward"] += COIN
+                arena.place_coin(game, coin)
+
+
+# -- the referee ----------------------------------------------------------------------------------
+
+class Arena:
+    """Invisible and last in the agent list: walls, coins and the end-of-turn bookkeeping.
+
+    At the end of each turn: the turn limit, the per-turn rewards, the observed features, and the
+    next key of every policy-driven piece. :meth:`setup` does the same for turn 0.
+    """
+
+    name = "arena"
+    display = False
+
+    def __init__(self, layout: tuple[str, ...] = LAYOUT, turn_limit: int = TURN_LIMIT, coins: int = COINS):
+        self.walls = frozenset((x, y) for y, row in enumerate(layout) for x, c in enumerate(row) if c == "#")
+        self.board_size = (len(layout[0]), len(layout))
+        self.table = _distances(self.board_size, self.walls)
+        self.free = sorted(self.table)
+        self.turn_limit = turn_limit
+        self.coins = [Coin(i + 1) for i in range(coins)]
+        self.pieces: list[_Piece] = []
+
+    def agents(self) -> list[Any]:
+        return [*self.coins, *(Wall(p) for p in sorted(self.walls)), self]
+
+    def setup(self, game: Any, player: _Player, enemy: _Enemy) -> None:
+        """Random starts, coins placed, features written, first moves planned."""
+        self.pieces = [player, enemy]
+        player.position = random.choice(self.free)
+        far = [c for c in self.free if self.table[player.position][c] >= START_GAP]
+        enemy.position = random.choice(far or self.free)
+        for coin in self.coins:
+            self.place_coin(game, coin)
+        self._gap, self._coin_gap = self._measure(player, enemy)
+        self._observe(game, player, enemy)
+        self._plan(game)
+
+    def place_coin(self, game: Any, coin: Coin) -> None:
+        player, enemy = self.pieces
+        taken = {player.position, enemy.position} | {c.position for c in self.coins if c is not coin}
+        spots = [c for c in self.free if c not in taken and self.table[player.position][c] >= COIN_GAP]
+        coin.position = random.choice(spots or [c for c in self.free if c not in taken])
+
+    def nearest_coin(self, player: _Player) -> Coin:
+        row = self.table[player.position]
+        return min(self.coins, key=lambda c: row.get(c.position, 10 * GAP_SCALE))
+
+    def _measure(self, player: _Player, enemy: _Enemy) -> tuple[int, int]:
+        row = self.table[player.position]
+        return row[enemy.position], row[self.nearest_coin(player).position]
+
+    def _observe(self, game: Any, player: _Player, enemy: _Enemy) -> None:
+        (px, py), (ex, ey) = player.position, enemy.position
+        (cx, cy), (width, height) = self.nearest_coin(player).position, self.board_size
+        state = game.state
+        state["gap_dx"], state["gap_dy"] = (px - ex) / width, (py - ey) / height
+        state["gap"] = self._gap / GAP_SCALE
+        state["coin_dx"], state["coin_dy"] = (cx - px) / width, (cy - py) / height
+
+    def _plan(self, game: Any) -> None:
+        for piece in self.pieces:
+            if not piece.reads_keyboard:
+                piece.plan(game)
+
+    def play_turn(self, game: Any) -> None:
+        if not game.playing:
+            return
+        player, enemy = self.pieces
+        state = game.state
+        state["turn"] += 1
+        gap, coin_gap = self._measure(player, enemy)
+        state["enemy_reward"] += ENEMY_STEP * (self._gap - gap) + ENEMY_TURN
+        state["player_reward"] += SURVIVE + COIN_STEP * (self._coin_gap - coin_gap)
+        self._gap, self._coin_gap = gap, coin_gap
+        self._observe(game, player, enemy)
+        if state["turn"] >= self.turn_limit:
+            game.end()
+        else:
+            self._plan(game)
+
+
+def _new_state() -> dict[str, Any]:
+    return {"coins": 0, "caught": 0, "turn": 0, "player_reward": 0.0, "enemy_reward": 0.0,
+            **{key: 0.0 for key in FEATURES}}
+
+
+def _build(player: _Player, enemy: _Enemy, turn_limit: int = TURN_LIMIT) -> Game:
+    arena = Arena(turn_limit=turn_limit)
+    game = Game([player, enemy, *arena.agents()], _new_state(), board_size=arena.board_size,
+                show_state=["coins", "turn"], framerate=8)
+    arena.setup(game, player, enemy)
+    return game
+
+
+# -- scripted baselines (round 0) -----------------------------------------------------------------
+
+def _step_toward(game: Any, position: tuple[int, int], target: tuple[int, int], away: bool = False) -> str | None:
+    moves = legal_moves(game, position)
+    if not moves:
+        return None
+    sign = -1 if away else 1
+    best = min(sign * path_distance(game, cell, target) for cell in moves.values())
+    return random.choice([k for k, cell in moves.items() if sign * path_distance(game, cell, target) == best])
+
+
+class RandomPolicy:
+    """Presses a random arrow key (Python's global ``random``)."""
+
+    def get_action(self, game: Any) -> str | None:
+        return random.choice(KEYS)
+
+
+class ChaserPolicy:
+    """The round-0 enemy: a shortest-path step toward the player ``greed`` of the time, else a random key."""
+
+    def __init__(self, greed: float = GREED):
+        self.greed = greed
+
+    def get_action(self, game: Any) -> str | None:
+        if random.random() >= self.greed:
+            return random.choice(KEYS)
+        enemy, player = game.agents_by_name[ENEMY], game.agents_by_name[PLAYER]
+        return _step_toward(game, enemy.position, player.position)
+
+
+class CoinGrabberPolicy:
+    """The round-0 player: toward the nearest coin, away from the enemy when it is within
+    ``flee`` steps; ``greed`` of the time, else a random key."""
+
+    def __init__(self, greed: float = GREED, flee: int = FLEE_GAP):
+        self.greed, self.flee = greed, flee
+
+    def get_action(self, game: Any) -> str | None:
+        if random.random() >= self.greed:
+            return random.choice(KEYS)
+        enemy, player = game.agents_by_name[ENEMY], game.agents_by_name[PLAYER]
+        if path_distance(game, player.position, enemy.position) <= self.flee:
+            return _step_toward(game, player.position, enemy.position, away=True)
+        arena = _arena(game)
+        if arena is None:
+            return random.choice(KEYS)
+        return _step_toward(game, player.position, arena.nearest_coin(player).position)
+
+
+# -- opponents ------------------------------------------------------------------------------------
+
+def load_opponent(source: Any) -> Any:
+    """A policy for ``source``: a run directory or model URI is loaded once per process (cached by
+    its text), anything else (an object with ``get_action``) is used as it is."""
+    if isinstance(source, (str, os.PathLike)):
+        source = os.fspath(source)
+        if ":/" not in source:  # a run directory: one cache entry however it is spelled
+            source = os.path.abspath(source)
+        return _load_policy(source)
+    if not callable(getattr(source, "get_action", None)):
+        raise TypeError(f"an opponent is a run directory, a model URI or an object with get_action(game), not {source!r}")
+    return source
+
+
+@functools.lru_cache(maxsize=None)
+def _load_policy(source: str) -> Any:
+    from retro_gamer.policy import TrainedPolicy
+
+    policy = TrainedPolicy(source)
+    desc = policy.config.game
+    problems = []
+    if desc.board_size is not None and tuple(desc.board_size) != BOARD_SIZE:
+        problems.append(f"its board is {tuple(desc.board_size)}, chase's is {BOARD_SIZE}")
+    if desc.character_set is not None and not set(desc.character_set) <= set(CHARACTERS):
+        problems.append(f"it knows the characters {desc.character_set}, chase draws {CHARACTERS}")
+    missing = [k for k in desc.observe_state if k not in _new_state()]
+    if missing:
+        problems.append(f"it observes {missing}, which chase's game.state lacks")
+    if problems:
+        from retro_gamer.errors import RetroGamerError
+
+        raise RetroGamerError(f"The policy '{source}' was not trained on chase: " + "; ".join(problems) + ".")
+    return policy
+
+
+def _check_side(policy: Any, side: str) -> None:
+    """Refuse an opponent trained for the wrong side (its reward is the other side's key)."""
+    config = getattr(policy, "config", None)
+    reward = getattr(getattr(config, "game", None), "reward", None)
+    other = ENEMY if side == PLAYER else PLAYER
+    if reward == f"{other}_reward":
+        from retro_gamer.errors import RetroGamerError
+
+        raise RetroGamerError(
+            f"The policy '{getattr(policy, 'source', policy)}' was trained as the {other} (reward = {reward!r}) and cannot play the "
+            f"{side}: give the {side}'s run as this opponent."
+        )
+
+
+def _ai(side: str, source: Any) -> _Piece:
+    if source is None:
+        policy = ChaserPolicy() if side == ENEMY else CoinGrabberPolicy()
+    else:
+        policy = load_opponent(source)
+        _check_side(policy, side)
+    return AIEnemy(policy) if side == ENEMY else AIPlayer(policy)
+
+
+# -- the variants ---------------------------------------------------------------------------------
+
+def create_enemy_training_game(opponent: Any = None, turn_limit: int = TURN_LIMIT) -> Game:
+    """The enemy reads the keyboard; the player is :class:`CoinGrabberPolicy`, or ``opponent``'s policy."""
+    return _build(_ai(PLAYER, opponent), EnemyAgent(), turn_limit)
+
+
+def create_player_training_game(opponent: Any = None, turn_limit: int = TURN_LIMIT) -> Game:
+    """The player reads the keyboard; the enemy is :class:`ChaserPolicy`, or ``opponent``'s policy.
+
+    Also the human game: ``create_player_training_game(opponent="models:/chase-enemy@champion").play()``.
+    """
+    return _build(PlayerAgent(), _ai(ENEMY, opponent), turn_limit)
+
+
+def create_match_game(player: Any = None, enemy: Any = None, turn_limit: int = TURN_LIMIT) -> Game:
+    """Both sides AI: each a policy source, a policy object, or ``None`` for the round-0 script."""
+    return _build(_ai(PLAYER, player), _ai(ENEMY, enemy), turn_limit)
+
+
+def create_game_vs(enemy: Any = None) -> Game:
+    """A human (arrow keys) against ``enemy``: a run directory, model URI, policy, or the script."""
+    return create_player_training_game(opponent=enemy)
+
+
+if __name__ == "__main__":
+    create_game_vs(sys.argv[1] if len(sys.argv) > 1 else None).play()

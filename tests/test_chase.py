@@ -1,0 +1,186 @@
+"""The chase example: rules on real games, opponents loaded once, and both `retro-gamer create` commands."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from retro.input import ProgrammaticInput
+
+from conftest import TINY
+from retro_gamer.errors import RetroGamerError
+from retro_gamer.examples import chase
+from retro_gamer.games import description_from_pyproject
+
+CLI = str(Path(sys.executable).parent / "retro-gamer")
+ENEMY_GAME = "retro_gamer.examples.chase:create_enemy_training_game"
+PLAYER_GAME = "retro_gamer.examples.chase:create_player_training_game"
+PLAYER_OVERRIDES = ["game.reward=player_reward", "game.crop={agent: player, radius: 3}"]
+
+
+class Still:
+    """An opponent policy that never presses a key."""
+
+    def get_action(self, game):
+        return None
+
+
+@pytest.fixture(scope="session")
+def enemy_run(tmp_path_factory) -> Path:
+    """A tiny but real enemy run of chase (two episodes), loadable with TrainedPolicy."""
+    from retro_gamer.compose import compose_run
+    from retro_gamer.run import prepare_run, train_run
+
+    run = tmp_path_factory.mktemp("chase") / "runs" / "enemy"
+    cfg, source, _ = compose_run(ENEMY_GAME, [*TINY, "trainer.episodes=2", "trainer.checkpoint_every=2"])
+    train_run(run, prepare_run(cfg, run, source), progress=False)
+    return run
+
+
+def started(game):
+    game.input_source = ProgrammaticInput()
+    game.start()
+    return game
+
+
+def press(game, key):
+    game.input_source.press(key)
+    game.step()
+
+
+def place(game, player, enemy):
+    game.get_agent_by_name("player").position = player
+    game.get_agent_by_name("enemy").position = enemy
+    for number, spot in ((1, (15, 0)), (2, (15, 9))):  # coins out of the way
+        game.get_agent_by_name(f"coin {number}").position = spot
+
+
+def test_the_board_has_walls_and_every_variant_the_same_state_keys():
+    games = [chase.create_enemy_training_game(), chase.create_player_training_game(), chase.create_match_game()]
+    assert {frozenset(g.state) for g in games} == {frozenset(games[0].state)}
+    desc = description_from_pyproject(ENEMY_GAME)
+    for game in games:
+        assert game.board_size == chase.BOARD_SIZE
+        assert set(desc.observe_state) <= set(game.state) and {"player_reward", "enemy_reward"} <= set(game.state)
+        walls = [a for a in game.agents if isinstance(a, chase.Wall)]
+        assert len(walls) == sum(row.count("#") for row in chase.LAYOUT) > 10
+        player, enemy = game.get_agent_by_name("player"), game.get_agent_by_name("enemy")
+        assert chase.path_distance(game, player.position, enemy.position) >= chase.START_GAP
+    assert desc.max_turns == chase.TURN_LIMIT and desc.character_set == chase.CHARACTERS
+
+
+def test_walls_and_edges_block_movement():
+    game = started(chase.create_player_training_game(opponent=Still()))
+    place(game, player=(1, 3), enemy=(12, 9))
+    assert (1, 2) in chase.walls_of(game)
+    press(game, "KEY_UP")  # a wall above
+    assert game.get_agent_by_name("player").position == (1, 3)
+    press(game, "KEY_LEFT")
+    press(game, "KEY_LEFT")  # the board's edge
+    assert game.get_agent_by_name("player").position == (0, 3)
+    press(game, None)
+    assert game.get_agent_by_name("player").position == (0, 3) and game.playing
+
+
+@pytest.mark.parametrize("variant, key", [("enemy", "KEY_LEFT"), ("player", "KEY_RIGHT")])
+def test_a_catch_ends_the_game_and_rewards_both_sides(variant, key):
+    factory = chase.create_enemy_training_game if variant == "enemy" else chase.create_player_training_game
+    game = started(factory(opponent=Still()))
+    place(game, player=(7, 2), enemy=(8, 2))
+    press(game, key)  # the enemy steps onto the player, or the player into the enemy
+    assert not game.playing
+    assert game.state["caught"] == 1
+    assert game.state["enemy_reward"] == chase.CATCH == 1
+    assert game.state["player_reward"] == chase.CAUGHT < 0
+
+
+def test_coins_score_and_respawn():
+    random.seed(3)
+    game = started(chase.create_player_training_game(opponent=Still()))
+    place(game, player=(7, 2), enemy=(12, 9))
+    coin = game.get_agent_by_name("coin 1")
+    coin.position = (8, 2)
+    press(game, "KEY_RIGHT")
+    assert game.state["coins"] == 1 and game.playing
+    assert game.state["player_reward"] > chase.COIN - 0.2  # the coin, give or take the shaping
+    assert coin.position not in chase.walls_of(game) and game.on_board(coin.position)
+    assert coin.position not in {(8, 2), game.get_agent_by_name("coin 2").position}
+    assert chase.path_distance(game, (8, 2), coin.position) >= chase.COIN_GAP
+
+
+def test_the_turn_limit_ends_the_game_and_survival_pays_the_player():
+    game = started(chase.create_match_game(player=Still(), enemy=Still(), turn_limit=5))
+    for _ in range(4):
+        game.step()
+    assert game.playing
+    game.step()
+    assert not game.playing and game.state["turn"] == 5 and game.state["caught"] == 0
+    assert game.state["player_reward"] == pytest.approx(5 * chase.SURVIVE)
+    assert game.state["enemy_reward"] == pytest.approx(5 * chase.ENEMY_TURN)
+
+
+def test_scripted_baselines_differ_from_random_play():
+    random.seed(0)
+    catches = {}
+    for name, enemy in (("chaser", None), ("random", chase.RandomPolicy())):
+        caught = 0
+        for _ in range(10):
+            game = started(chase.create_match_game(player=chase.RandomPolicy(), enemy=enemy, turn_limit=100))
+            while game.playing:
+                game.step()
+            caught += game.state["caught"]
+        catches[name] = caught
+    assert catches["chaser"] >= 9 and catches["random"] <= 7
+
+
+def test_the_integration_guide_classes_work_in_a_bare_game():
+    from retro.game import Game
+
+    random.seed(1)
+    enemy, player = chase.EnemyAgent(), chase.RandomPlayer()
+    game = started(Game([enemy, player], {"enemy_reward": 0}, board_size=(32, 16)))
+    for _ in range(50):
+        press(game, "KEY_RIGHT")
+        if not game.playing:
+            break
+    assert enemy.position != (2, 2) and game.state["enemy_reward"] in (0, 1)
+
+
+def test_an_opponent_run_is_loaded_once_per_process_and_plays(enemy_run: Path):
+    chase._load_policy.cache_clear()
+    first = chase.create_player_training_game(opponent=str(enemy_run))
+    second = chase.create_player_training_game(opponent=str(enemy_run))
+    match = chase.create_match_game(player=None, enemy=str(enemy_run))
+    policies = {id(g.get_agent_by_name("enemy").policy) for g in (first, second, match)}
+    assert len(policies) == 1
+    assert chase._load_policy.cache_info().misses == 1
+    policy = first.get_agent_by_name("enemy").policy
+    assert policy.encoder.crop.agent == "enemy"  # it sees the board from the enemy, as in training
+    game = started(first)
+    for _ in range(20):
+        press(game, "KEY_LEFT")
+        if not game.playing:
+            break
+    assert game.state["turn"] >= 1
+    assert policy.get_action(game) in [*chase.KEYS, None]
+    with pytest.raises(RetroGamerError, match="trained as the enemy"):
+        chase.create_enemy_training_game(opponent=str(enemy_run))
+
+
+def cli(*args: str, cwd: Path) -> str:
+    result = subprocess.run([CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_both_create_commands_work(tmp_path: Path, enemy_run: Path):
+    out = cli("create", "--game", ENEMY_GAME, "--output", "runs/enemy", "tracking.enabled=false", cwd=tmp_path)
+    assert "7x7 window around 'enemy'" in out and "game.state['enemy_reward']" in out
+    out = cli("create", "--game", PLAYER_GAME, "--output", "runs/player", *PLAYER_OVERRIDES,
+              f"game.opponent={enemy_run}", "tracking.enabled=false", cwd=tmp_path)
+    assert "7x7 window around 'player'" in out and "game.state['player_reward']" in out
+    text = (tmp_path / "runs" / "player" / "config.toml").read_text()
+    assert "create_player_training_game" in text and "opponent" in text

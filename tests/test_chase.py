@@ -184,3 +184,19 @@ def test_both_create_commands_work(tmp_path: Path, enemy_run: Path):
     assert "7x7 window around 'player'" in out and "game.state['player_reward']" in out
     text = (tmp_path / "runs" / "player" / "config.toml").read_text()
     assert "create_player_training_game" in text and "opponent" in text
+
+
+def test_a_human_plays_against_a_trained_enemy_example(enemy_run: Path):
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("play_vs_champion", REPO / "examples" / "play_vs_champion.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    game = started(example.create_game(str(enemy_run)))
+    for _ in range(30):
+        if not game.playing:
+            break
+        press(game, "KEY_LEFT")  # the human's keys
+    assert game.turn_number > 0

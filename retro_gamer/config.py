@@ -81,7 +81,7 @@ class TrackingConfig:
     experiment: str | None = None  # None: the game's name
     role: str = "single"  # player, enemy or single: tagged, so adversarial rounds filter apart
     tags: dict[str, str] = field(default_factory=dict)  # more tags, e.g. round and opponent from the pipeline
-    replay_every: int = 1  # log an episode replay at every Nth checkpoint; 0 never
+    replay_every: int | None = None  # a replay at every Nth checkpoint; 0 never; None: as often as 1 % of the time allows
     log_checkpoints: bool = True  # copy each policy checkpoint to the run's artifacts
     register_as: str | None = None  # register the final policy model under this name, alias "latest"
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 TRACKING_FILE = "tracking.json"  # which store and MLflow run this run directory continues
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
+REPLAY_SHARE = 0.01  # with replay_every unset, replays may take this share of the training wall time
 STATUS = {"finished": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
 
 
@@ -72,14 +75,39 @@ def git_tags(folder: Path) -> dict[str, str]:
 
 
 def _timed(method: Callable) -> Callable:
-    """Adds the hook's duration to ``self.seconds`` (what tracking costs the training loop)."""
+    """Adds the hook's duration to ``self.seconds[hook]`` (what tracking costs the training loop)."""
     def wrapper(self: MlflowTracking, *args: Any) -> Any:
         started = time.perf_counter()
         try:
             return method(self, *args)
         finally:
-            self.seconds += time.perf_counter() - started
+            self.seconds[method.__name__] = self.seconds.get(method.__name__, 0.0) + time.perf_counter() - started
     return wrapper
+
+
+class MetricSender:
+    """Sends metric batches from a background thread, in order, so the training loop never waits on the store."""
+
+    def __init__(self, send: Callable[[list[Any]], None]):
+        self._queue: queue.Queue = queue.Queue()
+        self._send = send
+        self.cpu_seconds = 0.0  # CPU time the sending took (it competes with training for the interpreter)
+        self._thread = threading.Thread(target=self._run, name="mlflow-metrics", daemon=True)
+        self._thread.start()
+
+    def put(self, batch: list[Any]) -> None:
+        self._queue.put(batch)
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            started = time.thread_time()
+            self._send(batch)
+            self.cpu_seconds += time.thread_time() - started
+
+    def close(self, timeout: float = 120.0) -> None:
+        """Send what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join(timeout)
 
 
 class MlflowTracking(Callback):
@@ -93,10 +121,14 @@ class MlflowTracking(Callback):
         self.run_id: str | None = None
         self.experiment_id: str | None = None
         self._metrics: list[Any] = []
+        self._sender: MetricSender | None = None
         self._checkpoints_seen = 0
+        self._started = time.perf_counter()
+        self._replay_seconds = 0.0
+        self._replayed: Path | None = None
         self._failure: str | None = None
         self.unsent = {"metrics": 0, "artifacts": 0}
-        self.seconds = 0.0  # time spent in tracking, for the overhead benchmark
+        self.seconds: dict[str, float] = {}  # time spent in each hook, for the overhead benchmark
 
     # --- talking to the store, never fatally ------------------------------------------------
     def _safely(self, what: str, action: Callable[[], Any], metrics: int = 0, artifacts: int = 0,
@@ -151,6 +183,7 @@ class MlflowTracking(Callback):
             self.client.log_batch(self.run_id, params=new[i : i + 100], tags=changed[i : i + 100])
         self._write_tracking_file()
         self.client.log_artifact(self.run_id, str(self.run_dir / CONFIG_FILE))
+        self._sender = MetricSender(self._send)
 
     def _previous_run(self) -> Any:
         """The MLflow run this run directory continues, if it was tracked in this same store."""
@@ -219,16 +252,30 @@ class MlflowTracking(Callback):
         if self.cfg.tracking.log_checkpoints:
             self._safely("logging a checkpoint", lambda: self.client.log_artifact(self.run_id, str(path), "checkpoints"),
                          artifacts=1)
-        every = self.cfg.tracking.replay_every
         self._checkpoints_seen += 1
-        if every > 0 and self._checkpoints_seen % every == 0:
+        if self._replay_due():
             self._safely("logging a replay", lambda: self._log_replay(path), artifacts=2)
 
+    @property
+    def sender_cpu_seconds(self) -> float:
+        return self._sender.cpu_seconds if self._sender is not None else 0.0
+
+    def _replay_due(self) -> bool:
+        """Every ``replay_every``-th checkpoint; unset, whenever replays so far stay within REPLAY_SHARE of the time."""
+        every = self.cfg.tracking.replay_every
+        if every is not None:
+            return every > 0 and self._checkpoints_seen % every == 0
+        return self._replay_seconds <= REPLAY_SHARE * (time.perf_counter() - self._started)
+
     def _flush(self) -> None:
+        """Hand the buffered metrics to the sender thread (SQLite takes ~0.3 ms a value: not on the training thread)."""
         batch, self._metrics = self._metrics, []
-        if self.run_id is None:
+        if self._sender is None:
             self.unsent["metrics"] += len(batch)
-            return
+        elif batch:
+            self._sender.put(batch)
+
+    def _send(self, batch: list[Any]) -> None:
         for i in range(0, len(batch), BATCH):
             chunk = batch[i : i + BATCH]
             self._safely("sending metrics", lambda: self.client.log_batch(self.run_id, metrics=chunk), metrics=len(chunk))
@@ -238,21 +285,32 @@ class MlflowTracking(Callback):
         from retro_gamer.policy import TrainedPolicy
         from retro_gamer.recording import write_replay
 
-        policy = TrainedPolicy(self.run_dir, checkpoint=checkpoint_path)
-        with tempfile.TemporaryDirectory() as tmp:
-            page = Path(tmp) / f"{checkpoint_path.stem}.html"
-            write_replay(policy, page, seed=self.cfg.trainer.seed)
-            self.client.log_artifact(self.run_id, str(page), "replays")
-            self.client.log_artifact(self.run_id, str(page.with_suffix(".txt")), "replays")
+        started = time.perf_counter()
+        self._replayed = checkpoint_path
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                page = Path(tmp) / f"{checkpoint_path.stem}.html"
+                write_replay(TrainedPolicy(self.run_dir, checkpoint=checkpoint_path), page, seed=self.cfg.trainer.seed)
+                self.client.log_artifact(self.run_id, str(page), "replays")
+                self.client.log_artifact(self.run_id, str(page.with_suffix(".txt")), "replays")
+        finally:
+            self._replay_seconds += time.perf_counter() - started
 
     @_timed
     def on_train_end(self, trainer: DQNTrainer, summary: dict[str, Any]) -> None:
         self._flush()
+        if self._sender is not None:
+            self._sender.close()
         if self.run_id is None:
             self._report(summary, None, False)
             return
         model_uri = None
         if summary["status"] != "failed":
+            from retro_gamer import checkpoint
+
+            latest = checkpoint.latest_checkpoint(self.run_dir)
+            if latest is not None and latest != self._replayed and self.cfg.tracking.replay_every != 0:
+                self._safely("logging the final replay", lambda: self._log_replay(latest), artifacts=2)
             model_uri = self._safely("logging the policy model", lambda: self._log_model(), artifacts=1)
         self._safely("logging the run's files", lambda: self._log_files(), artifacts=4)
         ended = self._safely("ending the run", lambda: self.client.set_terminated(self.run_id, STATUS[summary["status"]]) or True,

@@ -55,7 +55,7 @@ def fails_cleanly(result: subprocess.CompletedProcess, *phrases: str) -> str:
 
 def test_help_lists_every_command_with_examples(tmp_path: Path):
     out = ok(cli("--help", cwd=tmp_path))
-    for command in ("create", "train", "eval", "play", "info", "plot", "clean"):
+    for command in ("create", "train", "eval", "play", "info", "plot", "replay", "promote", "clean"):
         assert command in out
         assert "example:" in ok(cli(command, "--help", cwd=tmp_path))
 
@@ -165,3 +165,30 @@ def test_truncated_checkpoint_names_the_file_and_suggests_the_previous(tmp_path:
     latest.write_bytes(latest.read_bytes()[:1000])
     fails_cleanly(cli("eval", "run", cwd=tmp_path), "ep_0006.pt is corrupted", "previous one: ep_0003.pt")
     ok(cli("eval", "run", "-c", "ep_0003", "-n", "2", cwd=tmp_path))
+
+
+def test_replay_writes_a_page_and_a_transcript(tmp_path: Path, trained_snake: Path):
+    out = ok(cli("replay", str(trained_snake), "--checkpoint", "ep_0003", "-o", "snake.html", "--max-turns", "50",
+                 cwd=tmp_path))
+    assert "Wrote snake.html and snake.txt" in out
+    page, transcript = (tmp_path / "snake.html").read_text(), (tmp_path / "snake.txt").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "ep_0003" in page and "turn 1" in transcript
+
+
+def test_a_tracked_policy_is_evaluated_promoted_and_replayed_by_uri(tmp_path: Path, trained_snake: Path):
+    from retro_gamer import store
+    from retro_gamer.mlflow_model import log_policy_model, register_policy
+
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    client = store.open_store(uri)
+    run = client.create_run(store.experiment_id(client, "snake", uri))
+    model = log_policy_model(client, run.info.run_id, trained_snake, trained_snake / "checkpoints" / "ep_0006.pt")
+    register_policy(client, model, "snake-policy")
+    by_dir = json.loads(ok(cli("eval", str(trained_snake), "-n", "3", "--json", cwd=tmp_path)))
+    by_uri = json.loads(ok(cli("eval", "models:/snake-policy/1", "-n", "3", "--json", "--tracking-uri", uri, cwd=tmp_path)))
+    assert by_uri == by_dir
+    assert "snake-policy version 1 is now @champion" in ok(cli("promote", "models:/snake-policy/1", "--name", "snake-policy",
+                                                             "--alias", "champion", "--tracking-uri", uri, cwd=tmp_path))
+    assert "Wrote" in ok(cli("replay", "models:/snake-policy@champion", "-o", "c.html", "--tracking-uri", uri, cwd=tmp_path))
+    assert "Checkpoints (1)" in ok(cli("info", "models:/snake-policy@champion", "--tracking-uri", uri, cwd=tmp_path))
+    fails_cleanly(cli("eval", "models:/no-such-model@champion", "--tracking-uri", uri, cwd=tmp_path), "no-such-model")

@@ -226,9 +226,9 @@ class DQNTrainer:
         whether the run ``finished``, was ``interrupted`` (Ctrl+C, SIGTERM) or ``failed``.
         """
         stop_reason, status = "error", "failed"
-        for cb in self.callbacks:
-            cb.on_train_start(self)
         try:
+            for cb in self.callbacks:
+                cb.on_train_start(self)
             with StopRequest() as stop:
                 stop_reason = self._loop(stop)
             self._save_final()

@@ -40,5 +40,5 @@ def test_snake_skill_prints_a_learning_curve(tmp_path: Path):
 
 def test_tracking_overhead_prints_the_share_of_time(tmp_path: Path):
     overrides = [o for o in TINY if not o.startswith("tracking.")]
-    out = bench(str(BENCH / "tracking_overhead.py"), "--seconds", "3", *overrides, cwd=tmp_path)
+    out = bench(str(BENCH / "tracking_overhead.py"), "--seconds", "1", *overrides, cwd=tmp_path)
     assert "tracking off:" in out and "time in tracking while training" in out and "one-off:" in out

@@ -173,7 +173,7 @@ def test_sigkill_at_random_moments_never_breaks_the_run(tmp_path: Path):
     command = [sys.executable, "-m", "retro_gamer.train", "+game=snake", "trainer.episodes=100000", "run_dir=run",
                "trainer.checkpoint_every=1", *TINY, "trainer.buffer_size=30000"]
     run = tmp_path / "run"
-    for kill in range(6):
+    for kill in range(4):
         proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 120
         start = checkpoint.latest_checkpoint(run)

@@ -127,6 +127,7 @@ class MlflowTracking(Callback):
         self._replay_seconds = 0.0
         self._replayed: Path | None = None
         self._failure: str | None = None
+        self._failure_lock = threading.Lock()
         self.unsent = {"metrics": 0, "artifacts": 0}
         self.seconds: dict[str, float] = {}  # time spent in each hook, for the overhead benchmark
 
@@ -137,16 +138,21 @@ class MlflowTracking(Callback):
             try:
                 return action()
             except Exception as err:  # noqa: BLE001 - any store failure: warn once, keep training
-                if self._failure is not None:  # already warned
-                    return None
-                reason = str(err).splitlines()[0] if str(err) else ""
-                self._failure = f"{type(err).__name__}: {reason[:160]}{'…' if len(reason) > 160 else ''}"
-                print(f"warning: the MLflow store {self.uri} failed while {what} ({self._failure}). Training goes on and "
-                      "the run directory stays complete; what cannot be sent is counted and reported at the end.",
-                      file=sys.stderr, flush=True)
-        self.unsent["metrics"] += metrics
-        self.unsent["artifacts"] += artifacts
+                self._warn_once(what, err)
+        with self._failure_lock:
+            self.unsent["metrics"] += metrics
+            self.unsent["artifacts"] += artifacts
         return None
+
+    def _warn_once(self, what: str, err: Exception) -> None:
+        with self._failure_lock:  # the sender thread and the training thread may fail together
+            if self._failure is not None:
+                return
+            reason = str(err).splitlines()[0] if str(err) else ""
+            self._failure = f"{type(err).__name__}: {reason[:160]}{'…' if len(reason) > 160 else ''}"
+        print(f"warning: the MLflow store {self.uri} failed while {what} ({self._failure}). Training goes on and "
+              "the run directory stays complete; what cannot be sent is counted and reported at the end.",
+              file=sys.stderr, flush=True)
 
     # --- hooks ------------------------------------------------------------------------------
     @_timed

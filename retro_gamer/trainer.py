@@ -341,8 +341,9 @@ class DQNTrainer:
             epsilon=self.epsilon(), loss=loss, env_steps=self.env_steps,
             steps_per_s=(self.env_steps - start_steps) / max(1e-9, time.perf_counter() - start_time),
         )
-        self._save_resume_state()
-        path = checkpoint.write_policy_checkpoint(self.run_dir, self._policy_payload(window.mean_return))
+        policy = self._policy_payload(window.mean_return)
+        self._save_resume_state(policy)
+        path = checkpoint.write_policy_checkpoint(self.run_dir, policy)
         checkpoint.prune(self.run_dir, self.cfg.trainer.keep_checkpoints)
         self._open_window()
         for cb in self.callbacks:
@@ -362,9 +363,11 @@ class DQNTrainer:
             "weights": self.q.state_dict(),
         }
 
-    def _save_resume_state(self) -> None:
+    def _save_resume_state(self, policy: dict[str, Any] | None = None) -> None:
+        """``resume.pt``: the policy part (``policy``, when the caller has built it already) plus what only
+        training needs, and the replay chunks it lists."""
         t = self.cfg.trainer
-        state = self._policy_payload(self.recent_mean_return(t.checkpoint_every))
+        state = dict(policy or self._policy_payload(self.recent_mean_return(t.checkpoint_every)))
         state.update({
             "returns": torch.tensor(self.returns, dtype=torch.float64),
             "lengths": torch.tensor(self.lengths, dtype=torch.int64),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -60,7 +59,7 @@ def record_in_mlflow(result: Tournament, final_round: int) -> None:
     from retro_gamer import store
     from retro_gamer.mlflow_model import promote
     from retro_gamer.policy import TrainedPolicy
-    from retro_gamer.recording import write_replay
+    from retro_gamer.tracking import TRACKING_FILE, log_replay
 
     parent = cycle()
     client = store.open_store(parent["tracking_uri"])
@@ -75,16 +74,12 @@ def record_in_mlflow(result: Tournament, final_round: int) -> None:
     if final_round > 0:
         match = TrainedPolicy(player_dir)
         match.config = replace(match.config, game=replace(match.config.game, opponent=str(enemy_dir.resolve())))
-        with tempfile.TemporaryDirectory() as tmp:
-            page = Path(tmp) / f"final_match_r{final_round}.html"
-            write_replay(match, page, seed=0)
-            client.log_artifact(run_id, str(page), "replays")
-            client.log_artifact(run_id, str(page.with_suffix(".txt")), "replays")
+        log_replay(client, run_id, match, f"final_match_r{final_round}", seed=0)
     for side in ("player", "enemy"):
         best = champion(result, side)
         if best is None:
             continue
-        tracked = json.loads((generation(side, int(best[1:])) / "tracking.json").read_text())
+        tracked = json.loads((generation(side, int(best[1:])) / TRACKING_FILE).read_text())
         model_uri = client.get_run(tracked["run_id"]).data.tags["policy_model_uri"]
         print(promote(model_uri, f"chase-{side}", "champion", parent["tracking_uri"]))
         client.set_tag(run_id, f"champion_{side}", best)

@@ -74,6 +74,17 @@ def git_tags(folder: Path) -> dict[str, str]:
     return {"git_commit": commit, "mlflow.source.git.commit": commit, "git_dirty": str(bool(dirty)).lower()}
 
 
+def log_replay(client: Any, run_id: str, policy: Any, name: str, seed: int) -> None:
+    """Record one greedy episode of ``policy`` and log it as ``replays/NAME.html`` and ``.txt`` on the run."""
+    from retro_gamer.recording import write_replay
+
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(tmp) / f"{name}.html"
+        write_replay(policy, page, seed=seed)
+        client.log_artifact(run_id, str(page), "replays")
+        client.log_artifact(run_id, str(page.with_suffix(".txt")), "replays")
+
+
 def _timed(method: Callable) -> Callable:
     """Adds the hook's duration to ``self.seconds[hook]`` (what tracking costs the training loop)."""
     def wrapper(self: MlflowTracking, *args: Any) -> Any:
@@ -289,16 +300,12 @@ class MlflowTracking(Callback):
     def _log_replay(self, checkpoint_path: Path) -> None:
         """One greedy episode of this checkpoint as a self-contained HTML page plus a transcript."""
         from retro_gamer.policy import TrainedPolicy
-        from retro_gamer.recording import write_replay
 
         started = time.perf_counter()
         self._replayed = checkpoint_path
         try:
-            with tempfile.TemporaryDirectory() as tmp:
-                page = Path(tmp) / f"{checkpoint_path.stem}.html"
-                write_replay(TrainedPolicy(self.run_dir, checkpoint=checkpoint_path), page, seed=self.cfg.trainer.seed)
-                self.client.log_artifact(self.run_id, str(page), "replays")
-                self.client.log_artifact(self.run_id, str(page.with_suffix(".txt")), "replays")
+            log_replay(self.client, self.run_id, TrainedPolicy(self.run_dir, checkpoint=checkpoint_path),
+                       checkpoint_path.stem, self.cfg.trainer.seed)
         finally:
             self._replay_seconds += time.perf_counter() - started
 

@@ -43,7 +43,7 @@ from retro_gamer.checkpoint import CHECKPOINT_DIR, checkpoint_name, latest_check
 from retro_gamer.compat import tomllib
 from retro_gamer.config import CONFIG_FILE, read_config
 from retro_gamer.errors import RetroGamerError
-from retro_gamer.games.loading import absolute, is_model_uri
+from retro_gamer.games.loading import absolute
 from retro_gamer.network import QNetwork
 from retro_gamer.store import resolve_uri, sqlite_path
 

@@ -25,8 +25,8 @@ from retro_gamer import TrainedPolicy
 from retro_gamer.checkpoint import latest_checkpoint
 from retro_gamer.compat import tomllib
 from retro_gamer.errors import RetroGamerError
-from retro_gamer.mlflow_model import (MODEL_NAME, NEWEST_ALIAS, download_policy, is_model_uri, log_policy_model,
-                                      promote, register_policy)
+from retro_gamer.games import is_model_uri
+from retro_gamer.mlflow_model import MODEL_NAME, NEWEST_ALIAS, download_policy, log_policy_model, promote, register_policy
 from retro_gamer.store import experiment_id, open_store
 
 NAME = "snake-policy"

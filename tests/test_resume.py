@@ -21,7 +21,6 @@ from conftest import TINY, run_module
 from retro_gamer import checkpoint
 from retro_gamer.callbacks import Callback
 from retro_gamer.compose import compose_app, run_config_from_hydra
-from retro_gamer.errors import SaveError
 from retro_gamer.run import prepare_run, train_run
 from retro_gamer.trainer import DQNTrainer
 

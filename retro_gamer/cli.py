@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from retro_gamer import __version__
-from retro_gamer.errors import RetroGamerError
+from retro_gamer.errors import RetroGamerError, explain_failure
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -31,6 +31,9 @@ def cmd_create(args: argparse.Namespace) -> int:
     from retro_gamer.run import prepare_run
 
     output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise RetroGamerError(f"--output {output} is a file, not a folder. A run directory is a folder that will "
+                              "hold config.toml and checkpoints/; choose a new or existing folder.")
     if (output / CONFIG_FILE).exists() and not args.force:
         raise RetroGamerError(f"{output / CONFIG_FILE} already exists. Train it with `retro-gamer train {output}`, "
                               "choose another --output, or pass --force to overwrite its config.")
@@ -73,24 +76,27 @@ def describe(cfg, run_dir: Path, source: str, why: str | None = None) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from retro_gamer import checkpoint
-    from retro_gamer.config import read_config, write_config
+    from retro_gamer.config import check_settings, read_config, write_config
     from retro_gamer.run import finish_message, train_run
+    from retro_gamer.runlock import run_lock
 
     run_dir = Path(args.run_dir)
-    cfg = read_config(run_dir)
-    if args.episodes is not None:
-        cfg = replace(cfg, trainer=replace(cfg.trainer, episodes=args.episodes))
-        write_config(cfg, run_dir)
-    else:
-        saved = checkpoint.list_checkpoints(run_dir)
-        done = saved[-1][0] if saved else 0
-        if done >= cfg.trainer.episodes:
-            # a finished run trains one more round of trainer.episodes (adversarial alternation)
-            target = done + cfg.trainer.episodes
-            print(f"{run_dir} finished {done} episodes; training {cfg.trainer.episodes} more (to {target}). "
-                  "Use --episodes N to set the total instead.")
-            cfg = replace(cfg, trainer=replace(cfg.trainer, episodes=target))
-    summary = train_run(run_dir, cfg)
+    read_config(run_dir)  # a folder that is not a run is refused before the lock creates anything
+    with run_lock(run_dir):
+        cfg = read_config(run_dir)
+        if args.episodes is not None:
+            cfg = check_settings(replace(cfg, trainer=replace(cfg.trainer, episodes=args.episodes)), "--episodes")
+            write_config(cfg, run_dir)
+        else:
+            saved = checkpoint.list_checkpoints(run_dir)
+            done = saved[-1][0] if saved else 0
+            if done >= cfg.trainer.episodes:
+                # a finished run trains one more round of trainer.episodes (adversarial alternation)
+                target = done + cfg.trainer.episodes
+                print(f"{run_dir} finished {done} episodes; training {cfg.trainer.episodes} more (to {target}). "
+                      "Use --episodes N to set the total instead.")
+                cfg = replace(cfg, trainer=replace(cfg.trainer, episodes=target))
+        summary = train_run(run_dir, cfg)
     print(finish_message(summary, run_dir, f"retro-gamer train {run_dir}"))
     return 0
 
@@ -191,6 +197,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from retro_gamer.policy import TrainedPolicy
     from retro_gamer.recording import write_replay
 
+    from retro_gamer.files import check_output_file
+
+    if args.output:
+        check_output_file(Path(args.output), (".html",), "--output")
     policy = TrainedPolicy(args.run_dir, checkpoint=args.checkpoint, tracking_uri=args.tracking_uri)
     output = Path(args.output or f"{policy.checkpoint_path.stem}.html")
     rec = write_replay(policy, output, seed=args.seed, max_turns=args.max_turns)
@@ -208,14 +218,21 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from retro_gamer import checkpoint
-    from retro_gamer.callbacks import LOG_FILE, METRICS_FILE
     from retro_gamer.config import read_config
-    from retro_gamer.plots import CURVE_FILE
-    from retro_gamer.tracking import TRACKING_FILE
+    from retro_gamer.runlock import run_lock
 
     run_dir = Path(args.run_dir)
     read_config(run_dir)  # only clean what is really a run directory
+    with run_lock(run_dir, purpose="cleaning"):
+        return _clean(run_dir, args.yes)
+
+
+def _clean(run_dir: Path, yes: bool) -> int:
+    from retro_gamer import checkpoint
+    from retro_gamer.callbacks import LOG_FILE, METRICS_FILE
+    from retro_gamer.plots import CURVE_FILE
+    from retro_gamer.tracking import TRACKING_FILE
+
     doomed = [p for _, p in checkpoint.list_checkpoints(run_dir)] + sorted((run_dir / checkpoint.REPLAY_DIR).glob("*.pt"))
     names = (checkpoint.RESUME_FILE, LOG_FILE, METRICS_FILE, CURVE_FILE, TRACKING_FILE)
     doomed += [run_dir / n for n in names if (run_dir / n).exists()]
@@ -225,7 +242,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     print(f"This deletes {len(doomed)} file(s) from {run_dir} (config.toml stays):")
     for path in doomed[:8]:
         print(f"  {path.relative_to(run_dir)}")
-    if not args.yes:
+    if not yes:
         if not sys.stdin.isatty():
             raise RetroGamerError("Not deleting without confirmation: pass -y to clean non-interactively.")
         if input("Delete them? [y/N] ").strip().lower() not in ("y", "yes"):
@@ -237,6 +254,20 @@ def cmd_clean(args: argparse.Namespace) -> int:
     shutil.rmtree(run_dir / checkpoint.REPLAY_DIR, ignore_errors=True)
     print(f"Cleaned. `retro-gamer train {run_dir}` starts from scratch.")
     return 0
+
+
+def _number(low: float, high: float, whole: bool = True):
+    """An argparse type: a number in [low, high], refused by argparse with the allowed range."""
+    def parse(text: str) -> float:
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if whole else ''}number from {low:,} to {high:,}")
+        return value
+    parse.__name__ = "whole number" if whole else "number"
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,9 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
              "retro-gamer eval runs/snake --episodes 50 --json")
     ev.add_argument("run_dir", metavar="DIR")
     ev.add_argument("--checkpoint", "-c", help="ep_0500, ep_0500.pt or a path (default: latest)")
-    ev.add_argument("--episodes", "-n", type=int, default=20)
-    ev.add_argument("--epsilon", type=float, default=0.0, help="probability of a random key each turn")
-    ev.add_argument("--seed", type=int, default=12345)
+    ev.add_argument("--episodes", "-n", type=_number(1, 1_000_000), default=20)
+    ev.add_argument("--epsilon", type=_number(0, 1, whole=False), default=0.0, help="probability of a random key each turn")
+    ev.add_argument("--seed", type=_number(0, 2**32 - 1), default=12345)
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     tracked(ev)
 
@@ -281,8 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
                "retro-gamer play runs/snake --framerate 20")
     play.add_argument("run_dir", metavar="DIR")
     play.add_argument("--checkpoint", "-c", help="ep_0500, ep_0500.pt or a path (default: latest)")
-    play.add_argument("--episodes", "-n", type=int, default=1)
-    play.add_argument("--framerate", type=int, help="turns per second (default: the game's own)")
+    play.add_argument("--episodes", "-n", type=_number(1, 1_000_000), default=1)
+    play.add_argument("--framerate", type=_number(1, 1_000), help="turns per second (default: the game's own)")
     tracked(play)
 
     info = add("info", cmd_info, "summarise a run: game, network, checkpoints, resume state",
@@ -295,8 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir", metavar="DIR")
     rep.add_argument("--checkpoint", "-c", help="ep_0500, ep_0500.pt or a path (default: latest)")
     rep.add_argument("-o", "--output", help="the HTML file (default: CHECKPOINT.html here); the .txt goes beside it")
-    rep.add_argument("--seed", type=int, default=0, help="seed of the game's randomness for this episode")
-    rep.add_argument("--max-turns", type=int, help="stop after this many turns (default: the game's max_turns)")
+    rep.add_argument("--seed", type=_number(0, 2**32 - 1), default=0, help="seed of the game's randomness for this episode")
+    rep.add_argument("--max-turns", type=_number(1, 10_000_000), help="stop after this many turns (default: the game's max_turns)")
     tracked(rep)
 
     prom = add("promote", cmd_promote, "set an alias (e.g. champion) on a registered policy version",
@@ -325,6 +356,12 @@ def main(argv: list[str] | None = None) -> int:
     except RetroGamerError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+    except Exception as err:  # the game's own code, or the file system; anything else is our bug: traceback
+        message = explain_failure(err, f"running `retro-gamer {args.command}`")
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         from retro_gamer.run import stopped_at_once_message
 

@@ -8,6 +8,8 @@ rejected before anything runs. The result is resolved into a :class:`RunConfig` 
 from __future__ import annotations
 
 import difflib
+import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
@@ -30,13 +32,46 @@ class ModelKind(str, Enum):
     cnn = "cnn"
 
 
+# --- the allowed range of each setting ----------------------------------------------------------
+# Kept beside the fields they govern (as field metadata), and checked by :func:`setting_problems`
+# whenever a config is composed, read from config.toml or about to be written, so a nonsensical
+# value is refused before anything on disk changes.
+
+
+def _number(low: float, high: float, *, whole: bool = True, above: bool = False, each: bool = False) -> dict[str, Any]:
+    """Metadata: a number in [low, high] (or (low, high] with ``above``); ``each`` item of a list."""
+    kind = "whole number" if whole else "number"
+    span = f"above {low:,} and at most {high:,}" if above else f"from {low:,} to {high:,}"
+    return {"allowed": (f"a {kind} {span}",
+                        lambda v: _in_range(v, low, high, whole, above), each)}
+
+
+def _in_range(value: Any, low: float, high: float, whole: bool, above: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (whole and not float(value).is_integer()):
+        return False
+    return math.isfinite(value) and (value > low if above else value >= low) and value <= high
+
+
+def _device_ok(value: Any) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d{1,2})?", value) is not None
+
+
+def _name_ok(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and 0 < len(value) <= 200 and value.strip() == value)
+
+
+_DEVICE = {"allowed": ("auto, cpu, cuda, cuda:N or mps", _device_ok, False)}
+_NAME = {"allowed": ("a name of 1 to 200 characters without leading or trailing spaces", _name_ok, False)}
+_UNLIMITED = 10**9
+
+
 @dataclass
 class ModelConfig:
     """The Q-network. ``mlp`` flattens the one-hot board; ``cnn`` convolves it first."""
 
     kind: ModelKind = ModelKind.mlp
-    hidden: list[int] = field(default_factory=lambda: [128, 128])
-    channels: list[int] = field(default_factory=lambda: [32, 64])  # cnn only
+    hidden: list[int] = field(default_factory=lambda: [128, 128], metadata=_number(1, 65_536, each=True))
+    channels: list[int] = field(default_factory=lambda: [32, 64], metadata=_number(1, 4_096, each=True))  # cnn only
     dueling: bool = True
 
 
@@ -45,31 +80,31 @@ class TrainerConfig:
     """DQN hyperparameters. Steps are environment steps summed over all parallel games."""
 
     algorithm: str = "dqn"  # the only one so far; the field keeps room for others
-    episodes: int = 20_000
-    time_limit: float | None = None  # minutes of wall clock, then stop cleanly
-    seed: int = 0
-    device: str = "auto"  # auto = cuda, then mps, then cpu
-    lr: float = 5e-4
-    gamma: float = 0.99
-    n_step: int = 3
-    batch_size: int = 64
-    buffer_size: int = 100_000
-    num_envs: int = 8
-    warmup_steps: int = 5_000
-    epsilon_start: float = 1.0
-    epsilon_end: float = 0.02
-    epsilon_decay_steps: int = 150_000
-    train_every: int = 10  # env steps per gradient step
-    target_update_every: int = 500  # gradient steps between target-network copies
-    grad_clip: float = 10.0
+    episodes: int = field(default=20_000, metadata=_number(1, _UNLIMITED))
+    time_limit: float | None = field(default=None, metadata=_number(0, 10**6, whole=False, above=True))  # minutes of wall clock, then stop cleanly
+    seed: int = field(default=0, metadata=_number(0, 2**32 - 1))
+    device: str = field(default="auto", metadata=_DEVICE)  # auto = cuda, then mps, then cpu
+    lr: float = field(default=5e-4, metadata=_number(0, 1, whole=False, above=True))
+    gamma: float = field(default=0.99, metadata=_number(0, 1, whole=False))
+    n_step: int = field(default=3, metadata=_number(1, 1_000))
+    batch_size: int = field(default=64, metadata=_number(1, 65_536))
+    buffer_size: int = field(default=100_000, metadata=_number(1, 100_000_000))
+    num_envs: int = field(default=8, metadata=_number(1, 1_024))
+    warmup_steps: int = field(default=5_000, metadata=_number(0, _UNLIMITED))
+    epsilon_start: float = field(default=1.0, metadata=_number(0, 1, whole=False))
+    epsilon_end: float = field(default=0.02, metadata=_number(0, 1, whole=False))
+    epsilon_decay_steps: int = field(default=150_000, metadata=_number(1, _UNLIMITED))
+    train_every: int = field(default=10, metadata=_number(1, 1_000_000))  # env steps per gradient step
+    target_update_every: int = field(default=500, metadata=_number(1, _UNLIMITED))  # gradient steps between target-network copies
+    grad_clip: float = field(default=10.0, metadata=_number(0, 1e6, whole=False, above=True))
     prioritized: bool = False
-    priority_alpha: float = 0.6
-    priority_beta: float = 0.4
-    exploration_turns: int = 500  # random turns to discover the character set when not given
-    checkpoint_every: int = 100  # episodes
-    keep_checkpoints: int | None = None  # None keeps all
+    priority_alpha: float = field(default=0.6, metadata=_number(0, 1, whole=False))
+    priority_beta: float = field(default=0.4, metadata=_number(0, 1, whole=False))
+    exploration_turns: int = field(default=500, metadata=_number(1, 10_000_000))  # random turns to discover the character set when not given
+    checkpoint_every: int = field(default=100, metadata=_number(1, _UNLIMITED))  # episodes
+    keep_checkpoints: int | None = field(default=None, metadata=_number(1, _UNLIMITED))  # None keeps all
     save_replay: bool = True  # keep the replay memory in resume.pt, so a resumed run learns exactly as before
-    threads: int = 0  # torch CPU threads; 0 = torch's default (all cores)
+    threads: int = field(default=0, metadata=_number(0, 1_024))  # torch CPU threads; 0 = torch's default (all cores)
 
 
 @dataclass
@@ -78,12 +113,12 @@ class TrackingConfig:
 
     enabled: bool = True
     uri: str | None = None  # None: MLFLOW_TRACKING_URI, else SQLite under the project's mlruns/
-    experiment: str | None = None  # None: the game's name
-    role: str = "single"  # player, enemy or single: tagged, so adversarial rounds filter apart
+    experiment: str | None = field(default=None, metadata=_NAME)  # None: the game's name
+    role: str = field(default="single", metadata=_NAME)  # player, enemy or single: tagged, so adversarial rounds filter apart
     tags: dict[str, str] = field(default_factory=dict)  # more tags, e.g. round and opponent from the pipeline
-    replay_every: int | None = None  # a replay at every Nth checkpoint; 0 never; None: as often as 1 % of the time allows
+    replay_every: int | None = field(default=None, metadata=_number(0, _UNLIMITED))  # a replay at every Nth checkpoint; 0 never; None: as often as 1 % of the time allows
     log_checkpoints: bool = True  # copy each policy checkpoint to the run's artifacts
-    register_as: str | None = None  # register the final policy model under this name, alias "latest"
+    register_as: str | None = field(default=None, metadata=_NAME)  # register the final policy model under this name, alias "newest"
 
 
 @dataclass
@@ -106,6 +141,45 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+_TOML_NAMES = {"model": "model", "trainer": "training", "tracking": "tracking"}
+
+
+def setting_problems(cfg: RunConfig, in_toml: bool = False) -> list[str]:
+    """Every setting outside its allowed range, as "KEY = VALUE: must be …" lines.
+
+    Keys are named the way the reader wrote them: ``trainer.lr`` for overrides, ``[training] lr``
+    for ``config.toml`` (``in_toml``).
+    """
+    problems = []
+    for attr, toml_name in _TOML_NAMES.items():
+        section = getattr(cfg, attr)
+        for f in fields(section):
+            rule = f.metadata.get("allowed")
+            value = getattr(section, f.name)
+            if rule is None or (value is None and f.default is None):
+                continue
+            allowed, ok, each = rule
+            items = value if each and isinstance(value, list) else [value]
+            if not all(ok(v) for v in items) or (each and len(items) > 64):
+                shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+                key = f"[{toml_name}] {f.name}" if in_toml else f"{attr}.{f.name}"
+                problems.append(f"{key} = {shown}: {'each item ' if each else ''}must be {allowed}.")
+    t = cfg.trainer
+    if not problems and t.batch_size > t.buffer_size:
+        key = "[training] " if in_toml else "trainer."
+        problems.append(f"{key}batch_size = {t.batch_size} is larger than {key}buffer_size = {t.buffer_size}: "
+                        "a batch is drawn from the replay memory, so the memory must hold at least one batch.")
+    return problems
+
+
+def check_settings(cfg: RunConfig, source: str, in_toml: bool = False) -> RunConfig:
+    """Refuse a config with a nonsensical setting (see :func:`setting_problems`); returns ``cfg``."""
+    problems = setting_problems(cfg, in_toml)
+    if problems:
+        raise ConfigError(source, problems)
+    return cfg
 
 
 def register_configs() -> None:
@@ -146,6 +220,28 @@ _GAME_SECTIONS = {
     "preprocessing": ("spatial", "board", "observe_state", "crop"),
 }
 _SECTIONS = {"model": ModelConfig, "training": TrainerConfig, "tracking": TrackingConfig}
+# What a run cannot do without: config.toml always holds these, so a file that lacks one was cut off or
+# damaged, and taking defaults would silently train something else. [tracking] only reports, so it may go.
+_REQUIRED = {
+    "game": ["factory"],
+    "metadata": ["actions", "reward", "board_size", "character_set", "max_turns"],
+    "preprocessing": ["spatial", "board", "observe_state"],
+    "model": [f.name for f in fields(ModelConfig)],
+    "training": [f.name for f in fields(TrainerConfig) if f.default is not None and f.name != "save_replay"],
+}  # save_replay is newer than the first config.toml files; they take its default
+
+
+def missing_parts(doc: dict[str, Any]) -> list[str]:
+    """The sections and keys of :data:`_REQUIRED` that ``doc`` lacks, one line per section."""
+    lines = []
+    for section, keys in _REQUIRED.items():
+        if not isinstance(doc.get(section), dict):
+            lines.append(f"section [{section}] is missing.")
+            continue
+        absent = [k for k in keys if k not in doc[section]]
+        if absent:
+            lines.append(f"[{section}] lacks {', '.join(absent)}.")
+    return lines
 
 
 def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
@@ -184,6 +280,14 @@ def _typed_section(schema: type, data: dict[str, Any], source: str, section: str
 
 def from_toml_dict(doc: dict[str, Any], source: str) -> RunConfig:
     """Validate a ``config.toml`` document; every problem is reported at once."""
+    missing = missing_parts(doc)
+    if missing:
+        raise ConfigError(source, ["\n".join([
+            "is incomplete, so training from it would silently use defaults. Missing:",
+            *(f"  {line}" for line in missing),
+            "It was probably cut off or edited. Restore it from a backup, or write it again with "
+            "`retro-gamer create --game GAME --output RUN_DIR --force`: checkpoints are kept, and a setting "
+            "they cannot follow is refused."])])
     problems: list[str] = []
     for section in doc:
         if section not in _GAME_SECTIONS and section not in _SECTIONS:
@@ -206,11 +310,14 @@ def from_toml_dict(doc: dict[str, Any], source: str) -> RunConfig:
         problems += err.problems
     if problems:
         raise ConfigError(source, problems)
-    return RunConfig(game=game, model=typed["model"], trainer=typed["training"], tracking=typed["tracking"])
+    cfg = RunConfig(game=game, model=typed["model"], trainer=typed["training"], tracking=typed["tracking"])
+    return check_settings(cfg, source, in_toml=True)
 
 
 def write_config(cfg: RunConfig, run_dir: Path) -> Path:
+    """Write ``run_dir/config.toml`` atomically; a config with a nonsensical setting is never written."""
     path = Path(run_dir) / CONFIG_FILE
+    check_settings(cfg, str(path), in_toml=True)
     atomic_write_bytes(path, tomli_w.dumps(to_toml_dict(cfg)).encode())
     return path
 
@@ -224,6 +331,10 @@ def read_config(run_dir: Path) -> RunConfig:
         raise ConfigError(str(path), ["not found: this folder is not a training run (no config.toml)."])
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(str(path), [f"is not UTF-8 text (byte {err.start}: {err.object[err.start:err.start + 1]!r}), "
+                                      "so it is not a config.toml this tool wrote. Restore it from a backup or "
+                                      "recreate it with `retro-gamer create ... --force`."]) from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(str(path), [f"is not valid TOML: {err}. Fix that line or recreate the run."]) from None
     return from_toml_dict(doc, str(path))

@@ -8,6 +8,8 @@ through a truncation: the game did not end, we only stopped watching).
 
 from __future__ import annotations
 
+import math
+import numbers
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 from retro.input import ProgrammaticInput
 
+from retro_gamer.errors import GameFault
 from retro_gamer.games import Crop, GameDescription, load_factory
 from retro_gamer.observation import Observation, ObservationEncoder
 
@@ -52,23 +55,75 @@ class GameEnvironment:
 
     def reset(self) -> Observation:
         self.game = self.factory()
+        check_board_size(self.game, self.desc, "this run was set up for")
         self.game.input_source = self.input
         self.game.view = self.encoder.view
         self.game.start()
         self.turns = 0
-        self._value = float(self.game.state[self.desc.reward])
-        return self.encoder.encode(self.game)
+        self._value = self._reward_value()
+        return self._observe()
 
     def step(self, action: int) -> tuple[Observation, float, bool, bool]:
         """Play one turn. Returns (observation, reward, terminated, truncated)."""
         self.input.press(self.keys[action])
         self.game.step()
         self.turns += 1
-        value = float(self.game.state[self.desc.reward])
+        value = self._reward_value()
         reward, self._value = value - self._value, value
         terminated = not self.game.playing
         truncated = not terminated and self.turns >= self.desc.max_turns
-        return self.encoder.encode(self.game), reward, terminated, truncated
+        return self._observe(), reward, terminated, truncated
+
+    def _reward_value(self) -> float:
+        """The reward key's value, refused the turn it stops being a finite number (a NaN would
+        otherwise flow silently into the network and metrics.json)."""
+        raw = self.game.state.get(self.desc.reward)
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise self._not_a_number("reward", self.desc.reward, raw) from None
+        if not math.isfinite(value):
+            raise self._not_a_number("reward", self.desc.reward, raw)
+        return value
+
+    def _observe(self) -> Observation:
+        try:
+            obs = self.encoder.encode(self.game)
+        except (TypeError, ValueError):
+            for key in self.desc.observe_state:  # a state value gone bad, or a bug elsewhere (re-raised)
+                if not _finite_number(self.game.state.get(key)):
+                    raise self._not_a_number("observe_state entry", key, self.game.state.get(key)) from None
+            raise
+        if obs.extras.size and not np.isfinite(obs.extras).all():
+            for key in self.desc.observe_state:
+                if not _finite_number(self.game.state.get(key)):
+                    raise self._not_a_number("observe_state entry", key, self.game.state.get(key))
+            raise GameFault(f"the observation function {self.desc.observation_function} returned a NaN or infinite "
+                            f"value on turn {self.turns} of an episode: {obs.extras.tolist()[:8]}. Return finite numbers.")
+        return obs
+
+    def _not_a_number(self, what: str, key: str, value: Any) -> GameFault:
+        when = f"on turn {self.turns} of an episode" if self.turns else "when the game started"
+        return GameFault(f"game.state['{key}'] (the {what}) became {value!r} {when}; it must stay a finite number "
+                         f"(int or float) every turn. Fix the game so '{key}' always holds a number.")
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and math.isfinite(value)
+
+
+def check_board_size(game: Any, desc: GameDescription, trained: str) -> None:
+    """Refuse a game whose board is not the size the network was built for (the game grew, or a
+    policy meets another game), saying what was trained on and what is here now."""
+    now = tuple(game.board_size)
+    if now != tuple(desc.board_size):
+        was = "x".join(map(str, desc.board_size))
+        raise GameFault(
+            f"the game's board is {now[0]}x{now[1]}, but {trained} a {was} board "
+            f"(game {desc.name or desc.factory}; config.toml [metadata] board_size = {list(desc.board_size)}). "
+            "A network reads a board of one size. Use the game it was trained on (or restore the board size), "
+            f"or train a new run for this game: retro-gamer create --game GAME --output NEW_RUN_DIR"
+        )
 
 
 def agent_characters(agent: Any) -> set[str]:
@@ -77,21 +132,65 @@ def agent_characters(agent: Any) -> set[str]:
 
 
 def discover_characters(factory: Callable[[], Any], actions: list[str], turns: int, seed: int) -> list[str]:
-    """Play ``turns`` random turns and list every character any visible agent showed."""
+    """Play ``turns`` random turns and list every character any visible agent showed, plus the
+    one-character ``character`` of every agent class the game's own modules define (a snake's body
+    segment exists only once it eats, which random play may never do)."""
     rng = random.Random(seed)
     keys = list(actions) + [None]
-    found: set[str] = set()
+    found: set[str] = set(declared_characters(factory))
     game = None
     inp = ProgrammaticInput()
+
+    def look(game: Any) -> None:
+        for agent in game.agents:
+            if getattr(agent, "display", True):
+                found.update(agent_characters(agent))
+
     for _ in range(max(turns, 1)):
         if game is None or not game.playing:
             game = factory()
             game.input_source, game.view = inp, None
             game.start()
-        for agent in game.agents:
-            if getattr(agent, "display", True):
-                found |= agent_characters(agent)
+        look(game)
         inp.press(rng.choice(keys))
         game.step()
+        if not game.playing:
+            look(game)  # the last turn's characters (an explosion, a crash) too
     found.discard(" ")
     return sorted(found)
+
+
+def declared_characters(factory: Callable[[], Any]) -> set[str]:
+    """Single characters set as a class attribute ``character`` by the classes of the factory's module
+    (and of the modules inside it, when it is a package: ``retro.examples.beast.agents.player``, ...)."""
+    import inspect
+    import sys
+
+    module = getattr(getattr(factory, "func", factory), "__module__", None)  # functools.partial: an opponent filled in
+    if not module or module == "__main__":
+        return set()
+    found: set[str] = set()
+    for name, mod in list(sys.modules.items()):
+        if mod is None or not (name == module or name.startswith(module + ".")):
+            continue
+        for _, cls in inspect.getmembers(mod, inspect.isclass):
+            char = cls.__dict__.get("character")
+            if cls.__module__ == name and isinstance(char, str) and len(char) == 1 and char != " ":
+                found.add(char)
+    return found
+
+
+def ends_by_itself(factory: Callable[[], Any], actions: list[str], turns: int, seed: int) -> bool:
+    """Whether random play ends the game (``game.end()``) within ``turns`` turns."""
+    rng = random.Random(seed)
+    keys = list(actions) + [None]
+    inp = ProgrammaticInput()
+    game = factory()
+    game.input_source, game.view = inp, None
+    game.start()
+    for _ in range(turns):
+        inp.press(rng.choice(keys))
+        game.step()
+        if not game.playing:
+            return True
+    return False

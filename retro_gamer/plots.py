@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from retro_gamer import checkpoint
 from retro_gamer.config import read_config
 from retro_gamer.errors import RetroGamerError
+from retro_gamer.files import atomic_write_bytes, check_output_file
 
 CURVE_FILE = "learning_curve.png"
 
@@ -18,9 +20,12 @@ def plot_learning_curve(run_dir: Path, output: Path | None = None) -> Path:
     matplotlib.use("Agg")  # files only: works with no display
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.backend_bases import FigureCanvasBase
 
     run_dir = Path(run_dir)
     read_config(run_dir)  # says clearly when the folder is not a run
+    formats = (".png", *(f".{ext}" for ext in FigureCanvasBase.get_supported_filetypes() if ext != "png"))
+    output = check_output_file(Path(output or run_dir / CURVE_FILE), formats, "plot")
     resume = run_dir / checkpoint.RESUME_FILE
     if not resume.is_file():
         raise RetroGamerError(f"{run_dir} has no training history yet ({resume.name} is missing): train first.")
@@ -38,7 +43,8 @@ def plot_learning_curve(run_dir: Path, output: Path | None = None) -> Path:
     bottom.set_ylabel("episode length (turns)")
     bottom.set_xlabel("episode")
     fig.suptitle(f"{run_dir}: {len(returns)} episodes")
-    output = output or run_dir / CURVE_FILE
-    fig.savefig(output, dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=100, format=output.suffix[1:].lower())
     plt.close(fig)
+    atomic_write_bytes(output, buffer.getvalue())  # never a half-drawn file
     return output

@@ -21,7 +21,7 @@ from retro.input import InputSource
 from retro_gamer.checkpoint import compatibility_problems, load as load_checkpoint, resolve_checkpoint
 from retro_gamer.config import RunConfig, read_config, to_toml_dict
 from retro_gamer.errors import IncompatibleRunError, RetroGamerError
-from retro_gamer.env import make_encoder
+from retro_gamer.env import check_board_size, make_encoder
 from retro_gamer.games import is_model_uri
 from retro_gamer.network import QNetwork
 
@@ -87,9 +87,12 @@ class TrainedPolicy:
             self.encoder.set_extras_size(dims["extras_size"])
         self.keys: list[str | None] = list(self.config.game.actions) + [None]
         self._rng = random.Random()
+        self._board_size = tuple(self.config.game.board_size)
 
     def q_values(self, game: Any) -> np.ndarray:
         """The network's value of each action (``keys`` order; the last is the no-op) in this position."""
+        if tuple(game.board_size) != self._board_size:
+            check_board_size(game, self.config.game, f"{self} was trained on")
         obs = self.encoder.encode(game, rendered=False)
         with torch.inference_mode():
             q = self.network(torch.from_numpy(obs.board)[None].to(self.device),
@@ -125,6 +128,7 @@ class PolicyInput(InputSource):
     """
 
     def __init__(self, policy: TrainedPolicy, game: Any, epsilon: float = 0.0, escape_quits: bool = False):
+        check_board_size(game, policy.config.game, f"{policy} was trained on")
         self.policy = policy
         self.game = game
         self.epsilon = epsilon

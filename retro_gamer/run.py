@@ -7,15 +7,20 @@ they share one engine and produce the same files.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from retro_gamer import checkpoint
 from retro_gamer.callbacks import Callback, ConsoleProgress, RunLog
-from retro_gamer.config import CONFIG_FILE, RunConfig, read_config, to_toml_dict, write_config
-from retro_gamer.env import discover_characters
+from retro_gamer.config import (
+    CONFIG_FILE, RunConfig, check_settings, from_toml_dict, read_config, to_toml_dict, write_config,
+)
+from retro_gamer.errors import ConfigError
+from retro_gamer.env import discover_characters, ends_by_itself
 from retro_gamer.games import GameDescription, check_against_game, game_factory, is_model_uri, portable, rebase
+from retro_gamer.runlock import run_lock
 
 
 def resolve_game(desc: GameDescription, source: str, base_dir: Path, exploration_turns: int, seed: int) -> GameDescription:
@@ -42,15 +47,48 @@ def prepare_run(cfg: RunConfig, run_dir: Path, source: str, base_dir: Path | Non
     game = replace(cfg.game, factory=rebase(portable(cfg.game.factory, base_dir), base_dir, run_dir))
     if game.opponent and not is_model_uri(game.opponent):  # a run directory, kept relative to this one
         game = replace(game, opponent=os.path.relpath((base_dir / game.opponent).resolve(), run_dir.resolve()))
-    previous = read_config(run_dir) if (run_dir / CONFIG_FILE).is_file() else None
+    check_settings(cfg, "settings")
+    previous = previous_config(run_dir)
     if previous is not None and game.character_set is None:
         game = replace(game, character_set=previous.game.character_set)  # keep what discovery found
     t = cfg.trainer
     resolved = replace(cfg, game=resolve_game(game, source, run_dir, t.exploration_turns, t.seed))
-    if previous is not None and has_training_state(run_dir):
-        checkpoint.check_compatible(to_toml_dict(previous), to_toml_dict(resolved), run_dir)
-    write_config(resolved, run_dir)
+    if previous is None:
+        warn_if_endless(resolved.game, run_dir, t.seed)
+    with run_lock(run_dir):
+        if previous is not None and has_training_state(run_dir):
+            checkpoint.check_compatible(to_toml_dict(previous), to_toml_dict(resolved), run_dir)
+        write_config(resolved, run_dir)
     return resolved
+
+
+ENDLESS_CHECK_TURNS = 3_000
+
+
+def warn_if_endless(desc: GameDescription, base_dir: Path, seed: int) -> None:
+    """A new run on a game that random play never ends: every episode will run to ``max_turns``."""
+    turns = min(desc.max_turns, ENDLESS_CHECK_TURNS)
+    if not ends_by_itself(game_factory(desc, base_dir), desc.actions, turns, seed):
+        print(f"warning: in {turns:,} turns of random play the game never ended by itself (game.end() was never "
+              f"called), so training will cut every episode at max_turns = {desc.max_turns:,} turns. If the player "
+              "can lose or win, check that the game calls game.end() then; if it is meant to go on, set max_turns "
+              "in its description to the episode length you want.", file=sys.stderr)
+
+
+def previous_config(run_dir: Path) -> RunConfig | None:
+    """What ``run_dir`` was set up with: its ``config.toml``, or, when that is damaged but training
+    state exists, the copy of the config the newest checkpoint carries (so recreating a damaged
+    config still checks it against what the weights were trained with)."""
+    if not (run_dir / CONFIG_FILE).is_file() and not has_training_state(run_dir):
+        return None
+    try:
+        return read_config(run_dir)
+    except ConfigError:
+        saved = checkpoint.list_checkpoints(run_dir)
+        newest = run_dir / checkpoint.RESUME_FILE if (run_dir / checkpoint.RESUME_FILE).is_file() else (saved[-1][1] if saved else None)
+        if newest is None:
+            return None  # nothing trained yet: the damaged file can simply be replaced
+        return from_toml_dict(checkpoint.load(newest)["config"], f"the config saved in {newest}")
 
 
 def has_training_state(run_dir: Path) -> bool:
@@ -62,16 +100,17 @@ def train_run(run_dir: Path, cfg: RunConfig | None = None, callbacks: list[Callb
     """Train (or resume) the run in ``run_dir``; ``cfg`` defaults to its ``config.toml``."""
     from retro_gamer.trainer import DQNTrainer  # torch is imported only when training
 
-    cfg = cfg or read_config(run_dir)
-    hooks: list[Callback] = [RunLog(run_dir)]
-    if progress:
-        hooks.append(ConsoleProgress())
-    if cfg.tracking.enabled:
-        from retro_gamer.tracking import MlflowTracking
+    with run_lock(run_dir):
+        cfg = cfg or read_config(run_dir)
+        hooks: list[Callback] = [RunLog(run_dir)]
+        if progress:
+            hooks.append(ConsoleProgress())
+        if cfg.tracking.enabled:
+            from retro_gamer.tracking import MlflowTracking
 
-        hooks.append(MlflowTracking(cfg, run_dir))
-    trainer = DQNTrainer(cfg, run_dir, hooks + list(callbacks or []))
-    return trainer.train()
+            hooks.append(MlflowTracking(cfg, run_dir))
+        trainer = DQNTrainer(cfg, run_dir, hooks + list(callbacks or []))
+        return trainer.train()
 
 
 def stopped_at_once_message(resume_command: str) -> str:

@@ -17,7 +17,8 @@ from omegaconf import DictConfig
 
 from retro_gamer.compose import run_config_from_hydra, typo_hints
 from retro_gamer.config import config_dir, register_configs
-from retro_gamer.errors import RetroGamerError
+from retro_gamer.errors import RetroGamerError, explain_failure
+from retro_gamer.runlock import LOCK_FILE, RunBusyError, run_lock
 
 register_configs()
 
@@ -31,22 +32,31 @@ def main(cfg: DictConfig) -> float | None:
     resume_command = shlex.join(["python", "-m", "retro_gamer.train", *sys.argv[1:]])
     try:
         run_cfg = run_config_from_hydra(cfg, hydra_cfg.runtime.choices.get("game"))
-        run_cfg = prepare_run(run_cfg, run_dir, source=f"conf/game/{hydra_cfg.runtime.choices.get('game')}.yaml")
-        summary = train_run(run_dir, run_cfg)
+        with run_lock(run_dir):
+            run_cfg = prepare_run(run_cfg, run_dir, source=f"conf/game/{hydra_cfg.runtime.choices.get('game')}.yaml")
+            summary = train_run(run_dir, run_cfg)
     except RetroGamerError as err:
         print(f"error: {err}", file=sys.stderr)
-        _remove_if_empty(run_dir)
+        if not isinstance(err, RunBusyError):
+            _remove_if_empty(run_dir)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         print(stopped_at_once_message(resume_command), file=sys.stderr)
         sys.exit(130)
+    except Exception as err:  # the game's own code or the file system; anything else is our bug: traceback
+        message = explain_failure(err, f"training {run_dir}")
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        _remove_if_empty(run_dir)
+        sys.exit(2)
     print(finish_message(summary, run_dir, resume_command))
     return summary["mean_return"]
 
 
 def _remove_if_empty(run_dir: Path) -> None:
     """Hydra makes the output folder (and .hydra/) before the job runs; a job refused at once leaves none."""
-    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra"}:
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", LOCK_FILE}:
         shutil.rmtree(run_dir)
 
 

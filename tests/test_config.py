@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,9 @@ def test_unknown_game_key_in_yaml_is_named_with_a_suggestion():
 
 
 def _snake_run() -> RunConfig:
-    return run_config_from_hydra(composed(["+game=snake", "trainer.lr=3e-4"]), "snake")
+    """Snake as prepare_run leaves it: the board size discovered from the game (snake.yaml lists the characters)."""
+    run = run_config_from_hydra(composed(["+game=snake", "trainer.lr=3e-4"]), "snake")
+    return replace(run, game=replace(run.game, board_size=(32, 16)))
 
 
 def test_config_toml_round_trips_in_the_published_section_layout(tmp_path: Path):

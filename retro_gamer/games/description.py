@@ -7,6 +7,7 @@ instead of one error per run.
 from __future__ import annotations
 
 import difflib
+import functools
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -57,6 +58,21 @@ def _unknown(key: str, known: list[str], where: str) -> str:
     return f"unknown key '{where}{key}'.{hint} Valid keys: {', '.join(known)}."
 
 
+@functools.cache
+def key_names() -> frozenset[str]:
+    """The names retro's keyboard input gives special keys (``KEY_LEFT``, ``KEY_ENTER``, …), from blessed."""
+    from blessed.keyboard import get_keyboard_codes
+
+    return frozenset(get_keyboard_codes().values())
+
+
+def _nearest_key(action: str) -> str:
+    names = sorted(key_names())
+    guess = action.upper() if action.upper().startswith("KEY_") else "KEY_" + action.upper()
+    close = [guess] if guess in names else difflib.get_close_matches(guess, names, n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else " Use one character (\"q\") or a name such as KEY_UP, KEY_ENTER, KEY_ESCAPE."
+
+
 def _is_str_list(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
 
@@ -84,6 +100,9 @@ def parse_description(data: Mapping[str, Any], source: str, defaults: Mapping[st
             for i, action in enumerate(actions):
                 if not isinstance(action, str) or not action:
                     problems.append(f"actions[{i}] = {action!r} is not a key name; use strings such as \"KEY_UP\" or \"q\".")
+                elif len(action) > 1 and action not in key_names():
+                    problems.append(f"actions[{i}] = {action!r} is neither a single character nor a key name, so no "
+                                    f"keystroke would ever match it.{_nearest_key(action)}")
             dupes = sorted({a for a in actions if isinstance(a, str) and list(actions).count(a) > 1})
             if dupes:
                 problems.append(f"'actions' lists {dupes} more than once; each key may appear once.")
@@ -109,8 +128,8 @@ def parse_description(data: Mapping[str, Any], source: str, defaults: Mapping[st
     if "observe_state" in merged and not _is_str_list(merged["observe_state"] or []):
         problems.append(f"'observe_state' must be a list of game.state keys, got {merged['observe_state']!r}.")
     max_turns = merged.get("max_turns", 2000)
-    if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns <= 0:
-        problems.append(f"'max_turns' must be a positive whole number, got {max_turns!r}.")
+    if isinstance(max_turns, bool) or not isinstance(max_turns, int) or not 0 < max_turns <= 10_000_000:
+        problems.append(f"'max_turns' must be a whole number from 1 to 10,000,000, got {max_turns!r}.")
 
     crop = None
     raw_crop = merged.get("crop")
@@ -122,8 +141,8 @@ def parse_description(data: Mapping[str, Any], source: str, defaults: Mapping[st
             agent, radius = raw_crop.get("agent"), raw_crop.get("radius")
             if not isinstance(agent, str) or not agent:
                 problems.append(f"'crop.agent' must name an agent (its .name), got {agent!r}.")
-            if isinstance(radius, bool) or not isinstance(radius, int) or radius < 1:
-                problems.append(f"'crop.radius' must be a whole number ≥ 1, got {radius!r}.")
+            if isinstance(radius, bool) or not isinstance(radius, int) or not 1 <= radius <= 1_000:
+                problems.append(f"'crop.radius' must be a whole number from 1 to 1,000, got {radius!r}.")
             crop = Crop(agent=agent, radius=radius)
     if merged.get("board") is False and not merged.get("observe_state") and not obs_fn:
         problems.append("'board' is false and 'observe_state' is empty: the agent would observe nothing.")

@@ -52,6 +52,11 @@ def import_target(target: str, base_dir: Path | None = None) -> Any:
             sys.path.append(folder)  # a student's my_game.py beside them, as `python -m` would find it
     try:
         return importlib.import_module(target)
+    except SyntaxError as err:
+        where = f"{err.filename}, line {err.lineno}" if err.filename else target
+        source = f"\n    {err.text.rstrip()}" if err.text else ""
+        raise RetroGamerError(f"The game module '{target}' has a syntax error at {where}:{source}\n"
+                              f"{type(err).__name__}: {err.msg}\nFix that line and run the same command again.") from None
     except ImportError as err:
         raise RetroGamerError(
             f"Cannot import game module '{target}': {err}.\n"
@@ -74,6 +79,28 @@ def load_factory(spec: str, base_dir: Path | None = None) -> Callable[[], Any]:
     return factory
 
 
+def check_callable_without_arguments(factory: Callable[..., Any], spec: str, given: tuple[str, ...] = ()) -> None:
+    """Refuse a factory that cannot be called with no arguments (besides ``given``), naming what it asks for."""
+    import inspect
+
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # a builtin or C function: let the call decide
+        return
+    try:
+        signature.bind(**{name: None for name in given})
+    except TypeError:
+        needs = [p.name for p in signature.parameters.values()
+                 if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name not in given]
+        where = inspect.getsourcefile(factory) or "its module"
+        raise RetroGamerError(
+            f"The game factory '{spec}' ({where}) takes {signature}, but it is called with no arguments"
+            + (f" except {', '.join(given)}" if given else "") + f", so {', '.join(needs)} would be missing. "
+            f"Give {'them' if len(needs) > 1 else 'it'} a default value (def {factory.__name__}({needs[0]}=...)), "
+            "or point the description at a function that takes none."
+        ) from None
+
+
 def is_model_uri(source: object) -> bool:
     """``runs:/…`` and ``models:/…`` name MLflow models; anything else is a path."""
     return isinstance(source, str) and source.startswith(("runs:/", "models:/"))
@@ -87,6 +114,7 @@ def game_factory(desc: GameDescription, base_dir: Path | None = None) -> Callabl
 
     factory = load_factory(desc.factory, base_dir)
     if not desc.opponent:
+        check_callable_without_arguments(factory, desc.factory)
         return factory
     try:
         inspect.signature(factory).bind(opponent=None)
@@ -96,6 +124,7 @@ def game_factory(desc: GameDescription, base_dir: Path | None = None) -> Callabl
             "Give the factory an `opponent=None` parameter (see retro_gamer.examples.chase) or remove opponent."]) from None
     except ValueError:  # a builtin or C function without a signature: let the call decide
         pass
+    check_callable_without_arguments(factory, desc.factory, given=("opponent",))
     source = desc.opponent
     if not is_model_uri(source):
         source = str((Path(base_dir or ".") / source).resolve())

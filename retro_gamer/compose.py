@@ -8,7 +8,7 @@ case the description comes from that project's ``[tool.retro-gamer]`` table.
 from __future__ import annotations
 
 import difflib
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import yaml
@@ -55,41 +55,83 @@ def compose_app(overrides: list[str]) -> DictConfig:
         raise RetroGamerError("\n".join([f"Bad override: {message}".rstrip(), *hints])) from None
 
 
-def run_config_from_hydra(cfg: DictConfig, game_choice: str | None) -> RunConfig:
-    """Turn a composed :class:`AppConfig` into a :class:`RunConfig`, validating the game node."""
+def run_config_from_hydra(cfg: DictConfig, game_choice: str | None, overrides: list[str] | None = None,
+                          why: list[str] | None = None) -> RunConfig:
+    """Turn a composed :class:`AppConfig` into a :class:`RunConfig`, validating the game node and filling in
+    what the game leaves open (:mod:`retro_gamer.autoconfig`). ``overrides`` (default: Hydra's own, inside a
+    Hydra app) tell which choices the user made; ``why``, when given, receives the reasons."""
     if cfg.game is None:
         games = ", ".join(available_games())
         raise ConfigError("command line", [f"no game chosen. Add +game=NAME, one of: {games}. Example: python -m retro_gamer.train +game=snake"])
     source = f"conf/game/{game_choice}.yaml" if game_choice else "game config"
     game = parse_description(OmegaConf.to_container(cfg.game, resolve=True), source)
     app: AppConfig = OmegaConf.to_object(cfg)
-    return RunConfig(game=game, model=app.model, trainer=app.trainer, tracking=app.tracking)
+    if overrides is None:
+        overrides = _hydra_overrides()
+    explicit = _explicit(overrides)
+    run = RunConfig(game=game, model=app.model, trainer=app.trainer, tracking=app.tracking)
+    run, reasons = apply_choices(run, explicit_crop="crop" in cfg.game or "game.crop" in explicit,
+                                 explicit_model="model" in explicit, explicit_decay="trainer.epsilon_decay_steps" in explicit,
+                                 model_overrides=[o for o in overrides if _key(o).startswith("model.")])
+    if why is not None:
+        why.append(reasons)
+    return run
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _explicit(overrides: list[str]) -> set[str]:
+    return {_key(o) for o in overrides}
+
+
+def _hydra_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def apply_choices(cfg: RunConfig, *, explicit_crop: bool, explicit_model: bool, explicit_decay: bool,
+                  model_overrides: list[str], base_dir: Path | None = None) -> tuple[RunConfig, str]:
+    """What :func:`retro_gamer.autoconfig.choose` decides, applied under the user's own ``model.*`` overrides."""
+    from retro_gamer.autoconfig import choose, model_config
+
+    choices = choose(cfg.game, cfg.model, cfg.trainer, explicit_crop=explicit_crop, explicit_model=explicit_model,
+                     explicit_decay=explicit_decay, base_dir=base_dir)
+    game, model, trainer = cfg.game, cfg.model, cfg.trainer
+    if choices.crop is not None:
+        game = replace(game, crop=choices.crop)
+    if choices.model is not None:
+        chosen = OmegaConf.merge(OmegaConf.structured(model_config(choices.model)),
+                                 OmegaConf.from_dotlist([o.split(".", 1)[1] for o in model_overrides]))
+        model = OmegaConf.to_object(chosen)
+    if choices.epsilon_decay_steps is not None:
+        trainer = replace(trainer, epsilon_decay_steps=choices.epsilon_decay_steps)
+    return replace(cfg, game=game, model=model, trainer=trainer), choices.why
 
 
 def compose_run(game: str, overrides: list[str], base_dir: Path | None = None) -> tuple[RunConfig, str, str]:
-    """Returns the run config, where its game description came from, and why this network."""
-    chose_model = any(o.split("=", 1)[0].lstrip("+~") == "model" for o in overrides)
+    """Returns the run config, where its game description came from, and why this observation and network."""
+    explicit = _explicit(overrides)
     if game in available_games():
-        cfg = run_config_from_hydra(compose_app([f"+game={game}", *overrides]), game)
-        why = "model=" + cfg.model.kind.value + (" (your override)" if chose_model else " (the default; override with model=cnn)")
-        return cfg, f"conf/game/{game}.yaml", why
+        why: list[str] = []
+        cfg = run_config_from_hydra(compose_app([f"+game={game}", *overrides]), game, overrides, why)
+        return cfg, f"conf/game/{game}.yaml", why[0]
     game_overrides = {}
     for item in overrides:
         key, _, value = item.partition("=")
         if key.startswith("game."):
             game_overrides[key[len("game."):]] = yaml.safe_load(value)
     desc = description_from_pyproject(game, base_dir)
+    explicit_crop = desc.crop is not None or "crop" in game_overrides
     if game_overrides:
         data = {k: v for k, v in asdict(desc).items() if v is not None and k != "board_size"}
         desc = parse_description({**data, **game_overrides}, f"{game} with overrides")
     rest = [o for o in overrides if not o.split("=", 1)[0].startswith("game.")]
-    if not chose_model and desc.spatial:
-        rest = ["model=cnn", *rest]
-        why = "model=cnn because the description says spatial = true"
-    elif chose_model:
-        why = "your override"
-    else:
-        why = "model=mlp (the default; spatial = true in the description would pick cnn)"
     app: AppConfig = OmegaConf.to_object(compose_app(rest))
     cfg = RunConfig(game=desc, model=app.model, trainer=app.trainer, tracking=app.tracking)
+    cfg, why = apply_choices(cfg, explicit_crop=explicit_crop, explicit_model="model" in explicit,
+                             explicit_decay="trainer.epsilon_decay_steps" in explicit,
+                             model_overrides=[o for o in rest if _key(o).startswith("model.")], base_dir=base_dir)
     return cfg, "[tool.retro-gamer] of " + game, why

@@ -1,6 +1,6 @@
 """Game → numbers. Boards become uint8 grids of character indices; state keys become floats.
 
-Index 0 is a blank (or a character outside the character set), 1..C the characters in order,
+Index 0 is a blank (or a character outside the character set: warned about once), 1..C the characters in order,
 and, for egocentric crops, C+1 marks cells beyond the board edge so walls are visible.
 The grid is written from ``game.get_agents_by_position()``, touching only occupied cells,
 instead of rebuilding a list of lists every turn; one-hot expansion happens on the network side,
@@ -9,6 +9,7 @@ so replay memory stores one byte per cell.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -17,6 +18,13 @@ from retro.views import HeadlessView
 from retro.views._util import get_agent_character
 
 from retro_gamer.games import Crop
+
+
+class UnseenCharacterWarning(UserWarning):
+    """A game drew a character its run's character set lacks (the network sees a blank there)."""
+
+
+_warned: set[tuple[str, str]] = set()  # (character, character set) pairs already warned about in this process
 
 
 class Observation(NamedTuple):
@@ -37,10 +45,18 @@ def top_agents(game: Any) -> dict[tuple[int, int], Any]:
     """
     top: dict[tuple[int, int], Any] = {}
     for agent in game.agents:
-        if getattr(agent, "display", True):
-            for position in agent_occupied_positions(agent):
-                if position not in top or _z(agent) > _z(top[position]):
-                    top[position] = agent
+        if not getattr(agent, "display", True):
+            continue
+        if getattr(agent, "size", None) is None:  # one cell: skip building a list of positions (beast has 250 such)
+            x, y = agent.position
+            other = top.get((x, y))
+            if other is None or _z(agent) > _z(other):
+                top[(x, y)] = agent
+            continue
+        for position in agent_occupied_positions(agent):
+            other = top.get(position)
+            if other is None or _z(agent) > _z(other):
+                top[position] = agent
     return top
 
 
@@ -72,7 +88,19 @@ class IndexView(HeadlessView):
                 char = agent.character
                 if not isinstance(char, str):
                     char = get_agent_character(agent, (x, y))
-                grid[y, x] = index.get(char, 0)
+                code = index.get(char)
+                grid[y, x] = code if code is not None else self.unknown(char)
+
+    def unknown(self, char: str) -> int:
+        """A character outside the character set is drawn blank (0); say so once per character."""
+        known = "".join(self.characters[1:])
+        if (char, known) not in _warned and char != " ":
+            _warned.add((char, known))
+            warnings.warn(UnseenCharacterWarning(
+                f"the game drew {char!r}, which is not in the character set {known!r}, "
+                f"so the agent sees a blank there. Add it to the game's character_set (in conf/game/NAME.yaml or "
+                f"[tool.retro-gamer]: character_set = [..., {char!r}]) and create the run again."), stacklevel=2)
+        return 0
 
     @property
     def board_characters(self) -> list[list[str]]:

@@ -1,0 +1,112 @@
+"""Every shipped game, untuned: what retro-gamer chooses, how fast it trains, and whether it learns.
+
+    python benchmarks/games.py                       # all games, 1, 3 and 10 minutes each
+    python benchmarks/games.py --minutes 0.5 1 --games nav beast --episodes 20
+
+For each game: ``retro-gamer create`` with its own description and no tuning (overrides only where a
+side must be named: chase's player), trained with ``trainer.time_limit`` = the last ``--minutes``
+value, stopped and evaluated at each of the others on the way (the run resumes exactly, so one run
+gives every row). A row: the observation and network chosen, training env steps/s so far, and the
+greedy mean return of the trained policy against a random policy's (``eval --epsilon 1``) over the
+same ``--episodes`` games. chase_enemy adds how often it catches a random player.
+Tracking is off; run directories go under ``--out`` (default: a temporary folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+CHASE = "retro_gamer.examples.chase"
+GAMES = {  # name: (the --game of retro-gamer create, overrides)
+    "nav": ("retro.examples.nav", []),
+    "beast": ("retro.examples.beast", []),
+    "snake": ("snake", []),  # the hand-tuned conf/game/snake.yaml
+    "snake_plain": ("snake_plain", []),  # snake with keys, reward and length only
+    "chase_enemy": (f"{CHASE}:create_enemy_training_game", []),
+    "chase_player": (f"{CHASE}:create_player_training_game", ["game.reward=player_reward", "game.crop={agent: player, radius: 3}"]),
+    "gems": ("gems", []),  # walls, gems, ghosts; nothing tuned
+}
+
+
+def enemy_vs_random_player():
+    """Chase with the enemy on the keyboard and a player that wanders at random (for the catch rate)."""
+    from retro_gamer.examples.chase import EnemyAgent, RandomPlayer, _build
+
+    return _build(RandomPlayer(), EnemyAgent())
+
+
+def observation_text(cfg) -> str:
+    g, m = cfg.game, cfg.model
+    seen = f"{2 * g.crop.radius + 1}x{2 * g.crop.radius + 1} window" if g.crop else "{}x{} board".format(*g.board_size)
+    net = f"{m.kind.value}{m.channels if m.kind.value == 'cnn' else ''}{m.hidden}"
+    return f"{seen}, {net}"
+
+
+def evaluate_run(run_dir: Path, episodes: int, epsilon: float, factory: str | None = None) -> dict:
+    from retro_gamer.evaluate import evaluate
+    from retro_gamer.policy import TrainedPolicy
+
+    policy = TrainedPolicy(run_dir)
+    cfg = policy.config
+    if factory is not None:
+        cfg = replace(cfg, game=replace(cfg.game, factory=factory))
+    return evaluate(cfg, policy.network, episodes=episodes, epsilon=epsilon, base_dir=policy.run_dir)
+
+
+def bench_game(name: str, minutes: list[float], episodes: int, out: Path, extra: list[str]) -> None:
+    from retro_gamer.compose import compose_run
+    from retro_gamer.config import write_config
+    from retro_gamer.run import prepare_run, train_run
+
+    game, overrides = GAMES[name]
+    run_dir = out / name
+    total = max(minutes)
+    cfg, _, why = compose_run(game, [*overrides, "tracking.enabled=false", f"trainer.time_limit={total}", *extra])
+    cfg = prepare_run(cfg, run_dir, name)
+    print(f"# {name}: {why}", flush=True)
+    done, random_return = 0.0, None
+    for mark in sorted(minutes):
+        session = replace(cfg, trainer=replace(cfg.trainer, time_limit=mark - done))
+        write_config(session, run_dir)
+        with contextlib.redirect_stdout(io.StringIO()):  # the trainer's plain progress lines
+            summary = train_run(run_dir, session, progress=False)
+        done = mark
+        start = time.perf_counter()
+        trained = evaluate_run(run_dir, episodes, 0.0)
+        if random_return is None:
+            random_return = evaluate_run(run_dir, episodes, 1.0)["mean_return"]
+        extra_text = ""
+        if cfg.game.reward != "score" and "score" in trained["final_state"]:  # snake: reward is shaped, score counts apples
+            extra_text = f"  score {trained['final_state']['score']:.0f}"
+        if name == "chase_enemy":
+            caught = evaluate_run(run_dir, episodes, 0.0, f"{Path(__file__).resolve()}:enemy_vs_random_player")
+            extra_text = f"  catches a random player in {caught['final_state'].get('caught', 0):.0%}"
+        print(f"{name:<13} {observation_text(cfg):<32} {mark:>5g} min {summary['env_steps_per_s']:>8,.0f}/s "
+              f"{trained['mean_return']:>9.2f} vs {random_return:>8.2f}  (eval {time.perf_counter() - start:.0f}s){extra_text}",
+              flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, nargs="+", default=[1, 3, 10], help="evaluate after this much training")
+    parser.add_argument("--games", nargs="+", choices=list(GAMES), default=list(GAMES))
+    parser.add_argument("--episodes", type=int, default=30, help="evaluation games, trained and random")
+    parser.add_argument("--out", type=Path, help="run directories (default: a temporary folder)")
+    parser.add_argument("overrides", nargs="*", help="more overrides for every game, e.g. trainer.seed=1")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.out or Path(tmp)
+        print(f"{'game':<13} {'observation, network':<32} {'trained':>9} {'env steps':>10} "
+              f"{'greedy mean return vs random':>30}", flush=True)
+        for name in args.games:
+            bench_game(name, args.minutes, args.episodes, out, args.overrides)
+
+
+if __name__ == "__main__":
+    main()

@@ -140,12 +140,25 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for truncated or foreign files
-        previous = [p.name for _, p in list_checkpoints(Path(path).parent.parent) if p != Path(path)]
-        hint = f" Try the previous one: {previous[-1]}." if previous else ""
-        raise RetroGamerError(f"Checkpoint {path} is corrupted or not a retro-gamer checkpoint ({type(err).__name__}).{hint}") from None
+        raise RetroGamerError(f"Checkpoint {path} is corrupted or not a retro-gamer checkpoint "
+                              f"({type(err).__name__}).{_damaged_hint(Path(path))}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise RetroGamerError(f"{path} is not a retro-gamer checkpoint (format {FORMAT}).")
     return payload
+
+
+def _damaged_hint(path: Path) -> str:
+    """What to do about a damaged file, which depends on which file it is."""
+    if path.name == RESUME_FILE:
+        saved = list_checkpoints(path.parent)
+        if not saved:
+            return f" Move it aside (mv {path} {path}.damaged) to start the run over."
+        return (f" The policy checkpoints are intact: move it aside (mv {path} {path}.damaged) and the next start "
+                f"resumes from {saved[-1][1].name}, saying what that loses (optimizer state, replay memory, history).")
+    if path.parent.name == REPLAY_DIR:
+        return ""
+    previous = [p.name for _, p in list_checkpoints(path.parent.parent) if p != path]
+    return f" Try the previous one: {previous[-1]}." if previous else ""
 
 
 def prune(run_dir: Path, keep: int | None) -> None:

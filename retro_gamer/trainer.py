@@ -24,6 +24,7 @@ from retro_gamer.callbacks import Callback, Window
 from retro_gamer.config import RunConfig, to_toml_dict
 from retro_gamer.env import GameEnvironment
 from retro_gamer.games import game_factory
+from retro_gamer.errors import RetroGamerError
 from retro_gamer.network import QNetwork, pick_device
 from retro_gamer.replay import PrioritizedReplayBuffer, ReplayBuffer
 
@@ -414,14 +415,21 @@ class DQNTrainer:
             notes = [f"resumed at episode {self.episode} from {checkpoint.RESUME_FILE}"]
             if state["cuda_random"] and self.device.type == "cuda" and len(state["cuda_random"]) == torch.cuda.device_count():
                 torch.cuda.set_rng_state_all(state["cuda_random"])
+            chunks, unreadable = None, None
             if state["replay"] is not None:
-                self.replay.load_state_dict(state["replay"], checkpoint.load_replay_chunks(self.run_dir, state["replay"]))
+                try:
+                    chunks = checkpoint.load_replay_chunks(self.run_dir, state["replay"])
+                except RetroGamerError as err:  # a chunk deleted or damaged: the rest of the state is still good
+                    unreadable = str(err).split(" is corrupted")[0].removeprefix("Checkpoint ")
+            if chunks is not None:
+                self.replay.load_state_dict(state["replay"], chunks)
                 self._replay_manifest = state["replay"]
                 self._learn_from = int(state["learn_from"])
                 notes.append(f"with its replay memory ({self.replay.size:,} transitions)")
             else:
                 self._learn_from = self.env_steps + self.cfg.trainer.warmup_steps
-                notes.append(f"without replay memory (trainer.save_replay=false): the next {self.cfg.trainer.warmup_steps:,} "
+                why = f"{unreadable} is missing or damaged" if unreadable else "trainer.save_replay=false"
+                notes.append(f"without replay memory ({why}): the next {self.cfg.trainer.warmup_steps:,} "
                              "steps refill it before learning resumes")
             if restored is not None:
                 notes.append(f"(re-wrote {restored.name}, which a stop had cut off)")

@@ -309,3 +309,18 @@ def test_file_system_refusals_are_one_paragraph_and_write_nothing(walker_run: Pa
     refused(capsys, "plot", str(trained_snake), "-o", str(tmp_path / "curve.xyz"), says=("unknown extension '.xyz'", ".png"))
     refused(capsys, "replay", str(trained_snake), "-o", str(tmp_path / "a_file" / "x.html"), says=("is a file, not a folder",))
     assert not (tmp_path / "missing").exists() and not (tmp_path / "curve.xyz").exists()
+
+
+def test_a_damaged_resume_state_says_how_to_go_on_and_a_lost_replay_chunk_is_refilled(trained_snake: Path, tmp_path: Path, capsys):
+    run = tmp_path / "snake"
+    shutil.copytree(trained_snake, run)
+    whole = (run / "resume.pt").read_bytes()
+    (run / "resume.pt").write_bytes(whole[:1000])
+    refused(capsys, "train", str(run), "--episodes", "7",
+            says=("resume.pt is corrupted", f"mv {run / 'resume.pt'} {run / 'resume.pt'}.damaged", "resumes from ep_0006.pt"))
+    (run / "resume.pt").write_bytes(whole)
+    for chunk in (run / "replay").glob("chunk_*.pt"):
+        chunk.unlink()
+    code, out, err = run_cli(capsys, "train", str(run), "--episodes", "7")
+    assert code == 0, err
+    assert "without replay memory (" in out and "is missing or damaged)" in out

@@ -6,6 +6,7 @@ multirun), so ``.hydra/`` beside ``config.toml`` records exactly how the run was
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import sys
@@ -13,11 +14,14 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from retro_gamer.compose import run_config_from_hydra, typo_hints
 from retro_gamer.config import config_dir, register_configs
 from retro_gamer.errors import RetroGamerError, explain_failure
+from retro_gamer.files import describe_os_error
 from retro_gamer.runlock import LOCK_FILE, RunBusyError, run_lock
 
 register_configs()
@@ -72,7 +76,16 @@ def cli() -> None:
         print("error: " + "\n".join(hints), file=sys.stderr)
         sys.exit(2)
     sys.argv[1:] = [a for a in args if a in _FLAGS] + [a for a in args if a not in _FLAGS]
-    main()
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra hands its failures back here instead of printing a traceback
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException) as err:  # a bad override or config group: Hydra's own words
+        cause = f"\n{str(err.__cause__).splitlines()[0]}" if isinstance(err.__cause__, OmegaConfBaseException) else ""
+        print(f"error: {str(err).strip()}{cause}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:  # Hydra creating the run directory: a file in the way, a read-only disk, a long name
+        print(f"error: {describe_os_error(err)}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

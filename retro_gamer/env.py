@@ -93,6 +93,12 @@ class GameEnvironment:
             for key in self.desc.observe_state:  # a state value gone bad, or a bug elsewhere (re-raised)
                 if not _finite_number(self.game.state.get(key)):
                     raise self._not_a_number("observe_state entry", key, self.game.state.get(key)) from None
+            if self.encoder.observation_function is not None:
+                got = np.asarray(self.encoder.observation_function(self.game), dtype=object).ravel()
+                raise GameFault(
+                    f"the observation function {self.desc.observation_function} returned {got.size} value(s) on turn "
+                    f"{self.turns} of an episode ({got.tolist()[:8]}), but {self.encoder.extras_size} numbers at the "
+                    "start; it must return the same count of numbers every turn.") from None
             raise
         if obs.extras.size and not np.isfinite(obs.extras).all():
             for key in self.desc.observe_state:

@@ -278,6 +278,15 @@ def test_a_game_that_never_ends_is_warned_about_at_create(tmp_path: Path, monkey
 
 # --- the file system --------------------------------------------------------------------------
 
+def mount_tmpfs(folder: Path, options: str) -> None:
+    """Mount a small tmpfs on ``folder``, or skip the test saying why it cannot."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root and mount(8); this test runs as an unprivileged user")
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"this container may not mount a tmpfs ({result.stderr.strip()})")
+
+
 @pytest.fixture
 def read_only_folder(tmp_path: Path):
     """A folder nobody may write to: a read-only tmpfs as root (root ignores permissions), else chmod."""
@@ -288,11 +297,33 @@ def read_only_folder(tmp_path: Path):
         yield folder
         folder.chmod(0o755)
         return
-    if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(folder)],
-                                                        capture_output=True).returncode != 0:
-        pytest.skip("running as root without permission to mount a read-only tmpfs, and root ignores file permissions")
+    mount_tmpfs(folder, "size=1m,ro")
     yield folder
     subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_disk_stops_training_with_one_paragraph_and_every_saved_file_intact(trained_snake: Path, tmp_path: Path, capsys):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount_tmpfs(disk, "size=16m")
+    try:
+        run = disk / "snake"
+        shutil.copytree(trained_snake, run)
+        before = snapshot(run)
+        free = shutil.disk_usage(disk).free
+        (disk / "filler").write_bytes(b"\0" * (free - 64 * 1024))  # 64 KB left: less than one checkpoint
+        code, out, err = run_cli(capsys, "train", str(run), "--episodes", "9")
+        assert code == 1 and "Traceback" not in err, out + err
+        assert "Could not save" in err and "No space left on device" in err and "are intact" in err
+        after = snapshot(run)
+        for name in ("resume.pt", "checkpoints/ep_0003.pt", "checkpoints/ep_0006.pt"):
+            assert after[name] == before[name], name
+        assert not list(run.rglob("*.tmp"))
+        (disk / "filler").unlink()
+        code, out, err = run_cli(capsys, "train", str(run), "--episodes", "9")
+        assert code == 0, err  # space freed: the same command goes on
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_file_system_refusals_are_one_paragraph_and_write_nothing(walker_run: Path, trained_snake: Path,
@@ -336,3 +367,26 @@ def test_the_hydra_entry_point_explains_a_run_dir_in_the_way_and_bad_overrides(t
         result = run_module(["-m", "retro_gamer.train", "+game=snake", *TINY, *overrides], cwd=tmp_path)
         assert result.returncode == 2 and "Traceback" not in result.stderr and says in result.stderr, result.stderr
     assert (tmp_path / "a_file").read_text() == "keep me" and not (tmp_path / "runs" / "snake").exists()
+
+
+def test_an_observation_function_that_changes_its_size_or_goes_nan_is_named(tmp_path: Path, monkeypatch, capsys):
+    module = f"obsfn_{os.getpid()}"
+    write_game(tmp_path, module, WALKER + """
+def create_game():
+    return Game([Walker()], {'points': 0}, board_size=(8, 4))
+
+
+def observe(game):
+    if Path("nan").exists() and game.turn_number == 5:
+        return [float("nan"), 1.0]
+    return [1.0, 2.0, 3.0] if Path("grow").exists() and game.turn_number == 5 else [1.0, 2.0]
+""")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "create", "--game", f"{module}.py", "--output", "run", *QUICK,
+                             f"game.observation_function={module}:observe")
+    assert code == 0, err
+    Path("grow").touch()
+    refused(capsys, "train", "run", says=("returned 3 value(s) on turn 5", "but 2 numbers at the start"))
+    Path("grow").unlink()
+    Path("nan").touch()
+    refused(capsys, "train", "run", says=("returned a NaN or infinite value on turn 5",))

@@ -110,6 +110,8 @@ def parse_description(data: Mapping[str, Any], source: str, defaults: Mapping[st
         value = merged.get(key)
         if value is not None and not isinstance(value, str):
             problems.append(f"'{key}' must be a string, got {value!r}.")
+        elif isinstance(value, str) and len(value) > 1000:
+            problems.append(f"'{key}' is {len(value):,} characters long ({value[:30]!r}…); 1,000 at most.")
     obs_fn = merged.get("observation_function")
     if isinstance(obs_fn, str) and ":" not in obs_fn:
         problems.append(f"'observation_function' must look like \"module:function\", got {obs_fn!r}.")

@@ -30,6 +30,9 @@ from retro_gamer.config import ModelConfig, TrainerConfig, config_dir
 from retro_gamer.games import Crop, GameDescription, game_factory
 
 
+DEFAULT_MODEL = "mlp"  # the model option conf/config.yaml's defaults list names
+
+
 def rules() -> dict[str, Any]:
     """The thresholds of ``conf/autoconfig.yaml``."""
     return yaml.safe_load((config_dir() / "autoconfig.yaml").read_text(encoding="utf-8"))
@@ -137,12 +140,13 @@ def measure_steps_per_s(desc: GameDescription, model: ModelConfig, trainer: Trai
     try:
         random.seed(trainer.seed)
         env = GameEnvironment(desc, game_factory(desc, base_dir), base_dir)
-        obs, steps, start = env.reset(), 0, time.perf_counter()
+        env.reset()
+        steps, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
-            obs, _, terminated, truncated = env.step(random.randrange(env.n_actions))
+            _, _, terminated, truncated = env.step(random.randrange(env.n_actions))
             steps += 1
             if terminated or truncated:
-                obs = env.reset()
+                env.reset()
         env_s = (time.perf_counter() - start) / max(steps, 1)
     finally:
         random.setstate(state)

@@ -71,8 +71,7 @@ def run_config_from_hydra(cfg: DictConfig, game_choice: str | None, overrides: l
     explicit = _explicit(overrides)
     run = RunConfig(game=game, model=app.model, trainer=app.trainer, tracking=app.tracking)
     run, reasons = apply_choices(run, explicit_crop="crop" in cfg.game or "game.crop" in explicit,
-                                 explicit_model="model" in explicit, explicit_decay="trainer.epsilon_decay_steps" in explicit,
-                                 model_overrides=[o for o in overrides if _key(o).startswith("model.")])
+                                 explicit_model="model" in explicit, explicit_decay="trainer.epsilon_decay_steps" in explicit)
     if why is not None:
         why.append(reasons)
     return run
@@ -93,19 +92,23 @@ def _hydra_overrides() -> list[str]:
 
 
 def apply_choices(cfg: RunConfig, *, explicit_crop: bool, explicit_model: bool, explicit_decay: bool,
-                  model_overrides: list[str], base_dir: Path | None = None) -> tuple[RunConfig, str]:
-    """What :func:`retro_gamer.autoconfig.choose` decides, applied under the user's own ``model.*`` overrides."""
-    from retro_gamer.autoconfig import choose, model_config
+                  base_dir: Path | None = None) -> tuple[RunConfig, str]:
+    """What :func:`retro_gamer.autoconfig.choose` decides, applied to ``cfg``. A model or schedule that differs from
+    the defaults counts as chosen too (a caller composing without Hydra's override list), and the user's own
+    ``model.*`` values (what differs from the default option) carry over onto a chosen network."""
+    from retro_gamer.autoconfig import DEFAULT_MODEL, choose, model_config
 
+    default_model = model_config(DEFAULT_MODEL)
+    explicit_model = explicit_model or cfg.model.kind != default_model.kind
+    explicit_decay = explicit_decay or cfg.trainer.epsilon_decay_steps != TrainerConfig().epsilon_decay_steps
     choices = choose(cfg.game, cfg.model, cfg.trainer, explicit_crop=explicit_crop, explicit_model=explicit_model,
                      explicit_decay=explicit_decay, base_dir=base_dir)
     game, model, trainer = cfg.game, cfg.model, cfg.trainer
     if choices.crop is not None:
         game = replace(game, crop=choices.crop)
-    if choices.model is not None:
-        chosen = OmegaConf.merge(OmegaConf.structured(model_config(choices.model)),
-                                 OmegaConf.from_dotlist([o.split(".", 1)[1] for o in model_overrides]))
-        model = OmegaConf.to_object(chosen)
+    if choices.model is not None and choices.model != DEFAULT_MODEL:
+        own = {f.name: getattr(model, f.name) for f in fields(model) if getattr(model, f.name) != getattr(default_model, f.name)}
+        model = replace(model_config(choices.model), **own)
     if choices.epsilon_decay_steps is not None:
         trainer = replace(trainer, epsilon_decay_steps=choices.epsilon_decay_steps)
     return replace(cfg, game=game, model=model, trainer=trainer), choices.why
@@ -132,6 +135,5 @@ def compose_run(game: str, overrides: list[str], base_dir: Path | None = None) -
     app: AppConfig = OmegaConf.to_object(compose_app(rest))
     cfg = RunConfig(game=desc, model=app.model, trainer=app.trainer, tracking=app.tracking)
     cfg, why = apply_choices(cfg, explicit_crop=explicit_crop, explicit_model="model" in explicit,
-                             explicit_decay="trainer.epsilon_decay_steps" in explicit,
-                             model_overrides=[o for o in rest if _key(o).startswith("model.")], base_dir=base_dir)
+                             explicit_decay="trainer.epsilon_decay_steps" in explicit, base_dir=base_dir)
     return cfg, "[tool.retro-gamer] of " + game, why

@@ -42,3 +42,11 @@ def test_tracking_overhead_prints_the_share_of_time(tmp_path: Path):
     overrides = [o for o in TINY if not o.startswith("tracking.")]
     out = bench(str(BENCH / "tracking_overhead.py"), "--seconds", "1", *overrides, cwd=tmp_path)
     assert "tracking off:" in out and "time in tracking while training" in out and "one-off:" in out
+
+
+def test_games_prints_what_was_chosen_and_a_row_per_time(tmp_path: Path):
+    overrides = [o for o in TINY if not o.startswith("tracking.")]
+    out = bench(str(BENCH / "games.py"), "--minutes", "0.01", "0.02", "--games", "chase_enemy", "--episodes", "2",
+                *overrides, cwd=tmp_path)
+    assert "# chase_enemy: sees a 7x7 window around 'enemy'" in out
+    assert out.count("chase_enemy   7x7 window, mlp[32]") == 2 and "catches a random player" in out

@@ -96,10 +96,11 @@ class IndexView(HeadlessView):
         known = "".join(self.characters[1:])
         if (char, known) not in _warned and char != " ":
             _warned.add((char, known))
-            warnings.warn(UnseenCharacterWarning(
-                f"the game drew {char!r}, which is not in the character set {known!r}, "
-                f"so the agent sees a blank there. Add it to the game's character_set (in conf/game/NAME.yaml or "
-                f"[tool.retro-gamer]: character_set = [..., {char!r}]) and create the run again."), stacklevel=2)
+            message = (f"the game drew {char!r}, which is not in the character set {known!r}, so the agent sees a blank "
+                       f"there. Add it to the game's character_set (conf/game/NAME.yaml or [tool.retro-gamer]: "
+                       f"character_set = [..., {char!r}]) and create the run again.")
+            # explicit: shown once with no source line (the line would be ours, not the game's)
+            warnings.warn_explicit(UnseenCharacterWarning(message), UnseenCharacterWarning, "retro-gamer", 0)
         return 0
 
     @property

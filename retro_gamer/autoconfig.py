@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from retro_gamer.config import ModelConfig, TrainerConfig, config_dir
-from retro_gamer.games import Crop, GameDescription, game_factory
+from retro_gamer.games import Crop, GameDescription, check_against_game, game_factory
 
 
 DEFAULT_MODEL = "mlp"  # the model option conf/config.yaml's defaults list names
@@ -184,14 +184,16 @@ def measure_steps_per_s(desc: GameDescription, model: ModelConfig, trainer: Trai
 
 
 def choose(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, *, explicit_crop: bool,
-           explicit_model: bool, explicit_decay: bool, base_dir: Path | None = None) -> Choices:
-    """Decide what ``desc`` leaves open (see the module docstring). ``desc`` may be unresolved: the
-    game is created once here to look at it, and characters are discovered if the description has none."""
+           explicit_model: bool, explicit_decay: bool, base_dir: Path | None = None, source: str = "game description") -> Choices:
+    """Decide what ``desc`` leaves open (see the module docstring). ``desc`` may be unresolved: the game is
+    created and checked (``source`` names the description in errors) once here to look at it, and characters
+    are discovered if the description has none."""
     from retro_gamer.env import discover_characters
 
     rule = rules()
     factory = game_factory(desc, base_dir)
     game = factory()
+    check_against_game(desc, game, source)
     if desc.character_set is None:
         desc = replace(desc, character_set=discover_characters(factory, desc.actions, trainer.exploration_turns, trainer.seed))
     desc = replace(desc, board_size=tuple(game.board_size))

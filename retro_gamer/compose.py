@@ -71,7 +71,8 @@ def run_config_from_hydra(cfg: DictConfig, game_choice: str | None, overrides: l
     explicit = _explicit(overrides)
     run = RunConfig(game=game, model=app.model, trainer=app.trainer, tracking=app.tracking)
     run, reasons = apply_choices(run, explicit_crop="crop" in cfg.game or "game.crop" in explicit,
-                                 explicit_model="model" in explicit, explicit_decay="trainer.epsilon_decay_steps" in explicit)
+                                 explicit_model="model" in explicit, explicit_decay="trainer.epsilon_decay_steps" in explicit,
+                                 source=source)
     if why is not None:
         why.append(reasons)
     return run
@@ -92,7 +93,7 @@ def _hydra_overrides() -> list[str]:
 
 
 def apply_choices(cfg: RunConfig, *, explicit_crop: bool, explicit_model: bool, explicit_decay: bool,
-                  base_dir: Path | None = None) -> tuple[RunConfig, str]:
+                  base_dir: Path | None = None, source: str = "game description") -> tuple[RunConfig, str]:
     """What :func:`retro_gamer.autoconfig.choose` decides, applied to ``cfg``. A model or schedule that differs from
     the defaults counts as chosen too (a caller composing without Hydra's override list), and the user's own
     ``model.*`` values (what differs from the default option) carry over onto a chosen network."""
@@ -102,7 +103,7 @@ def apply_choices(cfg: RunConfig, *, explicit_crop: bool, explicit_model: bool, 
     explicit_model = explicit_model or cfg.model.kind != default_model.kind
     explicit_decay = explicit_decay or cfg.trainer.epsilon_decay_steps != TrainerConfig().epsilon_decay_steps
     choices = choose(cfg.game, cfg.model, cfg.trainer, explicit_crop=explicit_crop, explicit_model=explicit_model,
-                     explicit_decay=explicit_decay, base_dir=base_dir)
+                     explicit_decay=explicit_decay, base_dir=base_dir, source=source)
     game, model, trainer = cfg.game, cfg.model, cfg.trainer
     if choices.crop is not None:
         game = replace(game, crop=choices.crop)
@@ -135,5 +136,6 @@ def compose_run(game: str, overrides: list[str], base_dir: Path | None = None) -
     app: AppConfig = OmegaConf.to_object(compose_app(rest))
     cfg = RunConfig(game=desc, model=app.model, trainer=app.trainer, tracking=app.tracking)
     cfg, why = apply_choices(cfg, explicit_crop=explicit_crop, explicit_model="model" in explicit,
-                             explicit_decay="trainer.epsilon_decay_steps" in explicit, base_dir=base_dir)
+                             explicit_decay="trainer.epsilon_decay_steps" in explicit, base_dir=base_dir,
+                             source="[tool.retro-gamer] of " + game)
     return cfg, "[tool.retro-gamer] of " + game, why

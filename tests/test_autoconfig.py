@@ -184,3 +184,11 @@ def test_an_unseen_character_is_blank_with_one_warning_naming_it():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         IndexView(["A", "d"], (4, 4)).render(game)  # known characters: no warning
+
+
+def test_a_factory_that_returns_no_game_is_refused_before_anything_is_chosen(user_game, monkeypatch):
+    from retro_gamer.errors import ConfigError
+
+    monkeypatch.chdir(user_game)
+    with pytest.raises(ConfigError, match="returned int, not a retro.game.Game"):
+        compose_run("my_game:not_a_game", [])

@@ -69,8 +69,10 @@ def describe(cfg, run_dir: Path, source: str, why: str | None = None) -> str:
         f"  characters  {' '.join(g.character_set)}",
         f"  observation board {board}, {enc.n_classes - 1} one-hot channels, {enc.extras_size} state values"
         + (f" ({', '.join(g.observe_state)})" if g.observe_state else ""),
-        f"  network     {m.kind.value} {shape}: {params:,} parameters" + (f" — {why}" if why else ""),
+        f"  network     {m.kind.value} {shape}: {params:,} parameters",
     ]
+    if why:
+        lines.append(f"  chosen      {why}")
     return "\n".join(lines)
 
 

@@ -35,7 +35,10 @@ def main(cfg: DictConfig) -> float | None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     resume_command = shlex.join(["python", "-m", "retro_gamer.train", *sys.argv[1:]])
     try:
-        run_cfg = run_config_from_hydra(cfg, hydra_cfg.runtime.choices.get("game"))
+        reasons: list[str] = []
+        run_cfg = run_config_from_hydra(cfg, hydra_cfg.runtime.choices.get("game"), why=reasons)
+        if any(reasons):
+            print(f"Chosen for this game: {'; '.join(r for r in reasons if r)}")
         with run_lock(run_dir):
             run_cfg = prepare_run(run_cfg, run_dir, source=f"conf/game/{hydra_cfg.runtime.choices.get('game')}.yaml")
             summary = train_run(run_dir, run_cfg)

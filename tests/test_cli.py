@@ -97,7 +97,7 @@ def test_create_train_eval_info_plot_clean_on_snake(tmp_path: Path):
 @pytest.mark.parametrize("module", ["retro.examples.nav", "retro.examples.beast"])
 def test_published_games_create_from_their_pyproject_and_train(tmp_path: Path, module: str):
     out = ok(cli("create", "--game", module, "--output", "run", *TINY_RUN, "model.channels=[4,8]", cwd=tmp_path))
-    assert "model=cnn because the description says spatial = true" in out
+    assert "window around" in out and "model=mlp" in out
     ok(cli("train", "run", "--episodes", "2", cwd=tmp_path))
     assert json.loads((tmp_path / "run/metrics.json").read_text())["episodes"] == 2
 

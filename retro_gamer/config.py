@@ -53,14 +53,14 @@ def _in_range(value: Any, low: float, high: float, whole: bool, above: bool) -> 
 
 
 def _device_ok(value: Any) -> bool:
-    return isinstance(value, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d{1,2})?", value) is not None
+    return isinstance(value, str) and re.fullmatch(r"auto|(cpu|cuda|mps|xpu|hip|meta)(:\d{1,2})?", value) is not None
 
 
 def _name_ok(value: Any) -> bool:
     return value is None or (isinstance(value, str) and 0 < len(value) <= 200 and value.strip() == value)
 
 
-_DEVICE = {"allowed": ("auto, cpu, cuda, cuda:N or mps", _device_ok, False)}
+_DEVICE = {"allowed": ("auto, cpu, cuda, cuda:N, mps or another torch device type (xpu, hip, meta)", _device_ok, False)}
 _NAME = {"allowed": ("a name of 1 to 200 characters without leading or trailing spaces", _name_ok, False)}
 _UNLIMITED = 10**9
 

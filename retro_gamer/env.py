@@ -90,9 +90,7 @@ class GameEnvironment:
         try:
             obs = self.encoder.encode(self.game)
         except (TypeError, ValueError):
-            for key in self.desc.observe_state:  # a state value gone bad, or a bug elsewhere (re-raised)
-                if not _finite_number(self.game.state.get(key)):
-                    raise self._not_a_number("observe_state entry", key, self.game.state.get(key)) from None
+            self._check_observed_state()  # a state value gone bad, or else a bug elsewhere (re-raised)
             if self.encoder.observation_function is not None:
                 got = np.asarray(self.encoder.observation_function(self.game), dtype=object).ravel()
                 raise GameFault(
@@ -101,12 +99,16 @@ class GameEnvironment:
                     "start; it must return the same count of numbers every turn.") from None
             raise
         if obs.extras.size and not np.isfinite(obs.extras).all():
-            for key in self.desc.observe_state:
-                if not _finite_number(self.game.state.get(key)):
-                    raise self._not_a_number("observe_state entry", key, self.game.state.get(key))
+            self._check_observed_state()
             raise GameFault(f"the observation function {self.desc.observation_function} returned a NaN or infinite "
                             f"value on turn {self.turns} of an episode: {obs.extras.tolist()[:8]}. Return finite numbers.")
         return obs
+
+    def _check_observed_state(self) -> None:
+        """Refuse the first ``observe_state`` value that is not a finite number, naming it."""
+        for key in self.desc.observe_state:
+            if not _finite_number(self.game.state.get(key)):
+                raise self._not_a_number("observe_state entry", key, self.game.state.get(key)) from None
 
     def _not_a_number(self, what: str, key: str, value: Any) -> GameFault:
         when = f"on turn {self.turns} of an episode" if self.turns else "when the game started"

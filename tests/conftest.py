@@ -121,14 +121,23 @@ def trained_snake(tmp_path_factory) -> Path:
     return run
 
 
+# A terminal's answer to "where is the cursor?" (DSR 6, ESC [ 6 n). Every VT100-style terminal sends it at once.
+CURSOR_QUERY = b"\x1b[6n"
+CURSOR_REPORT = b"\x1b[1;1R"
+
+
 def run_in_terminal(command: list[str], cwd: Path, timeout: float = 120) -> str:
-    """Run a command on a pseudo-terminal of 100x40 and return what it drew."""
+    """Run a command on a pseudo-terminal of 100x40 and return what it drew.
+
+    Like a real terminal, it answers cursor-position queries: blessed's ``Terminal()`` probes the
+    terminal that way (XTGETTCAP, XTVERSION, each followed by a cursor-position query as the end
+    marker) and, left unanswered, waits 5 s per probe: 10 s for each ``Terminal()`` a game creates."""
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
     env = {**os.environ, "TERM": "xterm-256color"}
     proc = subprocess.Popen(command, cwd=cwd, stdin=follower, stdout=follower, stderr=follower, env=env, close_fds=True)
     os.close(follower)
-    chunks, deadline = [], time.monotonic() + timeout
+    chunks, deadline, tail = [], time.monotonic() + timeout, b""
     while time.monotonic() < deadline:
         try:
             data = os.read(leader, 65536)
@@ -137,6 +146,14 @@ def run_in_terminal(command: list[str], cwd: Path, timeout: float = 120) -> str:
         if not data:
             break
         chunks.append(data)
+        seen = tail + data  # a query may arrive split over two reads
+        asked = seen.count(CURSOR_QUERY)
+        tail = seen[-(len(CURSOR_QUERY) - 1):] if not seen.endswith(CURSOR_QUERY) else b""
+        if asked:
+            try:
+                os.write(leader, CURSOR_REPORT * asked)
+            except OSError:
+                break
     proc.wait(timeout=10)
     os.close(leader)
     assert proc.returncode == 0, b"".join(chunks).decode(errors="replace")[-2000:]

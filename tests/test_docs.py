@@ -4,6 +4,8 @@ Python blocks that start with ``# NAME.py`` are saved as that file; other Python
 ones that call ``game.play()`` on a pseudo-terminal); the TOML block becomes the project's
 pyproject.toml; console commands run through the real ``retro-gamer`` entry point. The only change
 the test makes: ``create`` gets small trainer settings so each training round takes seconds.
+The blocks that play in a terminal (real time, at the game's frame rate) need only runs/snake, so
+they play while the later blocks run, and are checked at the end.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import shlex
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from conftest import REPO, TINY, run_in_terminal
@@ -39,9 +42,10 @@ def console_commands(block: str) -> list[list[str]]:
 def test_every_block_on_the_integration_page_runs(tmp_path: Path, monkeypatch):
     project = tmp_path / "project"
     run = project / "runs" / "snake"
-    # A real snake run with the checkpoint the page names (ep_0500); no learning, so it takes a second.
+    # A real snake run with the checkpoint the page names (ep_0500); no learning and one-turn episodes, so it
+    # takes a second.
     cfg = run_config_from_hydra(compose_app(["+game=snake", *TINY, "trainer.episodes=500", "trainer.checkpoint_every=250",
-                                             "trainer.warmup_steps=1000000000"]), "snake")
+                                             "trainer.warmup_steps=1000000000", "game.max_turns=1"]), "snake")
     train_run(run, prepare_run(cfg, run, "snake"), progress=False)
 
     blocks = code_blocks(PAGE.read_text())
@@ -49,24 +53,28 @@ def test_every_block_on_the_integration_page_runs(tmp_path: Path, monkeypatch):
     assert kinds.count("python") == 7 and kinds.count("console") == 3 and kinds.count("toml") == 1
     namespace: dict = {}
     monkeypatch.chdir(project)  # the page's paths (runs/snake/) are relative to the game's folder
-    for kind, code in blocks:
-        first = code.splitlines()[0]
-        if kind == "toml":
-            (project / "pyproject.toml").write_text(code)
-        elif kind == "python" and re.fullmatch(r"# \w+\.py", first):
-            (project / first[2:]).write_text(code)
-        elif kind == "python" and "game.play(" in code:
-            out = run_in_terminal([sys.executable, "-c", code], cwd=project)
-            assert "score" in out  # retro's TerminalView drew the state pane
-        elif kind == "python":
-            exec(compile(code, str(PAGE), "exec"), namespace, namespace)
-        else:
-            for command in console_commands(code):
-                assert command[0] == "retro-gamer"
-                extra = SMALL if command[1] == "create" else []
-                result = subprocess.run([CLI, *command[1:], *extra], cwd=project, capture_output=True, text=True,
-                                        timeout=600)
-                assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
+    played = []
+    with ThreadPoolExecutor(2) as terminal:
+        for kind, code in blocks:
+            first = code.splitlines()[0]
+            if kind == "toml":
+                (project / "pyproject.toml").write_text(code)
+            elif kind == "python" and re.fullmatch(r"# \w+\.py", first):
+                (project / first[2:]).write_text(code)
+            elif kind == "python" and "game.play(" in code:
+                played.append(terminal.submit(run_in_terminal, [sys.executable, "-c", code], cwd=project))
+            elif kind == "python":
+                exec(compile(code, str(PAGE), "exec"), namespace, namespace)
+            else:
+                for command in console_commands(code):
+                    assert command[0] == "retro-gamer"
+                    extra = SMALL if command[1] == "create" else []
+                    result = subprocess.run([CLI, *command[1:], *extra], cwd=project, capture_output=True, text=True,
+                                            timeout=600)
+                    assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
+    assert len(played) == 2
+    for game in played:
+        assert "score" in game.result()  # retro's TerminalView drew the state pane
     assert namespace["ai"].checkpoint_path.name == "ep_0500.pt"
     # each alternation round trained more: player 4 → 8 → 12 episodes, enemy 4 → 8
     assert _latest(project / "runs" / "player") == 12

@@ -127,10 +127,29 @@ def exploration_steps(time_limit_min: float, steps_per_s: float, configured: int
     return int(max(1_000, budget // scale * scale))
 
 
-def measure_steps_per_s(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, base_dir: Path | None,
-                        seconds: float = 0.3) -> float:
-    """Expected training env steps/s: the game stepped with its observation for ``seconds``, plus one
-    act per ``num_envs`` steps and one learning step per ``train_every`` steps of the chosen network, timed."""
+@dataclass(frozen=True)
+class StepCosts:
+    """Seconds per env step of each part of training, measured on this machine."""
+
+    game: float  # one turn of one game, its observation included
+    learning: float  # one gradient step, spread over the ``train_every`` env steps it stands for
+    acting: float  # one forward pass for all games, spread over them
+
+    @property
+    def steps_per_s(self) -> float:
+        """Training throughput with everything in one process."""
+        return 1.0 / (self.game + self.learning + self.acting)
+
+    @property
+    def game_share(self) -> float:
+        """The part of a training step the games take, when it is all in one process."""
+        return self.game * self.steps_per_s
+
+
+def measure_step_costs(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, base_dir: Path | None,
+                       seconds: float = 0.3) -> StepCosts:
+    """Time the game stepped with its observation for ``seconds``, then an act and a learning step of the
+    chosen network (medians of a few). Python's random state is left as it was."""
     import torch
 
     from retro_gamer.env import GameEnvironment
@@ -147,15 +166,14 @@ def measure_steps_per_s(desc: GameDescription, model: ModelConfig, trainer: Trai
             steps += 1
             if terminated or truncated:
                 env.reset()
-        env_s = (time.perf_counter() - start) / max(steps, 1)
+        game_s = (time.perf_counter() - start) / max(steps, 1)
     finally:
         random.setstate(state)
-    enc = env.encoder
-    q = QNetwork(model, enc.board_shape, enc.n_classes, enc.extras_size, env.n_actions)
+    q = QNetwork.from_dims(model, env.dims)
     optimizer = torch.optim.Adam(q.parameters())
     batch = max(trainer.batch_size, 1)
-    board = torch.zeros((batch, *enc.board_shape), dtype=torch.uint8)
-    extras = torch.zeros((batch, enc.extras_size))
+    board = torch.zeros((batch, *env.encoder.board_shape), dtype=torch.uint8)
+    extras = torch.zeros((batch, env.encoder.extras_size))
     act_board, act_extras = board[: max(trainer.num_envs, 1)], extras[: max(trainer.num_envs, 1)]
 
     def learn_once() -> None:  # the trainer's learn(): two target passes, one online pass with backward
@@ -179,8 +197,7 @@ def measure_steps_per_s(desc: GameDescription, model: ModelConfig, trainer: Trai
     learn_s = median_seconds(learn_once, 7)
     with torch.inference_mode():
         act_s = median_seconds(lambda: q(act_board, act_extras), 7)
-    per_step = env_s + learn_s / max(trainer.train_every, 1) + act_s / max(trainer.num_envs, 1)
-    return 1.0 / per_step
+    return StepCosts(game=game_s, learning=learn_s / max(trainer.train_every, 1), acting=act_s / max(trainer.num_envs, 1))
 
 
 def choose(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, *, explicit_crop: bool,
@@ -209,7 +226,7 @@ def choose(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, *,
         choices.reasons.append(reason)
     if trainer.time_limit and not explicit_decay:
         chosen_model = model if choices.model is None else model_config(choices.model)
-        rate = measure_steps_per_s(seen, chosen_model, trainer, base_dir)
+        rate = measure_step_costs(seen, chosen_model, trainer, base_dir).steps_per_s
         steps = exploration_steps(trainer.time_limit, rate, trainer.epsilon_decay_steps, rule["exploration_fraction"])
         if steps < trainer.epsilon_decay_steps:
             choices.epsilon_decay_steps = steps

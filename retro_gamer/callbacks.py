@@ -99,7 +99,7 @@ class ConsoleProgress(Callback):
                   "Raise trainer.episodes (or --episodes) to train further.", file=self.stream, flush=True)
             return
         print(f"Training {trainer.cfg.game.name or trainer.cfg.game.factory} in {trainer.run_dir} on {trainer.device} "
-              f"(episode {trainer.episode}/{total})", file=self.stream, flush=True)
+              f"(episode {trainer.episode}/{total}; {trainer.games_note})", file=self.stream, flush=True)
         if trainer.resume_note:
             print(trainer.resume_note[0].upper() + trainer.resume_note[1:] + ".", file=self.stream, flush=True)
         if self.live:

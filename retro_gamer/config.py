@@ -105,6 +105,9 @@ class TrainerConfig:
     keep_checkpoints: int | None = field(default=None, metadata=_number(1, _UNLIMITED))  # None keeps all
     save_replay: bool = True  # keep the replay memory in resume.pt, so a resumed run learns exactly as before
     threads: int = field(default=0, metadata=_number(0, 1_024))  # torch CPU threads; 0 = torch's default (all cores)
+    # play the games in a second process while this one learns (same results, on 2+ cores); None: when the
+    # games take a large part of each step (conf/autoconfig.yaml game_process_share), timed at the start
+    game_process: bool | None = None
 
 
 @dataclass
@@ -222,13 +225,14 @@ _GAME_SECTIONS = {
 _SECTIONS = {"model": ModelConfig, "training": TrainerConfig, "tracking": TrackingConfig}
 # What a run cannot do without: config.toml always holds these, so a file that lacks one was cut off or
 # damaged, and taking defaults would silently train something else. [tracking] only reports, so it may go.
+_NEWER = {"save_replay"}  # newer than the first config.toml files, which take their defaults
 _REQUIRED = {
     "game": ["factory"],
     "metadata": ["actions", "reward", "board_size", "character_set", "max_turns"],
     "preprocessing": ["spatial", "board", "observe_state"],
     "model": [f.name for f in fields(ModelConfig)],
-    "training": [f.name for f in fields(TrainerConfig) if f.default is not None and f.name != "save_replay"],
-}  # save_replay is newer than the first config.toml files; they take its default
+    "training": [f.name for f in fields(TrainerConfig) if f.default is not None and f.name not in _NEWER],
+}
 
 
 def missing_parts(doc: dict[str, Any]) -> list[str]:

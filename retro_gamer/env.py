@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import numbers
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,13 @@ class GameEnvironment:
     @property
     def n_actions(self) -> int:
         return len(self.keys)
+
+    @property
+    def dims(self) -> dict[str, Any]:
+        """The network's input and output sizes; saved in checkpoints so a policy rebuilds without the game."""
+        enc = self.encoder
+        return {"board_shape": list(enc.board_shape), "n_classes": enc.n_classes, "extras_size": enc.extras_size,
+                "n_actions": self.n_actions}
 
     def reset(self) -> Observation:
         self.game = self.factory()
@@ -139,31 +147,33 @@ def agent_characters(agent: Any) -> set[str]:
     return set(char) if isinstance(char, str) else {c for row in char for c in row}
 
 
-def discover_characters(factory: Callable[[], Any], actions: list[str], turns: int, seed: int) -> list[str]:
-    """Play ``turns`` random turns and list every character any visible agent showed, plus the
-    one-character ``character`` of every agent class the game's own modules define (a snake's body
-    segment exists only once it eats, which random play may never do)."""
+def random_play(factory: Callable[[], Any], actions: list[str], seed: int) -> Iterator[Any]:
+    """Endless random play with no view: yields each game once started and again after every turn,
+    the turn that ends it included; the next item is then a fresh game. ``islice`` it to a length."""
     rng = random.Random(seed)
     keys = list(actions) + [None]
-    found: set[str] = set(declared_characters(factory))
-    game = None
     inp = ProgrammaticInput()
+    while True:
+        game = factory()
+        game.input_source, game.view = inp, None
+        game.start()
+        yield game
+        while game.playing:
+            inp.press(rng.choice(keys))
+            game.step()
+            yield game
 
-    def look(game: Any) -> None:
+
+def discover_characters(factory: Callable[[], Any], actions: list[str], turns: int, seed: int) -> list[str]:
+    """Play ``turns`` random turns and list every character any visible agent showed (the last turn
+    of a game too: an explosion, a crash), plus the one-character ``character`` of every agent class the
+    game's own modules define (a snake's body segment exists only once it eats, which random play may
+    never do)."""
+    found: set[str] = set(declared_characters(factory))
+    for game in islice(random_play(factory, actions, seed), max(turns, 1) + 1):
         for agent in game.agents:
             if getattr(agent, "display", True):
                 found.update(agent_characters(agent))
-
-    for _ in range(max(turns, 1)):
-        if game is None or not game.playing:
-            game = factory()
-            game.input_source, game.view = inp, None
-            game.start()
-        look(game)
-        inp.press(rng.choice(keys))
-        game.step()
-        if not game.playing:
-            look(game)  # the last turn's characters (an explosion, a crash) too
     found.discard(" ")
     return sorted(found)
 
@@ -190,15 +200,4 @@ def declared_characters(factory: Callable[[], Any]) -> set[str]:
 
 def ends_by_itself(factory: Callable[[], Any], actions: list[str], turns: int, seed: int) -> bool:
     """Whether random play ends the game (``game.end()``) within ``turns`` turns."""
-    rng = random.Random(seed)
-    keys = list(actions) + [None]
-    inp = ProgrammaticInput()
-    game = factory()
-    game.input_source, game.view = inp, None
-    game.start()
-    for _ in range(turns):
-        inp.press(rng.choice(keys))
-        game.step()
-        if not game.playing:
-            return True
-    return False
+    return any(not game.playing for game in islice(random_play(factory, actions, seed), turns + 1))

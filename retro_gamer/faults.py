@@ -30,6 +30,16 @@ def is_game_file(filename: str) -> bool:
     return not any(path.is_relative_to(folder) for folder in _LIBRARIES)
 
 
+class GameCodeError(Exception):
+    """The game's code failed in another process (the games' process, :mod:`retro_gamer.game_batch`):
+    its frames and exception, as text, since a traceback cannot cross a process boundary."""
+
+    def __init__(self, exception: str, frames: list[traceback.FrameSummary]):
+        super().__init__(exception)
+        self.exception = exception
+        self.frames = frames
+
+
 def game_fault_message(error: BaseException, doing: str) -> str | None:
     """The report for ``error`` if the game's code raised it (or failed to compile), else ``None``.
 
@@ -40,10 +50,11 @@ def game_fault_message(error: BaseException, doing: str) -> str | None:
         if error.text:
             lines.append(f"    {error.text.strip()}")
     else:
-        frames = [f for f in traceback.extract_tb(error.__traceback__) if is_game_file(f.filename)]
+        frames = error.frames if isinstance(error, GameCodeError) else [
+            f for f in traceback.extract_tb(error.__traceback__) if is_game_file(f.filename)]
         if not frames:
             return None
         lines = [f'  File "{f.filename}", line {f.lineno}, in {f.name}' + (f"\n    {f.line}" if f.line else "") for f in frames]
-    exception = traceback.format_exception_only(type(error), error)[-1].strip()
+    exception = error.exception if isinstance(error, GameCodeError) else traceback.format_exception_only(type(error), error)[-1].strip()
     return "\n".join([f"the game's code failed while {doing}:", *lines, exception,
                       "Fix the game and run the same command again; files saved before this are intact."])

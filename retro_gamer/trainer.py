@@ -7,7 +7,6 @@ Reporting goes through :mod:`retro_gamer.callbacks`; this module never imports M
 
 from __future__ import annotations
 
-import random
 import signal
 import sys
 import time
@@ -23,21 +22,14 @@ from retro_gamer import checkpoint
 from retro_gamer.callbacks import Callback, Window
 from retro_gamer.config import RunConfig, to_toml_dict
 from retro_gamer.env import GameEnvironment
-from retro_gamer.games import game_factory
 from retro_gamer.errors import RetroGamerError
+from retro_gamer.game_batch import GameProcess, open_games, want_second_process
 from retro_gamer.network import QNetwork, pick_device
 from retro_gamer.replay import PrioritizedReplayBuffer, ReplayBuffer
 
 
-def observation_dims(env: GameEnvironment) -> dict[str, Any]:
-    """The network's input and output sizes; saved in checkpoints so a policy rebuilds without the game."""
-    enc = env.encoder
-    return {"board_shape": list(enc.board_shape), "n_classes": enc.n_classes, "extras_size": enc.extras_size,
-            "n_actions": env.n_actions}
-
-
 def build_q_network(cfg: RunConfig, env: GameEnvironment) -> QNetwork:
-    return QNetwork.from_dims(cfg.model, observation_dims(env))
+    return QNetwork.from_dims(cfg.model, env.dims)
 
 
 def make_optimizer(q: QNetwork, lr: float) -> torch.optim.Optimizer:
@@ -94,23 +86,33 @@ class DQNTrainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, callbacks: list[Callback] | tuple[Callback, ...] = ()):
         self.cfg, self.run_dir, self.callbacks = cfg, Path(run_dir), list(callbacks)
         t = cfg.trainer
+        self._threads_before = torch.get_num_threads()
         if t.threads > 0:
             torch.set_num_threads(t.threads)
-        random.seed(t.seed)  # retro games draw from Python's global random
         torch.manual_seed(t.seed)
         self.rng = np.random.default_rng(t.seed)
         self.device = pick_device(t.device)
 
-        factory = game_factory(cfg.game, self.run_dir)
-        self.envs = [GameEnvironment(cfg.game, factory, self.run_dir) for _ in range(t.num_envs)]
-        self.q = build_q_network(cfg, self.envs[0]).to(self.device)
-        self.q_target = build_q_network(cfg, self.envs[0]).to(self.device)
+        second_process, self.games_note = want_second_process(cfg, self.run_dir, self._second_process_before())
+        if second_process and t.threads == 0:
+            torch.set_num_threads(1)  # the other core plays the games
+        self.games = open_games(cfg.game, self.run_dir, t.num_envs, t.seed, second_process)
+        try:
+            self._build(cfg)
+        except BaseException:
+            self._close()
+            raise
+
+    def _build(self, cfg: RunConfig) -> None:
+        """Networks, optimizer, replay memory and counters; then whatever the run directory has to resume."""
+        t, dims = cfg.trainer, self.games.dims
+        self.q = QNetwork.from_dims(cfg.model, dims).to(self.device)
+        self.q_target = QNetwork.from_dims(cfg.model, dims).to(self.device)
         self.q_target.load_state_dict(self.q.state_dict())
         self.optimizer = make_optimizer(self.q, t.lr)
-        enc = self.envs[0].encoder
         replay_cls = PrioritizedReplayBuffer if t.prioritized else ReplayBuffer
         extra = {"alpha": t.priority_alpha, "beta": t.priority_beta} if t.prioritized else {}
-        self.replay = replay_cls(t.buffer_size, enc.board_shape, enc.extras_size, seed=t.seed, **extra)
+        self.replay = replay_cls(t.buffer_size, tuple(dims["board_shape"]), dims["extras_size"], seed=t.seed, **extra)
 
         self.episode = 0  # completed episodes, over all sessions of this run
         self.env_steps = 0
@@ -170,14 +172,14 @@ class DQNTrainer:
     # --- acting and learning ---------------------------------------------------------------
     def act(self, board: np.ndarray, extras: np.ndarray, epsilon: float) -> np.ndarray:
         """Epsilon-greedy actions for all games at once (one forward pass)."""
-        n = len(board)
+        n, n_actions = len(board), self.games.dims["n_actions"]
         if epsilon >= 1.0:
-            return self.rng.integers(0, self.envs[0].n_actions, size=n)
+            return self.rng.integers(0, n_actions, size=n)
         with torch.inference_mode():
             q = self.q(torch.from_numpy(board).to(self.device), torch.from_numpy(extras).to(self.device))
         actions = q.argmax(dim=1).cpu().numpy()
         explore = self.rng.random(n) < epsilon
-        actions[explore] = self.rng.integers(0, self.envs[0].n_actions, size=int(explore.sum()))
+        actions[explore] = self.rng.integers(0, n_actions, size=int(explore.sum()))
         return actions
 
     def learn(self) -> float:
@@ -238,6 +240,7 @@ class DQNTrainer:
             stop_reason, status = "stopped_at_once", "interrupted"
             raise
         finally:
+            self._close()
             summary = self.summary()
             summary["stopped_by"], summary["status"] = stop_reason, status
             self._end_callbacks(summary)
@@ -253,10 +256,8 @@ class DQNTrainer:
         ``max_turns``) and their unfinished episodes are not counted.
         """
         t = self.cfg.trainer
-        n = len(self.envs)
-        first = [env.reset() for env in self.envs]
-        board = np.stack([o.board for o in first])
-        extras = np.stack([o.extras for o in first])
+        n = t.num_envs
+        board, extras = self.games.reset()
         pending: list[deque] = [deque() for _ in range(n)]
         ep_return, ep_length = np.zeros(n), np.zeros(n, dtype=np.int64)
         deadline = None if t.time_limit is None else time.perf_counter() + 60 * t.time_limit
@@ -264,28 +265,25 @@ class DQNTrainer:
         self._open_window()
         while self.episode < t.episodes:
             actions = self.act(board, extras, self.epsilon())
+            self.games.step_async(actions)
+            self._learn_due(n)  # while the games play this turn (in a second process, see game_batch)
+            turn = self.games.step_wait()
             finished = []
-            for i, env in enumerate(self.envs):
-                obs, reward, terminated, truncated = env.step(int(actions[i]))
+            for i in range(n):
+                reward, ended = float(turn.reward[i]), bool(turn.terminated[i])
+                done = ended or bool(turn.truncated[i])
                 ep_return[i] += reward
                 ep_length[i] += 1
-                pending[i].append((board[i].copy(), extras[i].copy(), int(actions[i]), reward))
-                done = terminated or truncated
-                self._store_n_step(pending[i], obs.board, obs.extras, ended=terminated, flush=done)
-                board[i], extras[i] = obs.board, obs.extras
+                pending[i].append((board[i], extras[i], int(actions[i]), reward))
+                self._store_n_step(pending[i], turn.board[i], turn.extras[i], ended=ended, flush=done)
                 if done:
                     finished.append(i)
                     if self.episode < t.episodes:
                         self._finish_episode(float(ep_return[i]), int(ep_length[i]))
                     ep_return[i], ep_length[i] = 0.0, 0
+            board, extras = turn.board, turn.extras
             self.env_steps += n
             self._session_steps += n
-
-            if self.env_steps >= self._learn_from and self.replay.size >= t.batch_size:
-                self._learn_credit += n / t.train_every
-                while self._learn_credit >= 1.0:
-                    self._losses.append(self.learn())
-                    self._learn_credit -= 1.0
 
             if deadline is not None and not stop.requested and time.perf_counter() >= deadline:
                 stop.request()
@@ -294,10 +292,32 @@ class DQNTrainer:
                 for i in set(range(n)) - set(finished):  # games cut short: keep what they taught
                     self._store_n_step(pending[i], board[i], extras[i], ended=False, flush=True)
                 return reason
-            for i in finished:
-                obs = self.envs[i].reset()
-                board[i], extras[i] = obs.board, obs.extras
+            if finished:
+                board[finished], extras[finished] = self.games.reset(finished)
         return "episodes"
+
+    def _second_process_before(self) -> bool | None:
+        """Where this run played its games so far (``resume.pt``); None for a new run or an older file."""
+        path = self.run_dir / checkpoint.RESUME_FILE
+        try:
+            return checkpoint.load(path).get("second_process") if path.is_file() else None
+        except RetroGamerError:
+            return None  # damaged: _resume_if_possible says so
+
+    def _close(self) -> None:
+        """End the games (and their process); give torch back the threads it had."""
+        self.games.close()
+        torch.set_num_threads(self._threads_before)
+
+    def _learn_due(self, new_steps: int) -> None:
+        """The gradient steps owed for ``new_steps`` env steps (``train_every`` may not divide them), once
+        warm-up is over and the replay memory holds a batch."""
+        t = self.cfg.trainer
+        if self.env_steps >= self._learn_from and self.replay.size >= t.batch_size:
+            self._learn_credit += new_steps / t.train_every
+            while self._learn_credit >= 1.0:
+                self._losses.append(self.learn())
+                self._learn_credit -= 1.0
 
     def _end_callbacks(self, summary: dict[str, Any]) -> None:
         """Run every ``on_train_end``; one that fails cannot stop the others or hide the first error."""
@@ -360,7 +380,7 @@ class DQNTrainer:
             "mean_return": mean_return,
             "wall_seconds": self.total_wall_seconds(),
             "config": to_toml_dict(self.cfg),
-            "observation": observation_dims(self.envs[0]),
+            "observation": self.games.dims,
             "weights": self.q.state_dict(),
         }
 
@@ -376,7 +396,8 @@ class DQNTrainer:
             "optimizer": self.optimizer.state_dict(),
             "learn_credit": self._learn_credit,
             "learn_from": self._learn_from,
-            "python_random": random.getstate(),
+            "python_random": self.games.random_state(),  # the games' draws
+            "second_process": isinstance(self.games, GameProcess),
             "numpy_random": self.rng.bit_generator.state,
             "torch_random": torch.get_rng_state(),
             "cuda_random": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
@@ -409,7 +430,7 @@ class DQNTrainer:
             self.returns = state["returns"].tolist()
             self.lengths = state["lengths"].tolist()
             self._learn_credit = float(state["learn_credit"])
-            random.setstate(state["python_random"])
+            self.games.set_random_state(state["python_random"])
             self.rng.bit_generator.state = state["numpy_random"]
             torch.set_rng_state(state["torch_random"])
             notes = [f"resumed at episode {self.episode} from {checkpoint.RESUME_FILE}"]

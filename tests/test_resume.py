@@ -137,7 +137,7 @@ def test_a_failing_run_still_runs_the_end_of_training_hooks(tmp_path: Path):
         "        raise RuntimeError('the game broke on its 12th start')\n"
         "    return snake()\n"
     )
-    cfg = snake("trainer.episodes=50")
+    cfg = snake("trainer.episodes=50", "trainer.game_process=false")  # the count is of this process's starts
     from dataclasses import replace
 
     cfg = prepare_run(replace(cfg, game=replace(cfg.game, factory="crash.py")), project / "run", "test", base_dir=project)

@@ -25,6 +25,7 @@ TINY = [
     "trainer.epsilon_decay_steps=500",
     "trainer.buffer_size=2000",
     "trainer.threads=1",
+    "trainer.game_process=false",  # a tiny run would spend more starting a games' process than it saves (test_game_batch)
     "tracking.enabled=false",  # tracking has its own tests; the rest need no MLflow store
     "model.hidden=[32]",
 ]

@@ -149,7 +149,16 @@ class StepCosts:
 def measure_step_costs(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, base_dir: Path | None,
                        seconds: float = 0.3) -> StepCosts:
     """Time the game stepped with its observation for ``seconds``, then an act and a learning step of the
-    chosen network (medians of a few). Python's random state is left as it was."""
+    chosen network (medians of a few). Python's and torch's random states are left as they were, so
+    measuring never changes what a run then draws."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        return _measure_step_costs(desc, model, trainer, base_dir, seconds)
+
+
+def _measure_step_costs(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, base_dir: Path | None,
+                        seconds: float) -> StepCosts:
     import torch
 
     from retro_gamer.env import GameEnvironment

@@ -77,13 +77,14 @@ def describe(cfg, run_dir: Path, source: str, why: str | None = None) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from retro_gamer import checkpoint
     from retro_gamer.config import check_settings, read_config, write_config
+
+    run_dir = Path(args.run_dir)
+    read_config(run_dir)  # a folder that is not a run is refused before the lock creates anything (and before torch loads)
+    from retro_gamer import checkpoint
     from retro_gamer.run import finish_message, train_run
     from retro_gamer.runlock import run_lock
 
-    run_dir = Path(args.run_dir)
-    read_config(run_dir)  # a folder that is not a run is refused before the lock creates anything
     with run_lock(run_dir):
         cfg = read_config(run_dir)
         if args.episodes is not None:

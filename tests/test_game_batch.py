@@ -99,11 +99,12 @@ def test_a_rule_broken_in_the_second_process_is_named(tmp_path: Path, monkeypatc
 
 
 def test_slow_games_go_to_a_second_process_and_a_resumed_run_keeps_the_choice(tmp_path: Path, monkeypatch, capsys):
-    snake_choice, why = want_second_process(prepare_run(snake(), tmp_path / "snake", "snake"), tmp_path / "snake")
+    snake_choice, why = want_second_process(prepare_run(snake("trainer.game_process=null"), tmp_path / "snake", "snake"),
+                                            tmp_path / "snake")
     assert not snake_choice and why.startswith("games in this process: they take")
     write_game(tmp_path, "slow", SLOW_GAME)
     monkeypatch.chdir(tmp_path)
-    assert run_cli(capsys, "create", "--game", "slow.py", "--output", "run", *QUICK)[0] == 0
+    assert run_cli(capsys, "create", "--game", "slow.py", "--output", "run", *QUICK, "trainer.game_process=null")[0] == 0
     code, out, err = run_cli(capsys, "train", "run", "--episodes", "2")
     assert code == 0, err
     assert "games in a second process: they take" in out

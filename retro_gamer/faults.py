@@ -40,6 +40,13 @@ class GameCodeError(Exception):
         self.frames = frames
 
 
+def game_frames(error: BaseException) -> list[traceback.FrameSummary]:
+    """The frames of ``error``'s traceback that are in the game's own code."""
+    if isinstance(error, GameCodeError):
+        return error.frames
+    return [f for f in traceback.extract_tb(error.__traceback__) if is_game_file(f.filename)]
+
+
 def game_fault_message(error: BaseException, doing: str) -> str | None:
     """The report for ``error`` if the game's code raised it (or failed to compile), else ``None``.
 
@@ -50,8 +57,7 @@ def game_fault_message(error: BaseException, doing: str) -> str | None:
         if error.text:
             lines.append(f"    {error.text.strip()}")
     else:
-        frames = error.frames if isinstance(error, GameCodeError) else [
-            f for f in traceback.extract_tb(error.__traceback__) if is_game_file(f.filename)]
+        frames = game_frames(error)
         if not frames:
             return None
         lines = [f'  File "{f.filename}", line {f.lineno}, in {f.name}' + (f"\n    {f.line}" if f.line else "") for f in frames]

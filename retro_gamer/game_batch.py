@@ -25,7 +25,7 @@ import numpy as np
 
 from retro_gamer.env import GameEnvironment
 from retro_gamer.errors import RetroGamerError
-from retro_gamer.faults import GameCodeError, is_game_file
+from retro_gamer.faults import GameCodeError, game_frames
 from retro_gamer.games import GameDescription, game_factory
 
 if TYPE_CHECKING:
@@ -233,7 +233,7 @@ def _await(stream: Any) -> None:
 def _portable(err: Exception) -> dict[str, Any]:
     """What the parent needs to report ``err``: the exception itself when it pickles and is ours,
     the game's frames, and the whole traceback as text."""
-    frames = [(f.filename, f.lineno, f.name, f.line) for f in traceback.extract_tb(err.__traceback__) if is_game_file(f.filename)]
+    frames = [(f.filename, f.lineno, f.name, f.line) for f in game_frames(err)]
     ours = None
     if isinstance(err, RetroGamerError):
         try:

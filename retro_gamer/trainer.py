@@ -86,6 +86,8 @@ class DQNTrainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, callbacks: list[Callback] | tuple[Callback, ...] = ()):
         self.cfg, self.run_dir, self.callbacks = cfg, Path(run_dir), list(callbacks)
         t = cfg.trainer
+        resume_path = self.run_dir / checkpoint.RESUME_FILE
+        saved = checkpoint.load(resume_path) if resume_path.is_file() else None  # read once: where the games ran, then resume
         self._threads_before = torch.get_num_threads()
         if t.threads > 0:
             torch.set_num_threads(t.threads)
@@ -93,18 +95,19 @@ class DQNTrainer:
         self.rng = np.random.default_rng(t.seed)
         self.device = pick_device(t.device)
 
-        second_process, self.games_note = want_second_process(cfg, self.run_dir, self._second_process_before())
+        second_process, self.games_note = want_second_process(cfg, self.run_dir, saved and saved.get("second_process"))
         if second_process and t.threads == 0:
             torch.set_num_threads(1)  # the other core plays the games
         self.games = open_games(cfg.game, self.run_dir, t.num_envs, t.seed, second_process)
         try:
-            self._build(cfg)
+            self._build(cfg, saved)
         except BaseException:
             self._close()
             raise
 
-    def _build(self, cfg: RunConfig) -> None:
-        """Networks, optimizer, replay memory and counters; then whatever the run directory has to resume."""
+    def _build(self, cfg: RunConfig, saved: dict[str, Any] | None) -> None:
+        """Networks, optimizer, replay memory and counters; then what the run directory has to resume
+        (``saved``: its ``resume.pt``, if any)."""
         t, dims = cfg.trainer, self.games.dims
         self.q = QNetwork.from_dims(cfg.model, dims).to(self.device)
         self.q_target = QNetwork.from_dims(cfg.model, dims).to(self.device)
@@ -127,7 +130,7 @@ class DQNTrainer:
         self._replay_manifest: dict[str, Any] | None = None  # the replay chunk files the saved resume.pt lists
         self._session_start = time.perf_counter()
         self._session_steps = 0
-        self._resume_if_possible()
+        self._resume_if_possible(saved)
 
     # --- schedule and statistics -----------------------------------------------------------
     def epsilon(self) -> float:
@@ -296,14 +299,6 @@ class DQNTrainer:
                 board[finished], extras[finished] = self.games.reset(finished)
         return "episodes"
 
-    def _second_process_before(self) -> bool | None:
-        """Where this run played its games so far (``resume.pt``); None for a new run or an older file."""
-        path = self.run_dir / checkpoint.RESUME_FILE
-        try:
-            return checkpoint.load(path).get("second_process") if path.is_file() else None
-        except RetroGamerError:
-            return None  # damaged: _resume_if_possible says so
-
     def _close(self) -> None:
         """End the games (and their process); give torch back the threads it had."""
         self.games.close()
@@ -409,15 +404,13 @@ class DQNTrainer:
         self._replay_manifest = manifest
         checkpoint.prune_replay(self.run_dir, manifest)
 
-    def _resume_if_possible(self) -> None:
+    def _resume_if_possible(self, state: dict[str, Any] | None) -> None:
         """Continue from ``resume.pt``; failing that, from the latest policy checkpoint, saying what is lost.
 
         Everything is read onto the CPU first (RNG states must stay CPU tensors) and then copied
         onto the training device, so a run trained on a GPU resumes on a CPU and vice versa.
         """
-        resume_path = self.run_dir / checkpoint.RESUME_FILE
         now = to_toml_dict(self.cfg)
-        state = checkpoint.load(resume_path) if resume_path.is_file() else None
         checkpoint.remove_stale_files(self.run_dir, state["replay"] if state else None)
         if state is not None:
             checkpoint.check_compatible(state["config"], now, self.run_dir)

@@ -1,10 +1,13 @@
 """The games a trainer plays at once, stepped together: in this process, or in a second one.
 
 A game's own logic is plain Python and runs on one core; learning runs on another. With
-:class:`GameProcess` the trainer hands the turn's actions over, learns while the games play them,
-and collects the results (``step_async`` / ``step_wait``). :class:`LocalGames` has the same
-methods and plays in the caller's process. The games draw from Python's global ``random``, seeded
-the same way in both, so both give the same training run, number for number.
+:class:`GameProcess` the trainer hands a turn's actions over, learns while the games play them,
+and collects the results (``step_async`` / ``step_wait``). Turns queue up: the trainer plays the
+games in two groups, sending one group's turn before collecting the other's, so the games' process
+always has the next turn waiting. :class:`LocalGames` has the same methods and plays in the
+caller's process, in the same order (queued turns first, then a restart). The games draw from
+Python's global ``random``, seeded the same way in both, so the same calls give the same games,
+number for number.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -45,31 +49,46 @@ class Turn(NamedTuple):
 class LocalGames:
     """``count`` games of ``desc``, played in this process."""
 
+    groups = 1  # how many groups the trainer plays in turn: here nothing overlaps, and each group costs an action choice
+
     def __init__(self, desc: GameDescription, run_dir: Path, count: int, seed: int):
         random.seed(seed)  # retro games draw from Python's global random
         factory = game_factory(desc, run_dir)
         self.envs = [GameEnvironment(desc, factory, run_dir) for _ in range(count)]
         self.dims = self.envs[0].dims
-        self._actions: np.ndarray | None = None
+        self._queued: deque[tuple[list[int], np.ndarray]] = deque()  # turns asked for, not yet played
+        self._played: deque[Turn] = deque()  # turns played, not yet collected
 
     def reset(self, indices: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Start fresh games at ``indices`` (all by default); their first observations."""
+        """Start fresh games at ``indices`` (all by default), after the turns queued before; their first observations."""
+        self._play_queued()
         chosen = range(len(self.envs)) if indices is None else indices
         first = [self.envs[i].reset() for i in chosen]
         return np.stack([o.board for o in first]), np.stack([o.extras for o in first])
 
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = actions
+    def step_async(self, actions: np.ndarray, indices: list[int] | None = None) -> None:
+        """Queue one turn of the games at ``indices`` (all by default), ``actions`` in the same order."""
+        self._queued.append((list(range(len(self.envs))) if indices is None else indices, actions))
 
     def step_wait(self) -> Turn:
-        """Play the actions given to :meth:`step_async`, one turn of every game."""
-        results = [env.step(int(a)) for env, a in zip(self.envs, self._actions)]
-        return Turn(np.stack([r[0].board for r in results]), np.stack([r[0].extras for r in results]),
-                    np.array([r[1] for r in results], dtype=np.float64), np.array([r[2] for r in results]),
-                    np.array([r[3] for r in results]))
+        """The oldest queued turn, played."""
+        if not self._played:
+            self._play(*self._queued.popleft())
+        return self._played.popleft()
+
+    def _play(self, indices: list[int], actions: np.ndarray) -> None:
+        results = [self.envs[i].step(int(a)) for i, a in zip(indices, actions)]
+        self._played.append(Turn(np.stack([r[0].board for r in results]), np.stack([r[0].extras for r in results]),
+                                 np.array([r[1] for r in results], dtype=np.float64),
+                                 np.array([r[2] for r in results]), np.array([r[3] for r in results])))
+
+    def _play_queued(self) -> None:
+        while self._queued:
+            self._play(*self._queued.popleft())
 
     def random_state(self) -> Any:
-        """The games' random-number state, for the resume state."""
+        """The games' random-number state (after the queued turns), for the resume state."""
+        self._play_queued()
         return random.getstate()
 
     def set_random_state(self, state: Any) -> None:
@@ -90,11 +109,15 @@ class GameProcess:
     frames, anything else with the child's traceback.
     """
 
+    groups = 2  # one group's turn is played while this process records the other's and learns
+
     def __init__(self, desc: GameDescription, run_dir: Path, count: int, seed: int):
         command = [sys.executable, "-c", "from retro_gamer.game_batch import serve; serve()"]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # an opponent's network: one core
         self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self._final_random_state: Any = None
+        self._in_flight = 0  # turns sent whose answers are not read yet
+        self._early: deque[Turn] = deque()  # turns read while waiting for a later answer
         try:
             self._send(("start", list(sys.path), desc, Path(run_dir).resolve(), count, seed))
             self.dims = self._answer()
@@ -123,16 +146,24 @@ class GameProcess:
         return value
 
     def _call(self, *message: Any) -> Any:
+        """Send a call and return its answer; the answers to turns sent before it come first and are kept."""
         self._send(message)
+        while self._in_flight:
+            self._in_flight -= 1
+            self._early.append(self._answer())
         return self._answer()
 
     def reset(self, indices: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         return self._call("reset", indices)
 
-    def step_async(self, actions: np.ndarray) -> None:
-        self._send(("step", actions))
+    def step_async(self, actions: np.ndarray, indices: list[int] | None = None) -> None:
+        self._send(("step", actions, indices))
+        self._in_flight += 1
 
     def step_wait(self) -> Turn:
+        if self._early:
+            return self._early.popleft()
+        self._in_flight -= 1
         return self._answer()
 
     def random_state(self) -> Any:
@@ -205,7 +236,7 @@ def serve() -> None:
                 games = LocalGames(*args[1:])
                 result: Any = games.dims
             elif command == "step":
-                games.step_async(args[0])
+                games.step_async(*args)
                 result = games.step_wait()
             else:
                 result = getattr(games, command)(*args)

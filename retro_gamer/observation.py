@@ -75,21 +75,26 @@ class IndexView(HeadlessView):
         self.pad = pad
         self.padded = np.full((height + 2 * pad, width + 2 * pad), self.off_board, dtype=np.uint8)
         self.grid = self.padded[pad : pad + height, pad : pad + width]
+        # drawn into a flat bytearray (a Python store per cell is ~5x cheaper than numpy's), copied in once
+        self._cells = bytearray(width * height)
+        self._blank = bytes(width * height)
+        self._cells_grid = np.frombuffer(self._cells, dtype=np.uint8).reshape(height, width)
 
     def on_game_start(self, game: Any) -> None:
         self.render(game)
 
     def render(self, game: Any) -> None:
-        grid, index = self.grid, self.index
-        height, width = grid.shape
-        grid.fill(0)
+        cells, index = self._cells, self.index
+        height, width = self.grid.shape
+        cells[:] = self._blank
         for (x, y), agent in top_agents(game).items():
             if 0 <= x < width and 0 <= y < height:
                 char = agent.character
-                if not isinstance(char, str):
+                if char.__class__ is not str:
                     char = get_agent_character(agent, (x, y))
                 code = index.get(char)
-                grid[y, x] = code if code is not None else self.unknown(char)
+                cells[y * width + x] = code if code is not None else self.unknown(char)
+        self.grid[:] = self._cells_grid
 
     def unknown(self, char: str) -> int:
         """A character outside the character set is drawn blank (0); say so once per character."""

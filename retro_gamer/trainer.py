@@ -252,52 +252,78 @@ class DQNTrainer:
     def _loop(self, stop: StopRequest) -> str:
         """Step every game, store transitions, learn; returns why it stopped.
 
-        A game that ends is restarted only after the learning step and the stop check, so a run
-        stopped at an episode end and resumed draws the same random numbers as one never stopped.
-        A stop (Ctrl+C, SIGTERM, time limit) takes the next episode end, or after ``stop.grace_s``
-        cuts the games in progress short: their steps are kept as truncations (bootstrapped, as at
-        ``max_turns``) and their unfinished episodes are not counted.
+        With the games in a second process they play in two groups, taking turns: while one group's turn
+        is played there (see :mod:`~retro_gamer.game_batch`), this process records the other's last turn,
+        chooses its next actions and learns. In this process all games are one group. A game that ends is restarted only after the stop check and before its next
+        turn, so a run stopped at an episode end and resumed draws the same random numbers as one never
+        stopped. A stop (Ctrl+C, SIGTERM, time limit) takes the next episode end, or after ``stop.grace_s``
+        cuts the games in progress short: the turn already asked of the other group is still recorded, every
+        step is kept (unfinished games as truncations, bootstrapped as at ``max_turns``), and unfinished
+        episodes are not counted.
         """
         t = self.cfg.trainer
         n = t.num_envs
+        count = min(self.games.groups, n)
+        groups = [list(range(k * n // count, (k + 1) * n // count)) for k in range(count)]
         board, extras = self.games.reset()
+        seen = [(board[g], extras[g]) for g in groups]  # each group's latest observations
+        actions: list[np.ndarray] = [np.empty(0)] * len(groups)
         pending: list[deque] = [deque() for _ in range(n)]
         ep_return, ep_length = np.zeros(n), np.zeros(n, dtype=np.int64)
         deadline = None if t.time_limit is None else time.perf_counter() + 60 * t.time_limit
         reason = "interrupted"
         self._open_window()
-        while self.episode < t.episodes:
-            actions = self.act(board, extras, self.epsilon())
-            self.games.step_async(actions)
-            self._learn_due(n)  # while the games play this turn (in a second process, see game_batch)
-            turn = self.games.step_wait()
-            finished = []
-            for i in range(n):
-                reward, ended = float(turn.reward[i]), bool(turn.terminated[i])
-                done = ended or bool(turn.truncated[i])
+
+        def ask(k: int) -> None:
+            actions[k] = self.act(*seen[k], self.epsilon())
+            self.games.step_async(actions[k], groups[k])
+            self._learn_due(len(groups[k]))  # while the games play that turn
+
+        def record(k: int) -> list[int]:
+            """Collect group ``k``'s turn into replay memory; the games of it that ended (positions in the group)."""
+            turn, (last_board, last_extras), finished = self.games.step_wait(), seen[k], []
+            for j, i in enumerate(groups[k]):
+                reward, ended = float(turn.reward[j]), bool(turn.terminated[j])
+                done = ended or bool(turn.truncated[j])
                 ep_return[i] += reward
                 ep_length[i] += 1
-                pending[i].append((board[i], extras[i], int(actions[i]), reward))
-                self._store_n_step(pending[i], turn.board[i], turn.extras[i], ended=ended, flush=done)
+                pending[i].append((last_board[j], last_extras[j], int(actions[k][j]), reward))
+                self._store_n_step(pending[i], turn.board[j], turn.extras[j], ended=ended, flush=done)
                 if done:
-                    finished.append(i)
+                    finished.append(j)
                     if self.episode < t.episodes:
                         self._finish_episode(float(ep_return[i]), int(ep_length[i]))
                     ep_return[i], ep_length[i] = 0.0, 0
-            board, extras = turn.board, turn.extras
-            self.env_steps += n
-            self._session_steps += n
+            seen[k] = (turn.board, turn.extras)
+            self.env_steps += len(groups[k])
+            self._session_steps += len(groups[k])
+            return finished
 
+        if self.episode >= t.episodes:
+            return "episodes"
+        for k in range(len(groups)):
+            ask(k)
+        k = 0
+        while True:
+            finished = record(k)
             if deadline is not None and not stop.requested and time.perf_counter() >= deadline:
                 stop.request()
                 reason = "time_limit"
-            if stop.requested and (finished or stop.overdue()):
-                for i in set(range(n)) - set(finished):  # games cut short: keep what they taught
-                    self._store_n_step(pending[i], board[i], extras[i], ended=False, flush=True)
+            stopping = stop.requested and bool(finished or stop.overdue())
+            if stopping or self.episode >= t.episodes:
+                for other in range(1, len(groups)):  # the turns already asked of the other group
+                    record((k + other) % len(groups))
+                if not stopping:
+                    return "episodes"
+                for group, (last_board, last_extras) in zip(groups, seen):  # games cut short: keep what they taught
+                    for j, i in enumerate(group):
+                        self._store_n_step(pending[i], last_board[j], last_extras[j], ended=False, flush=True)
                 return reason
             if finished:
-                board[finished], extras[finished] = self.games.reset(finished)
-        return "episodes"
+                last_board, last_extras = seen[k]
+                last_board[finished], last_extras[finished] = self.games.reset([groups[k][j] for j in finished])
+            ask(k)
+            k = (k + 1) % len(groups)
 
     def _close(self) -> None:
         """End the games (and their process); give torch back the threads it had."""

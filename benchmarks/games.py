@@ -6,7 +6,8 @@
 For each game: ``retro-gamer create`` with its own description and no tuning (overrides only where a
 side must be named: chase's player), trained with ``trainer.time_limit`` = the last ``--minutes``
 value, stopped and evaluated at each of the others on the way (the run resumes exactly, so one run
-gives every row). A row: the observation and network chosen, training env steps/s so far, and the
+gives every row). A row: the observation and network chosen, training env steps/s so far (and as a share
+of the game's own ``game.step()`` speed, timed alone on one core with random keys and no view), and the
 greedy mean return of the trained policy against a random policy's (``eval --epsilon 1``) over the
 same ``--episodes`` games. chase_enemy adds how often it catches a random player.
 Tracking is off; run directories go under ``--out`` (default: a temporary folder).
@@ -23,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 CHASE = "retro_gamer.examples.chase"
+RAW_TURNS = 3000  # turns of the bare game timed per game, for the "of raw" column
 GAMES = {  # name: (the --game of retro-gamer create, overrides)
     "nav": ("retro.examples.nav", []),
     "beast": ("retro.examples.beast", []),
@@ -61,7 +63,10 @@ def evaluate_run(run_dir: Path, episodes: int, epsilon: float, factory: str | No
 
 def bench_game(name: str, minutes: list[float], episodes: int, out: Path, extra: list[str]) -> None:
     from retro_gamer.compose import compose_run
+    from env_speed import raw_rate  # this folder's script
+
     from retro_gamer.config import write_config
+    from retro_gamer.games import game_factory
     from retro_gamer.run import prepare_run, train_run
 
     game, overrides = GAMES[name]
@@ -69,7 +74,8 @@ def bench_game(name: str, minutes: list[float], episodes: int, out: Path, extra:
     total = max(minutes)
     cfg, _, why = compose_run(game, [*overrides, "tracking.enabled=false", f"trainer.time_limit={total}", *extra])
     cfg = prepare_run(cfg, run_dir, name)
-    print(f"# {name}: {why}", flush=True)
+    raw = raw_rate(game_factory(cfg.game, run_dir), [*cfg.game.actions, None], RAW_TURNS, view=False)
+    print(f"# {name}: {why}; its game.step() alone: {raw:,.0f} turns/s (one core, random keys)", flush=True)
     done, random_return = 0.0, None
     for mark in sorted(minutes):
         session = replace(cfg, trainer=replace(cfg.trainer, time_limit=mark - done))
@@ -87,7 +93,8 @@ def bench_game(name: str, minutes: list[float], episodes: int, out: Path, extra:
         if name == "chase_enemy":
             caught = evaluate_run(run_dir, episodes, 0.0, f"{Path(__file__).resolve()}:enemy_vs_random_player")
             extra_text = f"  catches a random player in {caught['final_state'].get('caught', 0):.0%}"
-        print(f"{name:<13} {observation_text(cfg):<32} {mark:>5g} min {summary['env_steps_per_s']:>8,.0f}/s "
+        speed = summary["env_steps_per_s"]
+        print(f"{name:<13} {observation_text(cfg):<32} {mark:>5g} min {speed:>8,.0f}/s {speed / raw:>4.0%} of raw "
               f"{trained['mean_return']:>9.2f} vs {random_return:>8.2f}  (eval {time.perf_counter() - start:.0f}s){extra_text}",
               flush=True)
 
@@ -102,7 +109,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
-        print(f"{'game':<13} {'observation, network':<32} {'trained':>9} {'env steps':>10} "
+        print(f"{'game':<13} {'observation, network':<32} {'trained':>9} {'env steps':>10} {'':>11} "
               f"{'greedy mean return vs random':>30}", flush=True)
         for name in args.games:
             bench_game(name, args.minutes, args.episodes, out, args.overrides)

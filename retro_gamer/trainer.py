@@ -254,12 +254,14 @@ class DQNTrainer:
 
         With the games in a second process they play in two groups, taking turns: while one group's turn
         is played there (see :mod:`~retro_gamer.game_batch`), this process records the other's last turn,
-        chooses its next actions and learns. In this process all games are one group. A game that ends is restarted only after the stop check and before its next
-        turn, so a run stopped at an episode end and resumed draws the same random numbers as one never
-        stopped. A stop (Ctrl+C, SIGTERM, time limit) takes the next episode end, or after ``stop.grace_s``
-        cuts the games in progress short: the turn already asked of the other group is still recorded, every
-        step is kept (unfinished games as truncations, bootstrapped as at ``max_turns``), and unfinished
-        episodes are not counted.
+        chooses its next actions and learns. In this process all games are one group.
+
+        A game that ends is restarted only after the stop check and before its next turn, so a run stopped
+        at an episode end and resumed draws the same random numbers as one never stopped. A stop (Ctrl+C,
+        SIGTERM, time limit) takes the next episode end, or after ``stop.grace_s`` cuts the games in
+        progress short: the turn already asked of the other group is still recorded, every step is kept
+        (unfinished games as truncations, bootstrapped as at ``max_turns``), and unfinished episodes are
+        not counted.
         """
         t = self.cfg.trainer
         n = t.num_envs

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from conftest import TINY
@@ -62,6 +63,33 @@ def test_a_second_process_trains_exactly_as_one_process(tmp_path: Path, monkeypa
     assert all(torch.equal(alone_state["weights"][k], split_state["weights"][k]) for k in alone_state["weights"])
     assert alone_state["python_random"] == split_state["python_random"]  # the games drew the same numbers
     assert (alone_state["second_process"], split_state["second_process"]) == (False, True)
+
+
+def test_queued_turns_are_played_in_order_and_before_a_restart_in_both_places(tmp_path: Path):
+    """The trainer sends a group's turn before collecting the other's, and restarts games while a turn is still
+    queued: the games' process must answer in order and play that turn before the restart, as here."""
+    cfg = prepare_run(snake(), tmp_path / "run", "snake")
+    rng = np.random.default_rng(0)
+    calls = [(rng.integers(0, 5, size=2), rng.integers(0, 5, size=2), [int(rng.integers(0, 4))]) for _ in range(30)]
+
+    def play(games: LocalGames | GameProcess) -> list:
+        seen = [games.reset()]
+        for first, second, restart in calls:
+            games.step_async(first, [0, 1])
+            games.step_async(second, [2, 3])
+            seen.append(games.reset(restart))  # asked while both turns are queued
+            seen += [games.step_wait(), games.step_wait()]
+        seen.append(games.random_state())
+        games.close()
+        return seen
+
+    here = play(LocalGames(cfg.game, tmp_path / "run", 4, seed=3))
+    there = play(GameProcess(cfg.game, tmp_path / "run", 4, seed=3))
+    assert len(here) == len(there) == 2 + 3 * len(calls)
+    for a, b in zip(here[:-1], there[:-1]):
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert here[-1] == there[-1]
+    assert not all(np.array_equal(x, y) for x, y in zip(here[3], here[6]))  # the games really moved
 
 
 def test_the_games_failure_in_the_second_process_shows_the_games_own_frames(tmp_path: Path, monkeypatch, capsys):

@@ -182,7 +182,7 @@ class GameProcess:
                 self._final_random_state = self._call("random_state")
                 self._process.stdin.close()
                 self._process.wait(timeout=10)
-            except (RuntimeError, OSError, subprocess.TimeoutExpired, RetroGamerError):
+            except (RuntimeError, OSError, subprocess.TimeoutExpired, RetroGamerError, GameCodeError):  # a queued turn failed too
                 self._process.kill()
                 self._process.wait()
         for stream in (self._process.stdin, self._process.stdout):

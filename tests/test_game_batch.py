@@ -117,6 +117,9 @@ def create_game():
         "the game's code failed while running `retro-gamer train`", f"{module}.py\", line", "in play_turn",
         'game.state["points"] = 1 / 0', "ZeroDivisionError: division by zero"))
     assert "retro_gamer" not in err and "site-packages" not in err
+    # the other group's turn, already queued, failed the same way; the games' process was still ended
+    children = subprocess.run(["pgrep", "-f", "-P", str(os.getpid()), "game_batch import serve"], capture_output=True, text=True)
+    assert children.stdout.split() == []
 
 
 def test_a_rule_broken_in_the_second_process_is_named(tmp_path: Path, monkeypatch, capsys):

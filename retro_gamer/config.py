@@ -105,8 +105,9 @@ class TrainerConfig:
     keep_checkpoints: int | None = field(default=None, metadata=_number(1, _UNLIMITED))  # None keeps all
     save_replay: bool = True  # keep the replay memory in resume.pt, so a resumed run learns exactly as before
     threads: int = field(default=0, metadata=_number(0, 1_024))  # torch CPU threads; 0 = torch's default (all cores)
-    # play the games in a second process while this one learns (same results, on 2+ cores); None: when the
-    # games take a large part of each step (conf/autoconfig.yaml game_process_share), timed at the start
+    # play the games in a second process while this one learns (the same games, in two groups that take turns;
+    # on 2+ cores); None: when the games take a large part of each step (conf/autoconfig.yaml
+    # game_process_share), timed at the start
     game_process: bool | None = None
 
 

@@ -193,7 +193,8 @@ class GameProcess:
 
 
 def open_games(desc: GameDescription, run_dir: Path, count: int, seed: int, second_process: bool) -> LocalGames | GameProcess:
-    """:class:`GameProcess` or :class:`LocalGames`: the two train identically."""
+    """:class:`GameProcess` or :class:`LocalGames`: the same games, number for number; the trainer plays
+    them in ``groups`` groups (two in the games' process, one here)."""
     return GameProcess(desc, run_dir, count, seed) if second_process else LocalGames(desc, run_dir, count, seed)
 
 

@@ -45,7 +45,7 @@ class QNetwork(nn.Module):
 
     @classmethod
     def from_dims(cls, cfg: ModelConfig, dims: dict) -> QNetwork:
-        """Build from the ``observation`` sizes a checkpoint records (see ``trainer.observation_dims``)."""
+        """Build from the ``observation`` sizes a checkpoint records (see ``GameEnvironment.dims``)."""
         return cls(cfg, tuple(dims["board_shape"]), dims["n_classes"], dims["extras_size"], dims["n_actions"])
 
     def forward(self, board: torch.Tensor, extras: torch.Tensor) -> torch.Tensor:

@@ -90,7 +90,7 @@ class IndexView(HeadlessView):
         for (x, y), agent in top_agents(game).items():
             if 0 <= x < width and 0 <= y < height:
                 char = agent.character
-                if char.__class__ is not str:
+                if not isinstance(char, str):
                     char = get_agent_character(agent, (x, y))
                 code = index.get(char)
                 cells[y * width + x] = code if code is not None else self.unknown(char)

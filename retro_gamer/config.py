@@ -88,8 +88,8 @@ class TrainerConfig:
     gamma: float = field(default=0.99, metadata=_number(0, 1, whole=False))
     n_step: int = field(default=3, metadata=_number(1, 1_000))
     # 256 transitions every 40 env steps: the replay ratio of 64 every 10 in a quarter of the gradient steps. On CPU a
-    # small MLP's step is mostly fixed cost, so this trained 1.6-2.0x faster (45-s A/B runs) and, in benchmarks/games.py,
-    # learned as well or better within 3 minutes (nav, gems, snake without its window, chase)
+    # small MLP's step is mostly fixed cost, so this trained 1.6-2.0x faster (two 45-s A/B pairs a game) and, in
+    # benchmarks/games.py, learned more within 3 minutes (gems, snake without its window, chase; nav about as much)
     batch_size: int = field(default=256, metadata=_number(1, 65_536))
     buffer_size: int = field(default=100_000, metadata=_number(1, 100_000_000))
     num_envs: int = field(default=8, metadata=_number(1, 1_024))

@@ -7,7 +7,8 @@ For each game: ``retro-gamer create`` with its own description and no tuning (ov
 side must be named: chase's player), trained with ``trainer.time_limit`` = the last ``--minutes``
 value, stopped and evaluated at each of the others on the way (the run resumes exactly, so one run
 gives every row). A row: the observation and network chosen, training env steps/s so far (and as a share
-of the game's own ``game.step()`` speed, timed alone on one core with random keys and no view), and the
+of the game's own ``game.step()`` speed, timed alone on one core with random keys and no view, before
+training and again at each row, since a machine's speed drifts: the mean of those timings), and the
 greedy mean return of the trained policy against a random policy's (``eval --epsilon 1``) over the
 same ``--episodes`` games. chase_enemy adds how often it catches a random player.
 Tracking is off; run directories go under ``--out`` (default: a temporary folder).
@@ -74,8 +75,9 @@ def bench_game(name: str, minutes: list[float], episodes: int, out: Path, extra:
     total = max(minutes)
     cfg, _, why = compose_run(game, [*overrides, "tracking.enabled=false", f"trainer.time_limit={total}", *extra])
     cfg = prepare_run(cfg, run_dir, name)
-    raw = raw_rate(game_factory(cfg.game, run_dir), [*cfg.game.actions, None], RAW_TURNS, view=False)
-    print(f"# {name}: {why}; its game.step() alone: {raw:,.0f} turns/s (one core, random keys)", flush=True)
+    factory, keys = game_factory(cfg.game, run_dir), [*cfg.game.actions, None]
+    raws = [raw_rate(factory, keys, RAW_TURNS, view=False)]
+    print(f"# {name}: {why}; its game.step() alone: {raws[0]:,.0f} turns/s (one core, random keys)", flush=True)
     done, random_return = 0.0, None
     for mark in sorted(minutes):
         session = replace(cfg, trainer=replace(cfg.trainer, time_limit=mark - done))
@@ -94,7 +96,11 @@ def bench_game(name: str, minutes: list[float], episodes: int, out: Path, extra:
             caught = evaluate_run(run_dir, episodes, 0.0, f"{Path(__file__).resolve()}:enemy_vs_random_player")
             extra_text = f"  catches a random player in {caught['final_state'].get('caught', 0):.0%}"
         speed = summary["env_steps_per_s"]
-        print(f"{name:<13} {observation_text(cfg):<32} {mark:>5g} min {speed:>8,.0f}/s {speed / raw:>4.0%} of raw "
+        # a machine's speed can drift by tens of percent within minutes: the bare game is timed again at each mark,
+        # and the training speed so far is compared with the mean of every timing so far
+        raws.append(raw_rate(factory, keys, RAW_TURNS, view=False))
+        share = speed / (sum(raws) / len(raws))
+        print(f"{name:<13} {observation_text(cfg):<32} {mark:>5g} min {speed:>8,.0f}/s {share:>4.0%} of raw "
               f"{trained['mean_return']:>9.2f} vs {random_return:>8.2f}  (eval {time.perf_counter() - start:.0f}s){extra_text}",
               flush=True)
 

@@ -63,9 +63,9 @@ def evaluate_run(run_dir: Path, episodes: int, epsilon: float, factory: str | No
 
 
 def bench_game(name: str, minutes: list[float], episodes: int, out: Path, extra: list[str]) -> None:
-    from retro_gamer.compose import compose_run
     from env_speed import raw_rate  # this folder's script
 
+    from retro_gamer.compose import compose_run
     from retro_gamer.config import write_config
     from retro_gamer.games import game_factory
     from retro_gamer.run import prepare_run, train_run

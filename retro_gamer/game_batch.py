@@ -13,14 +13,7 @@ number for number.
 from __future__ import annotations
 
 import os
-import pickle
 import random
-import select
-import signal
-import subprocess
-import sys
-import time
-import traceback
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -29,7 +22,9 @@ import numpy as np
 
 from retro_gamer.env import GameEnvironment
 from retro_gamer.errors import RetroGamerError
-from retro_gamer.faults import GameCodeError, game_frames
+from retro_gamer.child_process import ChildProcess
+from retro_gamer.child_process import serve as serve_calls
+from retro_gamer.faults import GameCodeError
 from retro_gamer.games import GameDescription, game_factory
 
 if TYPE_CHECKING:
@@ -76,6 +71,11 @@ class LocalGames:
             self._play(*self._queued.popleft())
         return self._played.popleft()
 
+    def play_turn(self, actions: np.ndarray, indices: list[int] | None = None) -> Turn:
+        """Queue a turn and play it (what the games' process does for each turn it is sent)."""
+        self.step_async(actions, indices)
+        return self.step_wait()
+
     def _play(self, indices: list[int], actions: np.ndarray) -> None:
         results = [self.envs[i].step(int(a)) for i, a in zip(indices, actions)]
         self._played.append(Turn(np.stack([r[0].board for r in results]), np.stack([r[0].extras for r in results]),
@@ -98,52 +98,19 @@ class LocalGames:
         pass
 
 
-class GameProcess:
-    """The same games as :class:`LocalGames`, played in a child Python process while this one learns.
+class GameProcess(ChildProcess):
+    """The same games as :class:`LocalGames`, played in a child process (:mod:`~retro_gamer.child_process`)
+    while this one learns."""
 
-    The child is a fresh interpreter (``python -c``) with this process's ``sys.path``, so it imports the
-    game the same way and never re-runs the caller's script. Calls and answers are pickles over its
-    stdin/stdout; the game's own prints go to stderr. It ignores Ctrl+C (the trainer decides when to
-    stop) and ends when its stdin closes. An exception in the child comes back here: a retro-gamer
-    error as itself, the game's own failure as :class:`~retro_gamer.faults.GameCodeError` with its
-    frames, anything else with the child's traceback.
-    """
-
+    role = "the games' process"
     groups = 2  # one group's turn is played while this process records the other's and learns
 
     def __init__(self, desc: GameDescription, run_dir: Path, count: int, seed: int):
-        command = [sys.executable, "-c", "from retro_gamer.game_batch import serve; serve()"]
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # an opponent's network: one core
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self._final_random_state: Any = None
         self._in_flight = 0  # turns sent whose answers are not read yet
         self._early: deque[Turn] = deque()  # turns read while waiting for a later answer
-        try:
-            self._send(("start", list(sys.path), desc, Path(run_dir).resolve(), count, seed))
-            self.dims = self._answer()
-        except BaseException:
-            self.close()
-            raise
-
-    def _send(self, message: tuple) -> None:
-        try:
-            pickle.dump(message, self._process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            self._process.stdin.flush()
-        except (BrokenPipeError, OSError):
-            self._answer()  # the child is gone: say why
-            raise
-
-    def _answer(self) -> Any:
-        _await(self._process.stdout)
-        try:
-            kind, value = pickle.load(self._process.stdout)
-        except (EOFError, OSError, pickle.UnpicklingError):
-            code = self._process.wait()
-            raise RuntimeError(f"the games' process (pid {self._process.pid}) ended unexpectedly with exit code {code}; "
-                               "its messages, if any, are above") from None
-        if kind == "error":
-            raise _rebuild(value)
-        return value
+        super().__init__("retro_gamer.game_batch", desc, Path(run_dir).resolve(), count, seed)
+        self.dims = self.started
 
     def _call(self, *message: Any) -> Any:
         """Send a call and return its answer; the answers to turns sent before it come first and are kept."""
@@ -157,7 +124,7 @@ class GameProcess:
         return self._call("reset", indices)
 
     def step_async(self, actions: np.ndarray, indices: list[int] | None = None) -> None:
-        self._send(("step", actions, indices))
+        self._send(("play_turn", actions, indices))
         self._in_flight += 1
 
     def step_wait(self) -> Turn:
@@ -168,7 +135,7 @@ class GameProcess:
 
     def random_state(self) -> Any:
         """The games' random-number state (after :meth:`close`, the state they ended in)."""
-        if self._process.poll() is not None:
+        if not self.alive:
             return self._final_random_state
         return self._call("random_state")
 
@@ -177,19 +144,12 @@ class GameProcess:
 
     def close(self) -> None:
         """Let the child finish (keeping the games' last random state), or stop it if it does not."""
-        if self._process.poll() is None:
+        if self.alive:
             try:
                 self._final_random_state = self._call("random_state")
-                self._process.stdin.close()
-                self._process.wait(timeout=10)
-            except (RuntimeError, OSError, subprocess.TimeoutExpired, RetroGamerError, GameCodeError):  # a queued turn failed too
-                self._process.kill()
-                self._process.wait()
-        for stream in (self._process.stdin, self._process.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
+            except (RuntimeError, OSError, RetroGamerError, GameCodeError):
+                pass  # a queued turn failed too, and was reported first
+        self._end()
 
 
 def open_games(desc: GameDescription, run_dir: Path, count: int, seed: int, second_process: bool) -> LocalGames | GameProcess:
@@ -220,66 +180,5 @@ def want_second_process(cfg: RunConfig, run_dir: Path, before: bool | None = Non
 
 
 def serve() -> None:
-    """The child (see :class:`GameProcess`): build the games, then answer calls until stdin closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole process group; the parent handles it
-    calls, answers = sys.stdin.buffer, os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # the game's print() must not mix into the answers
-    games: LocalGames | None = None
-    while True:
-        _await(calls)
-        try:
-            command, *args = pickle.load(calls)
-        except EOFError:
-            return
-        try:
-            if command == "start":
-                sys.path[:] = args[0]
-                games = LocalGames(*args[1:])
-                result: Any = games.dims
-            elif command == "step":
-                games.step_async(*args)
-                result = games.step_wait()
-            else:
-                result = getattr(games, command)(*args)
-            message = ("ok", result)
-        except Exception as err:  # noqa: BLE001 - sent to the parent, which reports it
-            message = ("error", _portable(err))
-        pickle.dump(message, answers, protocol=pickle.HIGHEST_PROTOCOL)
-        answers.flush()
-
-
-SPIN_SECONDS = 0.05
-
-
-def _await(stream: Any) -> None:
-    """Poll ``stream`` for up to :data:`SPIN_SECONDS` before a blocking read. Each side has its own core
-    while training, and on a virtual machine waking a sleeping process costs milliseconds a turn."""
-    if os.name != "posix":
-        return
-    fd = stream.fileno()
-    end = time.perf_counter() + SPIN_SECONDS
-    while not select.select([fd], [], [], 0)[0] and time.perf_counter() < end:
-        pass
-
-
-def _portable(err: Exception) -> dict[str, Any]:
-    """What the parent needs to report ``err``: the exception itself when it pickles and is ours,
-    the game's frames, and the whole traceback as text."""
-    frames = [(f.filename, f.lineno, f.name, f.line) for f in game_frames(err)]
-    ours = None
-    if isinstance(err, RetroGamerError):
-        try:
-            ours = pickle.loads(pickle.dumps(err))
-        except Exception:  # noqa: BLE001 - an error class with its own constructor: keep its message
-            ours = RetroGamerError(str(err))
-    return {"ours": ours, "frames": frames,
-            "exception": traceback.format_exception_only(type(err), err)[-1].strip(),
-            "traceback": "".join(traceback.format_exception(err))}
-
-
-def _rebuild(info: dict[str, Any]) -> Exception:
-    if info["ours"] is not None:
-        return info["ours"]
-    if info["frames"]:
-        return GameCodeError(info["exception"], [traceback.FrameSummary(f, n, name, line=line) for f, n, name, line in info["frames"]])
-    return RuntimeError(f"the games' process failed:\n{info['traceback']}")
+    """The games' process (see :class:`GameProcess`)."""
+    serve_calls(LocalGames, "dims")

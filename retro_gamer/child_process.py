@@ -1,0 +1,145 @@
+"""A helper Python process that answers calls: what the games' process and the learner process share.
+
+The child is a fresh interpreter (``python -c``) with this process's ``sys.path``, so it imports the
+game the same way and never re-runs the caller's script. It builds one object from the first call and
+then runs that object's methods by name. Calls and answers are pickles over its stdin/stdout; prints in
+the child (a game's own) go to stderr. It ignores Ctrl+C (the trainer decides when to stop) and ends when
+its stdin closes. An exception in the child comes back here: a retro-gamer error as itself, the game's
+own failure as :class:`~retro_gamer.faults.GameCodeError` with its frames, anything else with the
+child's traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from typing import Any, Callable
+
+from retro_gamer.errors import RetroGamerError
+from retro_gamer.faults import GameCodeError, game_frames
+
+
+class ChildProcess:
+    """The calling side: start the child that ``module``'s ``serve()`` runs, send calls, read answers."""
+
+    role = "the child process"  # how messages name it
+
+    def __init__(self, module: str, *start: Any):
+        command = [sys.executable, "-c", f"from {module} import serve; serve()"]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # one core each
+        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        try:
+            self._send(("start", list(sys.path), *start))
+            self.started = self._answer()  # the first answer: see serve()
+        except BaseException:
+            self._end()
+            raise
+
+    @property
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def _send(self, message: tuple) -> None:
+        try:
+            pickle.dump(message, self._process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self._process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self._answer()  # the child is gone: say why
+            raise
+
+    def _answer(self) -> Any:
+        _await(self._process.stdout)
+        try:
+            kind, value = pickle.load(self._process.stdout)
+        except (EOFError, OSError, pickle.UnpicklingError):
+            code = self._process.wait()
+            raise RuntimeError(f"{self.role} (pid {self._process.pid}) ended unexpectedly with exit code {code}; "
+                               "its messages, if any, are above") from None
+        if kind == "error":
+            raise _rebuild(value, self.role)
+        return value
+
+    def _end(self) -> None:
+        """Let the child finish (its stdin closes), or stop it if it does not."""
+        if self.alive:
+            try:
+                self._process.stdin.close()
+                self._process.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self._process.kill()
+                self._process.wait()
+        for stream in (self._process.stdin, self._process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+def serve(build: Callable[..., Any], first_answer: str) -> None:
+    """The child's side: build the object from the first call and answer with its attribute
+    ``first_answer``, then run the object's methods as called until stdin closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole process group; the parent handles it
+    calls, answers = sys.stdin.buffer, os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # the game's print() must not mix into the answers
+    target: Any = None
+    while True:
+        _await(calls)
+        try:
+            command, *args = pickle.load(calls)
+        except EOFError:
+            return
+        try:
+            if command == "start":
+                sys.path[:] = args[0]
+                target = build(*args[1:])
+                result: Any = getattr(target, first_answer)
+            else:
+                result = getattr(target, command)(*args)
+            message = ("ok", result)
+        except Exception as err:  # noqa: BLE001 - sent to the parent, which reports it
+            message = ("error", _portable(err))
+        pickle.dump(message, answers, protocol=pickle.HIGHEST_PROTOCOL)
+        answers.flush()
+
+
+SPIN_SECONDS = 0.05
+
+
+def _await(stream: Any) -> None:
+    """Poll ``stream`` for up to :data:`SPIN_SECONDS` before a blocking read. Each side has its own core
+    while training, and on a virtual machine waking a sleeping process costs milliseconds a turn."""
+    if os.name != "posix":
+        return
+    fd = stream.fileno()
+    end = time.perf_counter() + SPIN_SECONDS
+    while not select.select([fd], [], [], 0)[0] and time.perf_counter() < end:
+        pass
+
+
+def _portable(err: Exception) -> dict[str, Any]:
+    """What the parent needs to report ``err``: the exception itself when it pickles and is ours,
+    the game's frames, and the whole traceback as text."""
+    frames = [(f.filename, f.lineno, f.name, f.line) for f in game_frames(err)]
+    ours = None
+    if isinstance(err, RetroGamerError):
+        try:
+            ours = pickle.loads(pickle.dumps(err))
+        except Exception:  # noqa: BLE001 - an error class with its own constructor: keep its message
+            ours = RetroGamerError(str(err))
+    return {"ours": ours, "frames": frames,
+            "exception": traceback.format_exception_only(type(err), err)[-1].strip(),
+            "traceback": "".join(traceback.format_exception(err))}
+
+
+def _rebuild(info: dict[str, Any], role: str) -> Exception:
+    if info["ours"] is not None:
+        return info["ours"]
+    if info["frames"]:
+        return GameCodeError(info["exception"], [traceback.FrameSummary(f, n, name, line=line) for f, n, name, line in info["frames"]])
+    return RuntimeError(f"{role} failed:\n{info['traceback']}")

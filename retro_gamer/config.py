@@ -112,6 +112,9 @@ class TrainerConfig:
     # on 2+ cores); None: when the games take a large part of each step (conf/autoconfig.yaml
     # game_process_share), timed at the start
     game_process: bool | None = None
+    # learn in a second process (on the second core) while this one plays and chooses actions; None: whenever
+    # the device is the CPU, there are 2+ cores and the games are not in a second process themselves
+    learner_process: bool | None = None
 
 
 @dataclass

@@ -159,11 +159,15 @@ def open_games(desc: GameDescription, run_dir: Path, count: int, seed: int, seco
 
 
 def want_second_process(cfg: RunConfig, run_dir: Path, before: bool | None = None) -> tuple[bool, str]:
-    """Whether to play the games in a second process, and why. Worth it when there is a second core and
-    the games take a large part of each training step (beast's 250 agents: about 60 %); not when
-    learning dominates (nav, snake), since this process then learns on one core instead of two.
-    ``before`` is what the run chose when it started: a resumed run keeps it (torch's thread count
-    changes the last bits of its sums, so a new choice would break exact resume)."""
+    """Whether to play the games in a second process, and why. A second core goes to learning first
+    (:func:`~retro_gamer.learner.want_learner_process`): that was faster for every shipped game, beast's
+    250 agents included. Where learning stays here (a GPU, ``trainer.learner_process=false``), the games go
+    when they take a large part of each training step (beast: about 60 %); not when learning dominates
+    (nav, snake), since this process then learns on one core instead of two. ``before`` is what the run
+    chose when it started: a resumed run keeps it (torch's thread count changes the last bits of its
+    sums, so a new choice would break exact resume)."""
+    from retro_gamer.network import pick_device
+
     setting = cfg.trainer.game_process
     where = {True: "games in a second process", False: "games in this process"}
     if setting is not None:
@@ -172,6 +176,8 @@ def want_second_process(cfg: RunConfig, run_dir: Path, before: bool | None = Non
         return before, f"{where[before]}, as when this run started"
     if (os.cpu_count() or 1) < 2:
         return False, "one CPU core"
+    if cfg.trainer.learner_process is not False and pick_device(cfg.trainer.device).type == "cpu":
+        return False, f"{where[False]}: the second core learns"
     from retro_gamer.autoconfig import measure_step_costs, rules
 
     share = measure_step_costs(cfg.game, cfg.model, cfg.trainer, run_dir, seconds=0.1).game_share

@@ -70,9 +70,6 @@ class ReplayBuffer:
         index = self.rng.integers(0, self.size, size=batch_size)
         return self._gather(index, np.ones(batch_size, dtype=np.float32))
 
-    def update_priorities(self, index: np.ndarray, td_error: np.ndarray) -> None:
-        """Uniform replay ignores priorities; the trainer calls this either way."""
-
     # --- saving with the resume state ------------------------------------------------------
     ARRAYS = ("board", "extras", "action", "reward", "discount", "next_board", "next_extras")
     CHUNK = 8192  # transitions per saved file: a save rewrites only the chunks that changed since the last

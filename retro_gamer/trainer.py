@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from retro_gamer import checkpoint
 from retro_gamer.callbacks import Callback, Window
@@ -24,20 +23,12 @@ from retro_gamer.config import RunConfig, to_toml_dict
 from retro_gamer.env import GameEnvironment
 from retro_gamer.errors import RetroGamerError
 from retro_gamer.game_batch import GameProcess, open_games, want_second_process
+from retro_gamer.learner import LearnerProcess, Outbox, copy_weights, open_learner, want_learner_process
 from retro_gamer.network import QNetwork, pick_device
-from retro_gamer.replay import PrioritizedReplayBuffer, ReplayBuffer
 
 
 def build_q_network(cfg: RunConfig, env: GameEnvironment) -> QNetwork:
     return QNetwork.from_dims(cfg.model, env.dims)
-
-
-def make_optimizer(q: QNetwork, lr: float) -> torch.optim.Optimizer:
-    """Adam, fused where the device supports it (on CPU it takes a third off each learning step)."""
-    try:
-        return torch.optim.Adam(q.parameters(), lr=lr, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(q.parameters(), lr=lr)
 
 
 class StopNow(KeyboardInterrupt):
@@ -95,10 +86,13 @@ class DQNTrainer:
         self.rng = np.random.default_rng(t.seed)
         self.device = pick_device(t.device)
 
-        second_process, self.games_note = want_second_process(cfg, self.run_dir, saved and saved.get("second_process"))
-        if second_process and t.threads == 0:
-            torch.set_num_threads(1)  # the other core plays the games
+        second_process, games_note = want_second_process(cfg, self.run_dir, saved and saved.get("second_process"))
+        self.learner_elsewhere, learner_note = want_learner_process(cfg, second_process, saved and saved.get("learner_process", False))
+        self.games_note = f"{games_note}; {learner_note}"
+        if (second_process or self.learner_elsewhere) and t.threads == 0:
+            torch.set_num_threads(1)  # the other core plays the games, or learns
         self.games = open_games(cfg.game, self.run_dir, t.num_envs, t.seed, second_process)
+        self.learner: Any = None
         try:
             self._build(cfg, saved)
         except BaseException:
@@ -106,16 +100,14 @@ class DQNTrainer:
             raise
 
     def _build(self, cfg: RunConfig, saved: dict[str, Any] | None) -> None:
-        """Networks, optimizer, replay memory and counters; then what the run directory has to resume
-        (``saved``: its ``resume.pt``, if any)."""
+        """The network that chooses actions, the learner (see :mod:`~retro_gamer.learner`) and counters; then
+        what the run directory has to resume (``saved``: its ``resume.pt``, if any)."""
         t, dims = cfg.trainer, self.games.dims
-        self.q = QNetwork.from_dims(cfg.model, dims).to(self.device)
-        self.q_target = QNetwork.from_dims(cfg.model, dims).to(self.device)
-        self.q_target.load_state_dict(self.q.state_dict())
-        self.optimizer = make_optimizer(self.q, t.lr)
-        replay_cls = PrioritizedReplayBuffer if t.prioritized else ReplayBuffer
-        extra = {"alpha": t.priority_alpha, "beta": t.priority_beta} if t.prioritized else {}
-        self.replay = replay_cls(t.buffer_size, tuple(dims["board_shape"]), dims["extras_size"], seed=t.seed, **extra)
+        self.q = QNetwork.from_dims(cfg.model, dims)  # chooses actions; the learner's latest weights at each request
+        self.learner = open_learner(cfg, dims, self.q.state_dict(), self.learner_elsewhere)
+        self.q.to(self.device)
+        self._outbox = Outbox()  # transitions for the learner's next request
+        self.stored = 0  # transitions in the replay memory (after the outbox's are sent)
 
         self.episode = 0  # completed episodes, over all sessions of this run
         self.env_steps = 0
@@ -185,28 +177,6 @@ class DQNTrainer:
         actions[explore] = self.rng.integers(0, n_actions, size=int(explore.sum()))
         return actions
 
-    def learn(self) -> float:
-        """One gradient step of Double DQN on an n-step batch."""
-        t, dev = self.cfg.trainer, self.device
-        b = self.replay.sample(t.batch_size)
-        board, extras = torch.from_numpy(b.board).to(dev), torch.from_numpy(b.extras).to(dev)
-        next_board, next_extras = torch.from_numpy(b.next_board).to(dev), torch.from_numpy(b.next_extras).to(dev)
-        with torch.no_grad():
-            best_next = self.q(next_board, next_extras).argmax(dim=1, keepdim=True)  # online net chooses…
-            next_value = self.q_target(next_board, next_extras).gather(1, best_next).squeeze(1)  # …target values
-            target = torch.from_numpy(b.reward).to(dev) + torch.from_numpy(b.discount).to(dev) * next_value
-        q = self.q(board, extras).gather(1, torch.from_numpy(b.action).to(dev).unsqueeze(1)).squeeze(1)
-        loss = (torch.from_numpy(b.weight).to(dev) * F.smooth_l1_loss(q, target, reduction="none")).mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.q.parameters(), t.grad_clip)
-        self.optimizer.step()
-        self.replay.update_priorities(b.index, (q - target).detach().cpu().numpy())
-        self.updates += 1
-        if self.updates % t.target_update_every == 0:
-            self.q_target.load_state_dict(self.q.state_dict())
-        return loss.item()
-
     def _store_n_step(self, pending: deque, next_board: np.ndarray, next_extras: np.ndarray, ended: bool, flush: bool) -> None:
         """Turn the oldest pending steps into n-step transitions.
 
@@ -221,7 +191,8 @@ class DQNTrainer:
                 ret += (gamma**k) * r
             discount = 0.0 if ended else gamma ** len(pending)
             board, extras, action, _ = pending.popleft()
-            self.replay.add(board, extras, action, ret, discount, next_board, next_extras)
+            self._outbox.add(board, extras, action, ret, discount, next_board, next_extras)
+            self.stored = min(self.stored + 1, self.cfg.trainer.buffer_size)
             if not flush:
                 break
 
@@ -328,19 +299,35 @@ class DQNTrainer:
             k = (k + 1) % len(groups)
 
     def _close(self) -> None:
-        """End the games (and their process); give torch back the threads it had."""
+        """End the games and the learner (and their processes); give torch back the threads it had."""
         self.games.close()
+        if self.learner is not None:
+            self.learner.close()
         torch.set_num_threads(self._threads_before)
 
+    OUTBOX_LIMIT = 4096  # transitions sent without gradient steps (warm-up) once this many wait
+
     def _learn_due(self, new_steps: int) -> None:
-        """The gradient steps owed for ``new_steps`` env steps (``train_every`` may not divide them), once
-        warm-up is over and the replay memory holds a batch."""
+        """Submit the gradient steps owed for ``new_steps`` env steps (``train_every`` may not divide them),
+        once warm-up is over and the replay memory holds a batch, with the transitions made since the last
+        request. Actions from now on use the weights of the request before (it is done: the learner
+        finishes one request before the next)."""
         t = self.cfg.trainer
-        if self.env_steps >= self._learn_from and self.replay.size >= t.batch_size:
+        steps = 0
+        if self.env_steps >= self._learn_from and self.stored >= t.batch_size:
             self._learn_credit += new_steps / t.train_every
-            while self._learn_credit >= 1.0:
-                self._losses.append(self.learn())
-                self._learn_credit -= 1.0
+            steps = int(self._learn_credit)
+            self._learn_credit -= steps
+        if steps or len(self._outbox) >= self.OUTBOX_LIMIT:
+            self._collect()
+            if steps:
+                copy_weights(self.q, self.learner.published)
+            self.learner.submit(self._outbox.take(), steps)
+            self.updates += steps
+
+    def _collect(self) -> None:
+        """Wait for the learner's last request; keep its losses."""
+        self._losses.extend(self.learner.wait())
 
     def _end_callbacks(self, summary: dict[str, Any]) -> None:
         """Run every ``on_train_end``; one that fails cannot stop the others or hide the first error."""
@@ -374,6 +361,7 @@ class DQNTrainer:
     def _checkpoint(self) -> None:
         """Resume state first, then the policy checkpoint (see :mod:`retro_gamer.checkpoint` for why)."""
         start_episode, start_steps, start_time = self._window
+        self._collect()  # its losses belong to this window, wherever the learner runs
         count = self.episode - start_episode
         returns, lengths = self.returns[len(self.returns) - count :], self.lengths[len(self.lengths) - count :]
         loss = float(np.mean(self._losses)) if self._losses else None
@@ -404,31 +392,40 @@ class DQNTrainer:
             "wall_seconds": self.total_wall_seconds(),
             "config": to_toml_dict(self.cfg),
             "observation": self.games.dims,
-            "weights": self.q.state_dict(),
+            "weights": self._learner_call("weights"),  # the latest, not the ones choosing actions
         }
+
+    def _learner_call(self, method: str, *args: Any) -> Any:
+        """Call the learner once its last request is done and every transition made is in its memory."""
+        self._collect()
+        if len(self._outbox):
+            self.learner.submit(self._outbox.take(), 0)
+            self._collect()
+        return self.learner.call(method, *args)
 
     def _save_resume_state(self, policy: dict[str, Any] | None = None) -> None:
         """``resume.pt``: the policy part (``policy``, when the caller has built it already) plus what only
         training needs, and the replay chunks it lists."""
         t = self.cfg.trainer
         state = dict(policy or self._policy_payload(self.recent_mean_return(t.checkpoint_every)))
+        state.update(self._learner_call("state"))  # the latest weights, the target network's, the optimizer's state
         state.update({
+            "acting_weights": self.q.state_dict(),
             "returns": torch.tensor(self.returns, dtype=torch.float64),
             "lengths": torch.tensor(self.lengths, dtype=torch.int64),
-            "target_weights": self.q_target.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
             "learn_credit": self._learn_credit,
             "learn_from": self._learn_from,
             "python_random": self.games.random_state(),  # the games' draws
             "second_process": isinstance(self.games, GameProcess),
+            "learner_process": isinstance(self.learner, LearnerProcess),
             "numpy_random": self.rng.bit_generator.state,
             "torch_random": torch.get_rng_state(),
             "cuda_random": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
         })
-        manifest = checkpoint.save_replay(self.run_dir, self.replay, self._replay_manifest) if t.save_replay else None
+        manifest = self.learner.call("save_replay", self.run_dir, self._replay_manifest) if t.save_replay else None
         state["replay"] = manifest
         checkpoint.save(self.run_dir / checkpoint.RESUME_FILE, state)
-        self.replay.mark_saved()
+        self.learner.call("mark_saved")
         self._replay_manifest = manifest
         checkpoint.prune_replay(self.run_dir, manifest)
 
@@ -444,10 +441,9 @@ class DQNTrainer:
             checkpoint.check_compatible(state["config"], now, self.run_dir)
             restored = checkpoint.restore_missing_checkpoint(self.run_dir, state)
             self._restore_counters(state)
-            self.q_target.load_state_dict(state["target_weights"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.cfg.trainer.lr  # a changed learning rate takes effect on resume
+            self.q.load_state_dict(state.get("acting_weights", state["weights"]))
+            self.stored, missing = self.learner.call("restore", {key: state[key] for key in ("weights", "target_weights", "optimizer", "updates", "replay")},
+                                        self.run_dir)
             self.returns = state["returns"].tolist()
             self.lengths = state["lengths"].tolist()
             self._learn_credit = float(state["learn_credit"])
@@ -457,21 +453,13 @@ class DQNTrainer:
             notes = [f"resumed at episode {self.episode} from {checkpoint.RESUME_FILE}"]
             if state["cuda_random"] and self.device.type == "cuda" and len(state["cuda_random"]) == torch.cuda.device_count():
                 torch.cuda.set_rng_state_all(state["cuda_random"])
-            chunks, unreadable = None, None
-            if state["replay"] is not None:
-                try:
-                    chunks = checkpoint.load_replay_chunks(self.run_dir, state["replay"])
-                except RetroGamerError as err:  # a chunk deleted or damaged: the rest of the state is still good
-                    unreadable = str(err).split(" is corrupted")[0].removeprefix("Checkpoint ")
-            if chunks is not None:
-                self.replay.load_state_dict(state["replay"], chunks)
+            if missing is None:
                 self._replay_manifest = state["replay"]
                 self._learn_from = int(state["learn_from"])
-                notes.append(f"with its replay memory ({self.replay.size:,} transitions)")
+                notes.append(f"with its replay memory ({self.stored:,} transitions)")
             else:
                 self._learn_from = self.env_steps + self.cfg.trainer.warmup_steps
-                why = f"{unreadable} is missing or damaged" if unreadable else "trainer.save_replay=false"
-                notes.append(f"without replay memory ({why}): the next {self.cfg.trainer.warmup_steps:,} "
+                notes.append(f"without replay memory ({missing}): the next {self.cfg.trainer.warmup_steps:,} "
                              "steps refill it before learning resumes")
             if restored is not None:
                 notes.append(f"(re-wrote {restored.name}, which a stop had cut off)")
@@ -482,7 +470,7 @@ class DQNTrainer:
             state = checkpoint.load(latest)
             checkpoint.check_compatible(state["config"], now, self.run_dir)
             self._restore_counters(state)
-            self.q_target.load_state_dict(state["weights"])
+            self.learner.call("restart_from", state["weights"], self.updates)
             self._learn_from = self.env_steps + self.cfg.trainer.warmup_steps
             self.resume_note = (
                 f"resumed at episode {self.episode} from {latest.name} only: {checkpoint.RESUME_FILE} is missing, so the "

@@ -26,6 +26,7 @@ TINY = [
     "trainer.buffer_size=2000",
     "trainer.threads=1",
     "trainer.game_process=false",  # a tiny run would spend more starting a games' process than it saves (test_game_batch)
+    "trainer.learner_process=false",  # … or a learner process (test_learner)
     "tracking.enabled=false",  # tracking has its own tests; the rest need no MLflow store
     "model.hidden=[32]",
 ]

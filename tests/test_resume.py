@@ -255,7 +255,7 @@ def test_resume_state_loads_on_any_device(tmp_path: Path):
     trainer = DQNTrainer(prepare_run(snake("trainer.episodes=3", "trainer.device=meta"), run, "snake"), run)
     assert trainer.device.type == "meta" and trainer.episode == 3
     assert next(trainer.q.parameters()).device.type == "meta"
-    assert all(v.device.type == "meta" for s in trainer.optimizer.state.values() for v in s.values() if torch.is_tensor(v) and v.dim())
+    assert all(v.device.type == "meta" for s in trainer.learner.learner.optimizer.state.values() for v in s.values() if torch.is_tensor(v) and v.dim())
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; the CPU/meta path is tested above")

@@ -1,0 +1,296 @@
+"""The learning half of DQN, in this process or in a second one on the second core.
+
+:class:`Learner` holds what learning needs and nothing the games need: the online and target networks,
+the optimizer and the replay memory. The trainer hands it the transitions made since its last request and
+a number of gradient steps (``submit``), and takes the new weights for choosing actions only when it next
+submits gradient steps. So actions are always chosen with weights one request old (``train_every`` env
+steps, 40 by default), and :class:`LearnerProcess`, which learns in a child process while the trainer plays
+the next turns, trains exactly as :class:`LocalLearner` in this process (at the same torch thread count),
+number for number. The new weights cross over through a shared file in memory, not a pipe.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from retro_gamer import checkpoint
+from retro_gamer.child_process import ChildProcess
+from retro_gamer.child_process import serve as serve_calls
+from retro_gamer.errors import RetroGamerError
+from retro_gamer.network import QNetwork, pick_device
+from retro_gamer.replay import PrioritizedReplayBuffer, ReplayBuffer
+
+if TYPE_CHECKING:
+    from retro_gamer.config import RunConfig
+
+
+class Transitions(NamedTuple):
+    """n-step transitions, one row each (the fields of :meth:`ReplayBuffer.add`)."""
+
+    board: np.ndarray
+    extras: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    discount: np.ndarray
+    next_board: np.ndarray
+    next_extras: np.ndarray
+
+
+class Outbox:
+    """Transitions made since the last request. Rows are copied in: the trainer reuses its arrays."""
+
+    def __init__(self) -> None:
+        self._rows: list[tuple] = []
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, board: np.ndarray, extras: np.ndarray, action: int, reward: float, discount: float,
+            next_board: np.ndarray, next_extras: np.ndarray) -> None:
+        self._rows.append((board.copy(), extras.copy(), action, reward, discount, next_board.copy(), next_extras.copy()))
+
+    def take(self) -> Transitions | None:
+        if not self._rows:
+            return None
+        board, extras, action, reward, discount, next_board, next_extras = zip(*self._rows)
+        self._rows = []
+        return Transitions(np.stack(board), np.stack(extras), np.array(action, dtype=np.int16),
+                           np.array(reward, dtype=np.float32), np.array(discount, dtype=np.float32),
+                           np.stack(next_board), np.stack(next_extras))
+
+
+def parameter_count(net: torch.nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def copy_weights(net: torch.nn.Module, flat: np.ndarray) -> None:
+    """``net``'s parameters ← ``flat`` (their values end to end), copied, so ``flat`` may change later."""
+    offset = 0
+    with torch.no_grad():
+        for p in net.parameters():
+            n = p.numel()
+            p.copy_(torch.from_numpy(flat[offset : offset + n]).view_as(p))
+            offset += n
+
+
+def make_optimizer(q: QNetwork, lr: float) -> torch.optim.Optimizer:
+    """Adam, fused where the device supports it (on CPU it takes a third off each learning step)."""
+    try:
+        return torch.optim.Adam(q.parameters(), lr=lr, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(q.parameters(), lr=lr)
+
+
+class Learner:
+    """Networks, optimizer and replay memory, starting from the trainer's initial ``weights``. The latest
+    weights are published into ``shared`` (a file mapped into memory, when the trainer is in another
+    process) after every request with gradient steps."""
+
+    def __init__(self, cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor], shared: str | None = None):
+        t = cfg.trainer
+        self.cfg, self.device = cfg, pick_device(t.device)
+        with torch.random.fork_rng(devices=[]):  # the caller's torch random numbers stay its own
+            self.q = QNetwork.from_dims(cfg.model, dims).to(self.device)
+            self.q_target = QNetwork.from_dims(cfg.model, dims).to(self.device)
+        self.q.load_state_dict(weights)
+        self.q_target.load_state_dict(weights)
+        self.optimizer = make_optimizer(self.q, t.lr)
+        replay_cls = PrioritizedReplayBuffer if t.prioritized else ReplayBuffer
+        extra = {"alpha": t.priority_alpha, "beta": t.priority_beta} if t.prioritized else {}
+        self.replay = replay_cls(t.buffer_size, tuple(dims["board_shape"]), dims["extras_size"], seed=t.seed, **extra)
+        self.updates = 0
+        size = parameter_count(self.q)
+        self.published = np.memmap(shared, np.float32, "r+", shape=(size,)) if shared else np.empty(size, np.float32)
+        self._publish()
+
+    @property
+    def size(self) -> int:
+        """Transitions in the replay memory (the first answer of a learner process)."""
+        return self.replay.size
+
+    def run(self, transitions: Transitions | None, steps: int) -> list[float]:
+        """Store ``transitions``, take ``steps`` gradient steps, publish the weights; the losses."""
+        if transitions is not None:
+            for row in zip(*transitions):
+                self.replay.add(*row)
+        losses = [self.learn() for _ in range(steps)]
+        if steps:
+            self._publish()
+        return losses
+
+    def learn(self) -> float:
+        """One gradient step of Double DQN on an n-step batch."""
+        t, dev = self.cfg.trainer, self.device
+        b = self.replay.sample(t.batch_size)
+        board, extras = torch.from_numpy(b.board).to(dev), torch.from_numpy(b.extras).to(dev)
+        next_board, next_extras = torch.from_numpy(b.next_board).to(dev), torch.from_numpy(b.next_extras).to(dev)
+        with torch.no_grad():
+            best_next = self.q(next_board, next_extras).argmax(dim=1, keepdim=True)  # online net chooses…
+            next_value = self.q_target(next_board, next_extras).gather(1, best_next).squeeze(1)  # …target values
+            target = torch.from_numpy(b.reward).to(dev) + torch.from_numpy(b.discount).to(dev) * next_value
+        q = self.q(board, extras).gather(1, torch.from_numpy(b.action).to(dev).unsqueeze(1)).squeeze(1)
+        loss = (torch.from_numpy(b.weight).to(dev) * F.smooth_l1_loss(q, target, reduction="none")).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.q.parameters(), t.grad_clip)
+        self.optimizer.step()
+        if isinstance(self.replay, PrioritizedReplayBuffer):
+            self.replay.update_priorities(b.index, (q - target).detach().cpu().numpy())
+        self.updates += 1
+        if self.updates % t.target_update_every == 0:
+            self.q_target.load_state_dict(self.q.state_dict())
+        return loss.item()
+
+    def _publish(self) -> None:
+        if self.device.type == "meta":  # shapes only, no values to publish
+            return
+        offset = 0
+        for p in self.q.parameters():
+            n = p.numel()
+            self.published[offset : offset + n] = p.detach().reshape(-1).cpu().numpy()
+            offset += n
+
+    # --- what the resume state keeps -------------------------------------------------------------
+    def weights(self) -> dict[str, torch.Tensor]:
+        return self.q.state_dict()
+
+    def state(self) -> dict[str, Any]:
+        """The learner's part of ``resume.pt``."""
+        return {"weights": self.q.state_dict(), "target_weights": self.q_target.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def save_replay(self, run_dir: Path, manifest: dict[str, Any] | None) -> dict[str, Any]:
+        return checkpoint.save_replay(run_dir, self.replay, manifest)
+
+    def mark_saved(self) -> None:
+        self.replay.mark_saved()
+
+    def restore(self, state: dict[str, Any], run_dir: Path) -> tuple[int, str | None]:
+        """Continue from a resume state (what :meth:`state` gave, and its replay manifest and update count).
+        Returns the transitions in memory, and None when the replay memory came back, else why not."""
+        self.q.load_state_dict(state["weights"])
+        self.q_target.load_state_dict(state["target_weights"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.cfg.trainer.lr  # a changed learning rate takes effect on resume
+        self.updates = int(state["updates"])
+        self._publish()
+        if state["replay"] is None:
+            return 0, "trainer.save_replay=false"
+        try:
+            chunks = checkpoint.load_replay_chunks(run_dir, state["replay"])
+        except RetroGamerError as err:  # a chunk deleted or damaged: the rest of the state is still good
+            return 0, str(err).split(" is corrupted")[0].removeprefix("Checkpoint ") + " is missing or damaged"
+        self.replay.load_state_dict(state["replay"], chunks)
+        return self.replay.size, None
+
+    def restart_from(self, weights: dict[str, torch.Tensor], updates: int) -> None:
+        """Continue from a policy checkpoint alone: its weights, both networks; a fresh optimizer and memory."""
+        self.q.load_state_dict(weights)
+        self.q_target.load_state_dict(weights)
+        self.updates = updates
+        self._publish()
+
+    def close(self) -> None:
+        pass
+
+
+class LocalLearner:
+    """A :class:`Learner` in this process: a request runs when it is submitted."""
+
+    def __init__(self, learner: Learner):
+        self.learner = learner
+        self.published = learner.published
+        self._losses: list[float] = []
+
+    def submit(self, transitions: Transitions | None, steps: int) -> None:
+        self._losses = self.learner.run(transitions, steps)
+
+    def wait(self) -> list[float]:
+        """The losses of the request submitted last (once)."""
+        losses, self._losses = self._losses, []
+        return losses
+
+    def call(self, method: str, *args: Any) -> Any:
+        return getattr(self.learner, method)(*args)
+
+    def close(self) -> None:
+        pass
+
+
+class LearnerProcess(ChildProcess):
+    """A :class:`Learner` in a child process (:mod:`~retro_gamer.child_process`): a request runs there while
+    this process plays on; :meth:`wait` collects it."""
+
+    role = "the learner process"
+
+    def __init__(self, cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor]):
+        size = sum(w.numel() for w in weights.values())
+        folder = "/dev/shm" if os.path.isdir("/dev/shm") else None  # memory, not disk, where there is one
+        fd, path = tempfile.mkstemp(prefix="retro-gamer-weights-", dir=folder)
+        self._in_flight = False
+        try:
+            os.ftruncate(fd, 4 * size)
+            self.published = np.memmap(path, np.float32, "r+", shape=(size,))
+            super().__init__("retro_gamer.learner", cfg, dims, weights, path)
+        finally:
+            os.close(fd)
+            os.unlink(path)  # both sides have it mapped; nothing is left behind whatever happens next
+
+    def submit(self, transitions: Transitions | None, steps: int) -> None:
+        self.wait_if_busy()
+        self._send(("run", transitions, steps))
+        self._in_flight = True
+
+    def wait(self) -> list[float]:
+        if not self._in_flight:
+            return []
+        self._in_flight = False
+        return self._answer()
+
+    def wait_if_busy(self) -> None:
+        if self._in_flight:
+            raise RuntimeError("the learner process was asked for more before its last request was collected")
+
+    def call(self, method: str, *args: Any) -> Any:
+        self.wait_if_busy()
+        self._send((method, *args))
+        return self._answer()
+
+    def close(self) -> None:
+        self._end()
+
+
+def open_learner(cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor], second_process: bool) -> LocalLearner | LearnerProcess:
+    return LearnerProcess(cfg, dims, weights) if second_process else LocalLearner(Learner(cfg, dims, weights))
+
+
+def want_learner_process(cfg: RunConfig, games_elsewhere: bool, before: bool | None = None) -> tuple[bool, str]:
+    """Whether to learn in a second process, and why: on a CPU with a second core that the games do not
+    already have. ``before`` is what the run chose when it started: a resumed run keeps it (torch's
+    thread count changes the last bits of its sums, so a new choice would break exact resume)."""
+    setting = cfg.trainer.learner_process
+    where = {True: "learning in a second process", False: "learning in this process"}
+    if setting is not None:
+        return setting, f"{where[setting]} (trainer.learner_process={str(setting).lower()})"
+    if before is not None:
+        return before, f"{where[before]}, as when this run started"
+    if games_elsewhere:
+        return False, f"{where[False]}: the games' process has the second core"
+    if (os.cpu_count() or 1) < 2:
+        return False, f"{where[False]}: one CPU core"
+    if pick_device(cfg.trainer.device).type != "cpu":
+        return False, f"{where[False]}: it has the {pick_device(cfg.trainer.device).type} device"
+    return True, f"{where[True]} on the second core, while this one plays"
+
+
+def serve() -> None:
+    """The learner process (see :class:`LearnerProcess`): one core."""
+    torch.set_num_threads(1)
+    serve_calls(Learner, "size")

@@ -21,7 +21,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-from retro_gamer.errors import RetroGamerError
+from retro_gamer.errors import HelperDied, RetroGamerError
 from retro_gamer.faults import GameCodeError, game_frames
 
 
@@ -58,12 +58,19 @@ class ChildProcess:
         try:
             kind, value = pickle.load(self._process.stdout)
         except (EOFError, OSError, pickle.UnpicklingError):
-            code = self._process.wait()
-            raise RuntimeError(f"{self.role} (pid {self._process.pid}) ended unexpectedly with exit code {code}; "
-                               "its messages, if any, are above") from None
+            raise HelperDied(self._obituary()) from None
         if kind == "error":
             raise _rebuild(value, self.role)
         return value
+
+    def _obituary(self) -> str:
+        code = self._process.wait()
+        if code < 0:
+            how = f"was killed by {signal.Signals(-code).name}" + (" (the system may have run out of memory)" if -code == signal.SIGKILL else "")
+        else:
+            how = f"ended with exit code {code}"
+        return (f"{self.role} (pid {self._process.pid}) {how}; its messages, if any, are above. Training stopped; what it "
+                "saved before is intact: run the same command again to resume from the last checkpoint.")
 
     def _end(self) -> None:
         """Let the child finish (its stdin closes), or stop it if it does not."""

@@ -33,6 +33,13 @@ class SaveError(RetroGamerError):
     exit_code = 1
 
 
+class HelperDied(RetroGamerError):
+    """The games' or the learner process ended without being asked to (killed, out of memory); the run's
+    files saved before are intact."""
+
+    exit_code = 1
+
+
 class GameFault(RetroGamerError):
     """The game broke a rule training depends on (a reward that is not a finite number, a board that
     changed size); the message names the key, the value and the turn."""

@@ -60,9 +60,10 @@ def final_state(run: Path) -> tuple[dict, dict]:
     return {k: v for k, v in metrics.items() if k not in TIMING_KEYS}, weights
 
 
-@pytest.mark.parametrize("replay", ["trainer.prioritized=false", "trainer.prioritized=true"])
+@pytest.mark.parametrize("replay", ["trainer.prioritized=false", "trainer.prioritized=true",
+                                    "trainer.prioritized=true trainer.learner_process=true"])
 def test_stopped_with_sigterm_and_resumed_equals_uninterrupted(tmp_path: Path, replay: str):
-    cfg = snake("trainer.episodes=24", *EXACT, replay)
+    cfg = snake("trainer.episodes=24", *EXACT, *replay.split())
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     train_run(straight, prepare_run(cfg, straight, "snake"), progress=False)
 

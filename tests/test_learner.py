@@ -1,0 +1,115 @@
+"""Learning in a second process (retro_gamer.learner): the same training, number for number, as in this
+process; chosen by default on a CPU with a second core, and kept by a resumed run; a learner process
+that dies is a clear error that loses nothing, and Ctrl+C ends it with its trainer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY
+from retro_gamer import checkpoint
+from retro_gamer.compose import compose_app, run_config_from_hydra
+from retro_gamer.learner import want_learner_process
+from retro_gamer.run import prepare_run
+from retro_gamer.trainer import DQNTrainer
+from test_hardening import QUICK, WALKER, write_game
+
+ENDLESS = WALKER + """
+
+def create_game():
+    return Game([Walker()], {"points": 0}, board_size=(8, 4))
+"""
+
+
+def snake(*overrides: str):
+    return run_config_from_hydra(compose_app(["+game=snake", *TINY, *overrides]), "snake")
+
+
+def train(run: Path, *overrides: str) -> tuple[dict, dict]:
+    trainer = DQNTrainer(prepare_run(snake(*overrides), run, "snake"), run)
+    return trainer.train(), checkpoint.load(run / checkpoint.RESUME_FILE)
+
+
+def test_a_learner_process_trains_exactly_as_one_process(tmp_path: Path):
+    """Actions use the weights of the request before in both places, so where the learning runs changes nothing."""
+    same = ("trainer.episodes=12", "trainer.threads=1", "trainer.prioritized=true")  # threads: the last bits of torch's sums
+    here, here_state = train(tmp_path / "one", *same, "trainer.learner_process=false")
+    there, there_state = train(tmp_path / "two", *same, "trainer.learner_process=true")
+    assert here["updates"] > 50
+    timing = ("wall_seconds", "env_steps_per_s")
+    assert {k: v for k, v in here.items() if k not in timing} == {k: v for k, v in there.items() if k not in timing}
+    for key in ("weights", "acting_weights", "target_weights"):
+        assert all(torch.equal(here_state[key][k], there_state[key][k]) for k in here_state[key]), key
+    assert not all(torch.equal(here_state["weights"][k], here_state["acting_weights"][k]) for k in here_state["weights"])
+    assert here_state["replay"]["priority"].equal(there_state["replay"]["priority"])
+    assert (here_state["learner_process"], there_state["learner_process"]) == (False, True)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="the default needs a second core to learn on")
+def test_a_cpu_with_two_cores_learns_in_a_second_process_and_a_resumed_run_keeps_the_choice(tmp_path: Path):
+    auto = snake("trainer.learner_process=null")
+    assert want_learner_process(auto, games_elsewhere=False) == (True, "learning in a second process on the second core, while this one plays")
+    assert want_learner_process(auto, games_elsewhere=True)[1] == "learning in this process: the games' process has the second core"
+    assert want_learner_process(snake("trainer.learner_process=null", "trainer.device=meta"), games_elsewhere=False)[0] is False
+    assert want_learner_process(auto, False, before=False)[1] == "learning in this process, as when this run started"
+
+    run = tmp_path / "run"
+    cfg = prepare_run(snake("trainer.episodes=2", "trainer.learner_process=null", "trainer.game_process=null"), run, "snake")
+    trainer = DQNTrainer(cfg, run)
+    trainer.train()
+    assert trainer.games_note == "games in this process: the second core learns; learning in a second process on the second core, while this one plays"
+    cfg = prepare_run(snake("trainer.episodes=3", "trainer.learner_process=null", "trainer.game_process=null"), run, "snake")
+    trainer = DQNTrainer(cfg, run)
+    trainer.train()
+    assert trainer.games_note.endswith("learning in a second process, as when this run started")
+
+
+def start_training(tmp_path: Path, episodes: int) -> subprocess.Popen:
+    """``retro-gamer train`` on a game that never ends, learning in a second process; returns once it trains."""
+    write_game(tmp_path, "endless", ENDLESS)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cli = [sys.executable, "-m", "retro_gamer.cli"]
+    subprocess.run([*cli, "create", "--game", "endless.py", "--output", "run", *QUICK, "trainer.learner_process=true",
+                    "trainer.checkpoint_every=2"], cwd=tmp_path, env=env, check=True, capture_output=True)
+    proc = subprocess.Popen([*cli, "train", "run", "--episodes", str(episodes)], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    for line in proc.stdout:
+        if line.startswith("episodes "):  # a checkpoint line: the learner has answered
+            break
+    return proc
+
+
+def test_a_killed_learner_process_is_a_clear_error_and_loses_nothing(tmp_path: Path):
+    proc = start_training(tmp_path, 100_000)
+    learner = subprocess.run(["pgrep", "-f", "-P", str(proc.pid), "learner import serve"], capture_output=True, text=True).stdout.split()
+    assert len(learner) == 1
+    saved = checkpoint.load(tmp_path / "run" / checkpoint.RESUME_FILE)["episode"]
+    os.kill(int(learner[0]), signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert f"the learner process (pid {learner[0]}) was killed by SIGKILL (the system may have run out of memory)" in err
+    assert "run the same command again to resume from the last checkpoint" in err and "Traceback" not in err
+    after = checkpoint.load(tmp_path / "run" / checkpoint.RESUME_FILE)["episode"]
+    assert after >= saved
+    resumed = subprocess.run([sys.executable, "-m", "retro_gamer.cli", "train", "run", "--episodes", str(after + 2)],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"Resumed at episode {after} from resume.pt with its replay memory" in resumed.stdout
+
+
+def test_ctrl_c_stops_the_trainer_and_its_learner_and_saves(tmp_path: Path):
+    proc = start_training(tmp_path, 100_000)
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl+C reaches the whole foreground group
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Stopped at episode" in out and "Traceback" not in err
+    assert checkpoint.load(tmp_path / "run" / checkpoint.RESUME_FILE)["learner_process"] is True
+    leftover = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert leftover == []  # the learner process ended with its trainer

@@ -14,6 +14,7 @@ from pathlib import Path
 from retro_gamer import checkpoint
 from retro_gamer.callbacks import RunLog
 from retro_gamer.compose import compose_app, run_config_from_hydra
+from retro_gamer.replay import ReplayBuffer
 from retro_gamer.run import prepare_run
 from retro_gamer.trainer import DQNTrainer
 
@@ -37,14 +38,20 @@ def main() -> None:
         lines = [l for l in (run_dir / "training.log").read_text().splitlines() if not l.startswith("#")]
         print("last window:", lines[-1] if lines else "-")
         print(f"policy checkpoint: {size / 1e6:.2f} MB; resume state: {(run_dir / 'resume.pt').stat().st_size / 1e6:.2f} MB")
-        started = time.perf_counter()
-        for _ in range(3):
-            trainer._save_resume_state()
-        save_ms = (time.perf_counter() - started) / 3 * 1000
+        resumed = DQNTrainer(cfg, run_dir)  # the run as a resume finds it (its replay memory in the learner)
+        try:
+            started = time.perf_counter()
+            for _ in range(3):
+                resumed._save_resume_state()
+            save_ms = (time.perf_counter() - started) / 3 * 1000
+        finally:
+            resumed._close()
         print(f"resume state save: {save_ms:.0f} ms for {(run_dir / 'resume.pt').stat().st_size / 1e6:.1f} MB "
-              f"(replay memory {'kept, ' + format(trainer.replay.size, ',') + ' transitions' if cfg.trainer.save_replay else 'not kept'})")
-        print(f"replay memory: {trainer.replay.bytes_per_transition} bytes per transition "
-              f"({trainer.replay.capacity:,} transitions = {trainer.replay.bytes_per_transition * trainer.replay.capacity / 1e6:.0f} MB)")
+              f"(replay memory {'kept, ' + format(resumed.stored, ',') + ' transitions' if cfg.trainer.save_replay else 'not kept'})")
+        dims = resumed.games.dims
+        per = ReplayBuffer(1, tuple(dims["board_shape"]), dims["extras_size"]).bytes_per_transition
+        capacity = cfg.trainer.buffer_size
+        print(f"replay memory: {per} bytes per transition ({capacity:,} transitions = {per * capacity / 1e6:.0f} MB)")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ class ChildProcess:
 
     def __init__(self, module: str, *start: Any):
         command = [sys.executable, "-c", f"from {module} import serve; serve()"]
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # one core each
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}  # one core each
         self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         try:
             self._send(("start", list(sys.path), *start))

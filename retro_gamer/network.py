@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -60,6 +61,37 @@ class QNetwork(nn.Module):
         if self.value is None:
             return advantage
         return self.value(x) + advantage - advantage.mean(dim=1, keepdim=True)
+
+
+class NumpyMLP:
+    """The forward pass of an MLP :class:`QNetwork` in numpy, over the network's own parameters (views of
+    them, on the CPU: they see every later change). For the few games of one action choice, torch's cost
+    per operation is most of the time: choosing for 8 games of gems took 1.0 ms in torch and 0.42 ms here,
+    in the middle of training. Call it with numpy's BLAS on one thread (``threadpoolctl``): with two, each
+    call waits for the other core, which is learning, and took 2.9 ms."""
+
+    def __init__(self, q: QNetwork):
+        if q.kind is not ModelKind.mlp:
+            raise ValueError("NumpyMLP runs an MLP QNetwork only")
+        layers = [m for m in q.trunk if isinstance(m, nn.Linear)]
+        self.trunk = [(m.weight.detach().numpy().T, m.bias.detach().numpy()) for m in layers]
+        self.advantage = (q.advantage.weight.detach().numpy().T, q.advantage.bias.detach().numpy())
+        self.value = None if q.value is None else (q.value.weight.detach().numpy().T, q.value.bias.detach().numpy())
+        self.onehot = q.onehot.numpy()
+
+    def __call__(self, board: np.ndarray, extras: np.ndarray) -> np.ndarray:
+        """Q-values, (B, actions), for boards (B, h, w) of class indices and extras (B, k), as :meth:`QNetwork.forward`."""
+        x = extras
+        if board.shape[-1]:
+            x = self.onehot[board].reshape(len(board), -1)
+            if extras.shape[1]:
+                x = np.concatenate([x, extras], axis=1)
+        for weight, bias in self.trunk:
+            x = np.maximum(x @ weight + bias, 0.0)
+        advantage = x @ self.advantage[0] + self.advantage[1]
+        if self.value is None:
+            return advantage
+        return (x @ self.value[0] + self.value[1]) + advantage - advantage.mean(axis=1, keepdims=True)
 
 
 def pick_device(requested: str = "auto") -> torch.device:

@@ -1,6 +1,8 @@
 """Deep Q-learning, readable top to bottom: Double DQN with a dueling head, n-step returns,
 Huber loss, gradient clipping, a target network, an epsilon schedule by environment step with
 random warm-up, uniform or prioritised replay, and several games stepped per batched action choice.
+This module plays and chooses actions; the gradient step, the networks it trains and the replay memory
+are :mod:`retro_gamer.learner`'s, in this process or a second one.
 
 Reporting goes through :mod:`retro_gamer.callbacks`; this module never imports MLflow.
 """
@@ -16,15 +18,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from retro_gamer import checkpoint
 from retro_gamer.callbacks import Callback, Window
-from retro_gamer.config import RunConfig, to_toml_dict
+from retro_gamer.config import ModelKind, RunConfig, to_toml_dict
 from retro_gamer.env import GameEnvironment
 from retro_gamer.errors import RetroGamerError
 from retro_gamer.game_batch import GameProcess, open_games, want_second_process
 from retro_gamer.learner import LearnerProcess, Outbox, copy_weights, open_learner, want_learner_process
-from retro_gamer.network import QNetwork, pick_device
+from retro_gamer.network import NumpyMLP, QNetwork, pick_device
 
 
 def build_q_network(cfg: RunConfig, env: GameEnvironment) -> QNetwork:
@@ -74,6 +77,8 @@ class StopRequest:
 
 
 class DQNTrainer:
+    OUTBOX_LIMIT = 4096  # transitions sent without gradient steps (in warm-up) once this many wait
+
     def __init__(self, cfg: RunConfig, run_dir: Path, callbacks: list[Callback] | tuple[Callback, ...] = ()):
         self.cfg, self.run_dir, self.callbacks = cfg, Path(run_dir), list(callbacks)
         t = cfg.trainer
@@ -106,6 +111,7 @@ class DQNTrainer:
         self.q = QNetwork.from_dims(cfg.model, dims)  # chooses actions; the learner's latest weights at each request
         self.learner = open_learner(cfg, dims, self.q.state_dict(), self.learner_elsewhere)
         self.q.to(self.device)
+        self._numpy_q = NumpyMLP(self.q) if self.q.kind is ModelKind.mlp and self.device.type == "cpu" else None
         self._outbox = Outbox()  # transitions for the learner's next request
         self.stored = 0  # transitions in the replay memory (after the outbox's are sent)
 
@@ -170,9 +176,12 @@ class DQNTrainer:
         n, n_actions = len(board), self.games.dims["n_actions"]
         if epsilon >= 1.0:
             return self.rng.integers(0, n_actions, size=n)
-        with torch.inference_mode():
-            q = self.q(torch.from_numpy(board).to(self.device), torch.from_numpy(extras).to(self.device))
-        actions = q.argmax(dim=1).cpu().numpy()
+        if self._numpy_q is not None:
+            actions = self._numpy_q(board, extras).argmax(axis=1)
+        else:
+            with torch.inference_mode():
+                q = self.q(torch.from_numpy(board).to(self.device), torch.from_numpy(extras).to(self.device))
+            actions = q.argmax(dim=1).cpu().numpy()
         explore = self.rng.random(n) < epsilon
         actions[explore] = self.rng.integers(0, n_actions, size=int(explore.sum()))
         return actions
@@ -206,7 +215,7 @@ class DQNTrainer:
         try:
             for cb in self.callbacks:
                 cb.on_train_start(self)
-            with StopRequest() as stop:
+            with StopRequest() as stop, threadpool_limits(limits=1, user_api="blas"):  # see NumpyMLP
                 stop_reason = self._loop(stop)
             self._save_final()
             status = "interrupted" if stop_reason == "interrupted" else "finished"
@@ -304,8 +313,6 @@ class DQNTrainer:
         if self.learner is not None:
             self.learner.close()
         torch.set_num_threads(self._threads_before)
-
-    OUTBOX_LIMIT = 4096  # transitions sent without gradient steps (warm-up) once this many wait
 
     def _learn_due(self, new_steps: int) -> None:
         """Submit the gradient steps owed for ``new_steps`` env steps (``train_every`` may not divide them),

@@ -22,7 +22,7 @@ import numpy as np
 
 from retro_gamer.env import GameEnvironment
 from retro_gamer.errors import RetroGamerError
-from retro_gamer.child_process import ChildProcess
+from retro_gamer.child_process import ChildProcess, settled_choice
 from retro_gamer.child_process import serve as serve_calls
 from retro_gamer.faults import GameCodeError
 from retro_gamer.games import GameDescription, game_factory
@@ -163,17 +163,14 @@ def want_second_process(cfg: RunConfig, run_dir: Path, before: bool | None = Non
     (:func:`~retro_gamer.learner.want_learner_process`): that was faster for every shipped game, beast's
     250 agents included. Where learning stays here (a GPU, ``trainer.learner_process=false``), the games go
     when they take a large part of each training step (beast: about 60 %); not when learning dominates
-    (nav, snake), since this process then learns on one core instead of two. ``before`` is what the run
-    chose when it started: a resumed run keeps it (torch's thread count changes the last bits of its
-    sums, so a new choice would break exact resume)."""
+    (nav, snake), since this process then learns on one core instead of two. ``before``: see
+    :func:`~retro_gamer.child_process.settled_choice`."""
     from retro_gamer.network import pick_device
 
-    setting = cfg.trainer.game_process
     where = {True: "games in a second process", False: "games in this process"}
-    if setting is not None:
-        return setting, f"{where[setting]} (trainer.game_process={str(setting).lower()})"
-    if before is not None:
-        return before, f"{where[before]}, as when this run started"
+    settled = settled_choice("trainer.game_process", cfg.trainer.game_process, before, where)
+    if settled is not None:
+        return settled
     if (os.cpu_count() or 1) < 2:
         return False, "one CPU core"
     if cfg.trainer.learner_process is not False and pick_device(cfg.trainer.device).type == "cpu":

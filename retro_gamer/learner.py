@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from retro_gamer import checkpoint
-from retro_gamer.child_process import ChildProcess
+from retro_gamer.child_process import ChildProcess, settled_choice
 from retro_gamer.child_process import serve as serve_calls
 from retro_gamer.errors import RetroGamerError
 from retro_gamer.network import QNetwork, pick_device
@@ -273,14 +273,11 @@ def open_learner(cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.
 
 def want_learner_process(cfg: RunConfig, games_elsewhere: bool, before: bool | None = None) -> tuple[bool, str]:
     """Whether to learn in a second process, and why: on a CPU with a second core that the games do not
-    already have. ``before`` is what the run chose when it started: a resumed run keeps it (torch's
-    thread count changes the last bits of its sums, so a new choice would break exact resume)."""
-    setting = cfg.trainer.learner_process
+    already have. ``before``: see :func:`~retro_gamer.child_process.settled_choice`."""
     where = {True: "learning in a second process", False: "learning in this process"}
-    if setting is not None:
-        return setting, f"{where[setting]} (trainer.learner_process={str(setting).lower()})"
-    if before is not None:
-        return before, f"{where[before]}, as when this run started"
+    settled = settled_choice("trainer.learner_process", cfg.trainer.learner_process, before, where)
+    if settled is not None:
+        return settled
     if games_elsewhere:
         return False, f"{where[False]}: the games' process has the second core"
     if (os.cpu_count() or 1) < 2:

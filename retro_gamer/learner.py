@@ -197,9 +197,6 @@ class Learner:
         self.updates = updates
         self._publish()
 
-    def close(self) -> None:
-        pass
-
 
 class LocalLearner:
     """A :class:`Learner` in this process: a request runs when it is submitted."""
@@ -244,7 +241,7 @@ class LearnerProcess(ChildProcess):
             os.unlink(path)  # both sides have it mapped; nothing is left behind whatever happens next
 
     def submit(self, transitions: Transitions | None, steps: int) -> None:
-        self.wait_if_busy()
+        self._check_idle()
         self._send(("run", transitions, steps))
         self._in_flight = True
 
@@ -254,12 +251,12 @@ class LearnerProcess(ChildProcess):
         self._in_flight = False
         return self._answer()
 
-    def wait_if_busy(self) -> None:
+    def _check_idle(self) -> None:
         if self._in_flight:
             raise RuntimeError("the learner process was asked for more before its last request was collected")
 
     def call(self, method: str, *args: Any) -> Any:
-        self.wait_if_busy()
+        self._check_idle()
         self._send((method, *args))
         return self._answer()
 

@@ -66,8 +66,9 @@ class Outbox:
                            np.stack(next_board), np.stack(next_extras))
 
 
-def parameter_count(net: torch.nn.Module) -> int:
-    return sum(p.numel() for p in net.parameters())
+def flat_size(weights: dict[str, torch.Tensor]) -> int:
+    """Floats in the published weights: the network's parameters end to end (its state dict holds just those)."""
+    return sum(w.numel() for w in weights.values())
 
 
 def copy_weights(net: torch.nn.Module, flat: np.ndarray) -> None:
@@ -106,7 +107,7 @@ class Learner:
         extra = {"alpha": t.priority_alpha, "beta": t.priority_beta} if t.prioritized else {}
         self.replay = replay_cls(t.buffer_size, tuple(dims["board_shape"]), dims["extras_size"], seed=t.seed, **extra)
         self.updates = 0
-        size = parameter_count(self.q)
+        size = flat_size(weights)
         self.published = np.memmap(shared, np.float32, "r+", shape=(size,)) if shared else np.empty(size, np.float32)
         self._publish()
 
@@ -162,8 +163,8 @@ class Learner:
         return self.q.state_dict()
 
     def state(self) -> dict[str, Any]:
-        """The learner's part of ``resume.pt``."""
-        return {"weights": self.q.state_dict(), "target_weights": self.q_target.state_dict(), "optimizer": self.optimizer.state_dict()}
+        """What only training needs of the learner, for ``resume.pt`` (the latest weights come with the policy part)."""
+        return {"target_weights": self.q_target.state_dict(), "optimizer": self.optimizer.state_dict()}
 
     def save_replay(self, run_dir: Path, manifest: dict[str, Any] | None) -> dict[str, Any]:
         return checkpoint.save_replay(run_dir, self.replay, manifest)
@@ -172,7 +173,7 @@ class Learner:
         self.replay.mark_saved()
 
     def restore(self, state: dict[str, Any], run_dir: Path) -> tuple[int, str | None]:
-        """Continue from a resume state (what :meth:`state` gave, and its replay manifest and update count).
+        """Continue from a resume state (its latest weights, what :meth:`state` gave, the update count and the replay manifest).
         Returns the transitions in memory, and None when the replay memory came back, else why not."""
         self.q.load_state_dict(state["weights"])
         self.q_target.load_state_dict(state["target_weights"])
@@ -228,7 +229,7 @@ class LearnerProcess(ChildProcess):
     role = "the learner process"
 
     def __init__(self, cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor]):
-        size = sum(w.numel() for w in weights.values())
+        size = flat_size(weights)
         folder = "/dev/shm" if os.path.isdir("/dev/shm") else None  # memory, not disk, where there is one
         fd, path = tempfile.mkstemp(prefix="retro-gamer-weights-", dir=folder)
         self._in_flight = False

@@ -24,7 +24,6 @@ from retro_gamer import checkpoint
 from retro_gamer.callbacks import Callback, Window
 from retro_gamer.config import ModelKind, RunConfig, to_toml_dict
 from retro_gamer.env import GameEnvironment
-from retro_gamer.errors import RetroGamerError
 from retro_gamer.game_batch import GameProcess, open_games, want_second_process
 from retro_gamer.learner import LearnerProcess, Outbox, copy_weights, open_learner, want_learner_process
 from retro_gamer.network import NumpyMLP, QNetwork, pick_device
@@ -415,7 +414,7 @@ class DQNTrainer:
         training needs, and the replay chunks it lists."""
         t = self.cfg.trainer
         state = dict(policy or self._policy_payload(self.recent_mean_return(t.checkpoint_every)))
-        state.update(self._learner_call("state"))  # the latest weights, the target network's, the optimizer's state
+        state.update(self._learner_call("state"))  # the target network's weights, the optimizer's state
         state.update({
             "acting_weights": self.q.state_dict(),
             "returns": torch.tensor(self.returns, dtype=torch.float64),
@@ -449,8 +448,8 @@ class DQNTrainer:
             restored = checkpoint.restore_missing_checkpoint(self.run_dir, state)
             self._restore_counters(state)
             self.q.load_state_dict(state.get("acting_weights", state["weights"]))
-            self.stored, missing = self.learner.call("restore", {key: state[key] for key in ("weights", "target_weights", "optimizer", "updates", "replay")},
-                                        self.run_dir)
+            learner_part = {key: state[key] for key in ("weights", "target_weights", "optimizer", "updates", "replay")}
+            self.stored, missing = self.learner.call("restore", learner_part, self.run_dir)
             self.returns = state["returns"].tolist()
             self.lengths = state["lengths"].tolist()
             self._learn_credit = float(state["learn_credit"])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,45 +25,46 @@ from retro_gamer.child_process import ChildProcess, settled_choice
 from retro_gamer.child_process import serve as serve_calls
 from retro_gamer.errors import RetroGamerError
 from retro_gamer.network import QNetwork, pick_device
-from retro_gamer.replay import PrioritizedReplayBuffer, ReplayBuffer
+from retro_gamer.replay import PrioritizedReplayBuffer, ReplayBuffer, Transitions
 
 if TYPE_CHECKING:
     from retro_gamer.config import RunConfig
 
 
-class Transitions(NamedTuple):
-    """n-step transitions, one row each (the fields of :meth:`ReplayBuffer.add`)."""
-
-    board: np.ndarray
-    extras: np.ndarray
-    action: np.ndarray
-    reward: np.ndarray
-    discount: np.ndarray
-    next_board: np.ndarray
-    next_extras: np.ndarray
-
-
 class Outbox:
-    """Transitions made since the last request. Rows are copied in: the trainer reuses its arrays."""
+    """Transitions made since the last request, written into arrays that grow as needed and are reused."""
 
-    def __init__(self) -> None:
-        self._rows: list[tuple] = []
+    def __init__(self, board_shape: tuple[int, ...], extras_size: int, capacity: int = 256) -> None:
+        self._shapes = (tuple(board_shape), extras_size)
+        self._rows = 0
+        self._arrays = self._allocate(capacity)
+
+    def _allocate(self, capacity: int) -> Transitions:
+        board_shape, extras_size = self._shapes
+        return Transitions(np.empty((capacity, *board_shape), np.uint8), np.empty((capacity, extras_size), np.float32),
+                           np.empty(capacity, np.int16), np.empty(capacity, np.float32), np.empty(capacity, np.float32),
+                           np.empty((capacity, *board_shape), np.uint8), np.empty((capacity, extras_size), np.float32))
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._rows
 
     def add(self, board: np.ndarray, extras: np.ndarray, action: int, reward: float, discount: float,
             next_board: np.ndarray, next_extras: np.ndarray) -> None:
-        self._rows.append((board.copy(), extras.copy(), action, reward, discount, next_board.copy(), next_extras.copy()))
+        i = self._rows
+        if i == len(self._arrays.action):
+            grown = self._allocate(2 * i)
+            for old, new in zip(self._arrays, grown):
+                new[:i] = old
+            self._arrays = grown
+        for array, value in zip(self._arrays, (board, extras, action, reward, discount, next_board, next_extras)):
+            array[i] = value
+        self._rows = i + 1
 
     def take(self) -> Transitions | None:
-        if not self._rows:
-            return None
-        board, extras, action, reward, discount, next_board, next_extras = zip(*self._rows)
-        self._rows = []
-        return Transitions(np.stack(board), np.stack(extras), np.array(action, dtype=np.int16),
-                           np.array(reward, dtype=np.float32), np.array(discount, dtype=np.float32),
-                           np.stack(next_board), np.stack(next_extras))
+        """The rows added since the last take, as views valid until the next :meth:`add` (a request
+        pickles or stores them at once); None if there are none."""
+        n, self._rows = self._rows, 0
+        return Transitions(*(array[:n] for array in self._arrays)) if n else None
 
 
 def flat_size(weights: dict[str, torch.Tensor]) -> int:
@@ -119,8 +120,7 @@ class Learner:
     def run(self, transitions: Transitions | None, steps: int) -> list[float]:
         """Store ``transitions``, take ``steps`` gradient steps, publish the weights; the losses."""
         if transitions is not None:
-            for row in zip(*transitions):
-                self.replay.add(*row)
+            self.replay.extend(transitions)
         losses = [self.learn() for _ in range(steps)]
         if steps:
             self._publish()
@@ -133,8 +133,9 @@ class Learner:
         board, extras = torch.from_numpy(b.board).to(dev), torch.from_numpy(b.extras).to(dev)
         next_board, next_extras = torch.from_numpy(b.next_board).to(dev), torch.from_numpy(b.next_extras).to(dev)
         with torch.no_grad():
-            best_next = self.q(next_board, next_extras).argmax(dim=1, keepdim=True)  # online net chooses…
-            next_value = self.q_target(next_board, next_extras).gather(1, best_next).squeeze(1)  # …target values
+            onehot = self.q.one_hot(next_board) if next_board.shape[-1] else None  # once for both networks
+            best_next = self.q(next_board, next_extras, onehot).argmax(dim=1, keepdim=True)  # online net chooses…
+            next_value = self.q_target(next_board, next_extras, onehot).gather(1, best_next).squeeze(1)  # …target values
             target = torch.from_numpy(b.reward).to(dev) + torch.from_numpy(b.discount).to(dev) * next_value
         q = self.q(board, extras).gather(1, torch.from_numpy(b.action).to(dev).unsqueeze(1)).squeeze(1)
         loss = (torch.from_numpy(b.weight).to(dev) * F.smooth_l1_loss(q, target, reduction="none")).mean()

@@ -2,14 +2,14 @@
 
 Index 0 is a blank (or a character outside the character set: warned about once), 1..C the characters in order,
 and, for egocentric crops, C+1 marks cells beyond the board edge so walls are visible.
-The grid is written from ``game.get_agents_by_position()``, touching only occupied cells,
-instead of rebuilding a list of lists every turn; one-hot expansion happens on the network side,
-so replay memory stores one byte per cell.
+The grid is written from the occupied cells only, instead of rebuilding a list of lists every turn;
+one-hot expansion happens on the network side, so replay memory stores one byte per cell.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -60,6 +60,30 @@ def top_agents(game: Any) -> dict[tuple[int, int], Any]:
     return top
 
 
+def turn_map(game: Any, layouts: dict[tuple[int, int], bool]) -> dict[tuple[int, int], list] | None:
+    """retro's own map of the turn just played (position → the agents there, in the order added), which
+    its terminal view draws, when it is known to be up to date; else None (use :func:`top_agents`).
+
+    retro builds the map at the end of ``game.step()`` and rebuilds it only after an agent's ``play_turn``,
+    so it is current when no agent after the last one with a ``play_turn`` handles keystrokes (those moves
+    would come after the rebuild: a game whose only mover reads the keyboard), and when nothing has
+    invalidated it since (``game._position_cache`` is still that map). Reading it instead of scanning
+    every agent again takes a third off the cost of a turn of gems (47 agents). ``layouts`` caches the
+    rule per agent list, keyed by its length and last agent.
+    """
+    positions = game.agent_positions
+    if positions is not getattr(game, "_position_cache", None) or not game.agents:
+        return None
+    agents = game.agents
+    key = (len(agents), id(agents[-1]))
+    current = layouts.get(key)
+    if current is None:
+        last_turn = max((i for i, a in enumerate(agents) if hasattr(a, "play_turn")), default=-1)
+        last_key = max((i for i, a in enumerate(agents) if hasattr(a, "handle_keystroke")), default=-1)
+        current = layouts[key] = last_turn >= 0 and last_turn >= last_key
+    return positions if current else None
+
+
 class IndexView(HeadlessView):
     """A retro ``HeadlessView`` that renders into a numpy grid of character indices.
 
@@ -79,21 +103,41 @@ class IndexView(HeadlessView):
         self._cells = bytearray(width * height)
         self._blank = bytes(width * height)
         self._cells_grid = np.frombuffer(self._cells, dtype=np.uint8).reshape(height, width)
+        self._layouts: dict[tuple[int, int], bool] = {}  # see turn_map
 
     def on_game_start(self, game: Any) -> None:
-        self.render(game)
+        self._layouts = {}  # a new game: agent lists seen before say nothing of it
+        self.redraw(game)
 
     def render(self, game: Any) -> None:
+        """The end of a turn (retro calls it in ``game.step()``): drawn from retro's map of the turn where that is current."""
+        positions = turn_map(game, self._layouts)
+        if positions is None:
+            self.redraw(game)
+        else:
+            self._draw(positions.items())
+
+    def redraw(self, game: Any) -> None:
+        """Drawn from the agents themselves: right whatever happened since the last turn."""
+        self._draw(top_agents(game).items())
+
+    def _draw(self, occupied: Iterable[tuple[tuple[int, int], Any]]) -> None:
+        """Each cell shows its agent: the one given, or of a list of them (retro's map) the highest ``z``, the first
+        added on a tie, as retro's views draw."""
         cells, index = self._cells, self.index
         height, width = self.grid.shape
         cells[:] = self._blank
-        for (x, y), agent in top_agents(game).items():
+        for (x, y), here in occupied:
             if 0 <= x < width and 0 <= y < height:
+                agent = here if type(here) is not list else here[0] if len(here) == 1 else max(here, key=_z)
                 char = agent.character
-                if not isinstance(char, str):
-                    char = get_agent_character(agent, (x, y))
-                code = index.get(char)
-                cells[y * width + x] = code if code is not None else self.unknown(char)
+                code = index.get(char) if type(char) is str else None
+                if code is None:
+                    char = get_agent_character(agent, (x, y))  # a multi-cell agent's character here
+                    code = index.get(char)
+                    if code is None:
+                        code = self.unknown(char)
+                cells[y * width + x] = code
         self.grid[:] = self._cells_grid
 
     def unknown(self, char: str) -> int:
@@ -162,7 +206,7 @@ class ObservationEncoder:
             return Observation(self._board, self._extras)
         if self.use_board:
             if not rendered:
-                self.view.render(game)
+                self.view.redraw(game)
             if self.crop is None:
                 self._board[:] = self.view.grid
             else:

@@ -24,6 +24,18 @@ class Batch(NamedTuple):
     index: np.ndarray
 
 
+class Transitions(NamedTuple):
+    """n-step transitions, one row each, in the order of :attr:`ReplayBuffer.ARRAYS`."""
+
+    board: np.ndarray
+    extras: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray  # discounted n-step return
+    discount: np.ndarray  # gamma**k to bootstrap with, 0 where the game ended
+    next_board: np.ndarray
+    next_extras: np.ndarray
+
+
 class ReplayBuffer:
     """Uniform replay over the most recent ``capacity`` transitions."""
 
@@ -47,18 +59,23 @@ class ReplayBuffer:
         return sum(a.nbytes for a in arrays) // self.capacity
 
     def add(self, board, extras, action: int, reward: float, discount: float, next_board, next_extras) -> int:
-        i = self.cursor
-        self.board[i] = board
-        self.extras[i] = extras
-        self.action[i] = action
-        self.reward[i] = reward
-        self.discount[i] = discount
-        self.next_board[i] = next_board
-        self.next_extras[i] = next_extras
-        self._dirty.add(i // self.CHUNK)
-        self.cursor = (i + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
-        return i
+        """Store one transition; its slot."""
+        rows = Transitions(board[None], extras[None], np.array([action]), np.array([reward]), np.array([discount]),
+                           next_board[None], next_extras[None])
+        return int(self.extend(rows)[0])
+
+    def extend(self, rows: Transitions) -> np.ndarray:
+        """Store ``rows`` in order, as many :meth:`add` calls would (the oldest overwritten first), in one
+        write per array: the learner stores each request's ~40 transitions so. The slots, one per row kept."""
+        n = len(rows.action)
+        skip = max(0, n - self.capacity)  # rows that later rows of the same call would overwrite at once
+        index = (self.cursor + skip + np.arange(n - skip)) % self.capacity
+        for name, values in zip(self.ARRAYS, rows):
+            getattr(self, name)[index] = values[skip:]
+        self._dirty.update((index // self.CHUNK).tolist())
+        self.cursor = (self.cursor + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+        return index
 
     def _gather(self, index: np.ndarray, weight: np.ndarray) -> Batch:
         return Batch(
@@ -167,10 +184,11 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.alpha, self.beta = alpha, beta
         self.max_priority = 1.0
 
-    def add(self, *args, **kwargs) -> int:
-        i = super().add(*args, **kwargs)
-        self.tree.update(np.array([i]), np.array([self.max_priority]))
-        return i
+    def extend(self, rows: Transitions) -> np.ndarray:
+        index = super().extend(rows)
+        if len(index):
+            self.tree.update(index, np.full(len(index), self.max_priority))
+        return index
 
     def sample(self, batch_size: int) -> Batch:
         # stratified: one draw from each of batch_size equal slices of the total mass

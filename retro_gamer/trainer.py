@@ -111,7 +111,7 @@ class DQNTrainer:
         self.learner = open_learner(cfg, dims, self.q.state_dict(), self.learner_elsewhere)
         self.q.to(self.device)
         self._numpy_q = NumpyMLP(self.q) if self.q.kind is ModelKind.mlp and self.device.type == "cpu" else None
-        self._outbox = Outbox()  # transitions for the learner's next request
+        self._outbox = Outbox(dims["board_shape"], dims["extras_size"])  # transitions for the learner's next request
         self.stored = 0  # transitions in the replay memory (after the outbox's are sent)
 
         self.episode = 0  # completed episodes, over all sessions of this run

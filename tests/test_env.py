@@ -6,9 +6,12 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
+from retro.input import ProgrammaticInput
 from retro.views import HeadlessView
 
-from retro_gamer.env import GameEnvironment
+from retro_gamer.env import GameEnvironment, discover_characters
+from retro_gamer.observation import IndexView, turn_map
 from retro_gamer.games import load_factory, parse_description
 from retro_gamer.run import resolve_game
 
@@ -75,10 +78,16 @@ def test_egocentric_crop_centres_on_the_agent_and_marks_the_edge():
     np.testing.assert_allclose(obs.extras, [env.game.state["apple_dx"], env.game.state["apple_dy"]])
 
 
-def test_the_board_follows_agents_that_move_on_keystrokes_alone(tmp_path: Path):
-    """retro refreshes its positions cache only after a play_turn; a game without one must not look frozen."""
+@pytest.mark.parametrize("before", ["", "Ticker(), "], ids=["no play_turn", "play_turn before the slider"])
+def test_the_board_follows_agents_that_move_on_keystrokes_alone(tmp_path: Path, before: str):
+    """retro refreshes its positions cache only after a play_turn; a game without one, or with none after the
+    agent that moves on keystrokes, must not look frozen."""
     (tmp_path / "slider.py").write_text(
         "from retro.game import Game\n"
+        "class Ticker:\n"
+        "    display = False\n"
+        "    def play_turn(self, game):\n"
+        "        pass\n"
         "class Slider:\n"
         "    name = 'slider'\n"
         "    character = 'S'\n"
@@ -88,7 +97,7 @@ def test_the_board_follows_agents_that_move_on_keystrokes_alone(tmp_path: Path):
         "        if keystroke.name == 'KEY_RIGHT' and x < 4:\n"
         "            self.position = (x + 1, y)\n"
         "def create_game():\n"
-        "    return Game([Slider()], {'x': 0}, board_size=(5, 1))\n"
+        f"    return Game([{before}Slider()], {{'x': 0}}, board_size=(5, 1))\n"
     )
     desc = resolve_game(parse_description({"factory": "slider.py", "actions": ["KEY_RIGHT"], "reward": "x"}, "t"),
                         "t", tmp_path, 10, 0)
@@ -96,3 +105,28 @@ def test_the_board_follows_agents_that_move_on_keystrokes_alone(tmp_path: Path):
     assert env.reset().board.tolist() == [[1, 0, 0, 0, 0]]
     assert env.step(0)[0].board.tolist() == [[0, 1, 0, 0, 0]]
     assert env.step(0)[0].board.tolist() == [[0, 0, 1, 0, 0]]
+
+
+@pytest.mark.parametrize("factory", ["retro_gamer.examples.gems:create_game", "retro.examples.beast:create_game",
+                                     "retro.examples.nav:create_game", "retro.examples.snake:create_game"])
+def test_retros_map_of_the_turn_draws_what_the_agents_show(factory: str):
+    """After each turn the view draws from retro's own map of it where that is current (each of these games), and
+    that agrees cell for cell with drawing from the agents themselves, turn after turn, crushed beasts included."""
+    random.seed(5)
+    game_factory = load_factory(factory)
+    characters = sorted(set(discover_characters(game_factory, ["KEY_RIGHT", "KEY_UP", "KEY_LEFT", "KEY_DOWN"], 300, 0)))
+    keys = ProgrammaticInput()
+    turns = 0
+    while turns < 600:
+        game = game_factory()
+        view = IndexView(characters, game.board_size)
+        game.input_source, game.view = keys, view
+        game.start()
+        while game.playing and turns < 600:
+            keys.press(random.choice(["KEY_RIGHT", "KEY_UP", "KEY_LEFT", "KEY_DOWN", None]))
+            game.step()
+            turns += 1
+            assert turn_map(game, {}) is not None
+            drawn = view.grid.copy()
+            view.redraw(game)
+            assert (drawn == view.grid).all(), f"turn {game.turn_number}"

@@ -10,13 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from conftest import TINY
 from retro_gamer import checkpoint
 from retro_gamer.compose import compose_app, run_config_from_hydra
-from retro_gamer.learner import want_learner_process
+from retro_gamer.learner import Outbox, want_learner_process
 from retro_gamer.run import prepare_run
 from retro_gamer.trainer import DQNTrainer
 from test_hardening import QUICK, WALKER, write_game
@@ -113,3 +114,16 @@ def test_ctrl_c_stops_the_trainer_and_its_learner_and_saves(tmp_path: Path):
     assert checkpoint.load(tmp_path / "run" / checkpoint.RESUME_FILE)["learner_process"] is True
     leftover = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()
     assert leftover == []  # the learner process ended with its trainer
+
+
+def test_the_outbox_grows_past_its_arrays_and_hands_over_every_row_in_order():
+    outbox = Outbox((2, 3), 1, capacity=2)
+    for round_ in range(2):  # the arrays are reused after a take
+        for i in range(5):
+            board = np.full((2, 3), i, np.uint8)
+            outbox.add(board, np.array([i], np.float32), i, 0.5 * i, 0.9, board + 1, np.array([-i], np.float32))
+        rows = outbox.take()
+        assert len(outbox) == 0 and outbox.take() is None
+        assert rows.action.tolist() == list(range(5)) and rows.reward.tolist() == [0.0, 0.5, 1.0, 1.5, 2.0]
+        assert rows.board[:, 0, 0].tolist() == list(range(5)) and rows.next_board[:, 1, 2].tolist() == list(range(1, 6))
+        assert rows.next_extras.ravel().tolist() == [0, -1, -2, -3, -4] and rows.discount.dtype == np.float32

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from retro_gamer.replay import PrioritizedReplayBuffer, ReplayBuffer, SumTree
+from retro_gamer.replay import PrioritizedReplayBuffer, ReplayBuffer, SumTree, Transitions
 
 
 def fill(buffer: ReplayBuffer, count: int, start: int = 0) -> None:
@@ -76,3 +76,25 @@ def test_saving_rewrites_only_the_chunks_that_changed(tmp_path, monkeypatch):
     smaller = ReplayBuffer(50, (3, 3), 2)
     smaller.load_state_dict(second, checkpoint.load_replay_chunks(tmp_path, second))
     assert smaller.size == 50 and list(smaller.reward[:3]) == [230.0, 231.0, 232.0]  # the newest that fit
+
+
+def test_storing_a_request_at_once_equals_storing_it_row_by_row():
+    """The learner stores each request's transitions with one ``extend``: the same memory as ``add`` after ``add``,
+    past the ring's end and with more rows than it holds, and the same priorities."""
+    rows = ReplayBuffer(64, (3, 3), 2)
+    fill(rows, 64)
+    batch = Transitions(*(getattr(rows, name)[:37].copy() for name in ReplayBuffer.ARRAYS))
+    for cls in (ReplayBuffer, PrioritizedReplayBuffer):
+        one_by_one, at_once = cls(10, (3, 3), 2), cls(10, (3, 3), 2)
+        fill(one_by_one, 7)
+        fill(at_once, 7)
+        for part in (slice(0, 5), slice(5, 37)):  # wraps the ring, then more rows than it holds
+            for row in zip(*(a[part] for a in batch)):
+                one_by_one.add(*row)
+            at_once.extend(Transitions(*(a[part] for a in batch)))
+        for name in ReplayBuffer.ARRAYS:
+            np.testing.assert_array_equal(getattr(one_by_one, name), getattr(at_once, name))
+        assert (one_by_one.size, one_by_one.cursor) == (at_once.size, at_once.cursor) == (10, 4)
+        assert one_by_one.changed_chunks() == at_once.changed_chunks()
+        if cls is PrioritizedReplayBuffer:
+            np.testing.assert_array_equal(one_by_one.tree.tree, at_once.tree.tree)

@@ -72,6 +72,36 @@ def flat_size(weights: dict[str, torch.Tensor]) -> int:
     return sum(w.numel() for w in weights.values())
 
 
+class WeightSlots:
+    """The learner's latest weights, flat, for the trainer to choose actions with: two copies and, last, which
+    one is newest. Each publication fills the other copy, so the trainer can submit the next request first and
+    copy the newest weights while the learner computes the next ones (the learner would idle during the copy
+    otherwise: 0.4 ms of each 13 ms request for snake's MLP). The newest copy is only overwritten by the
+    request after next, which the trainer sends after its copy."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = array  # 2 * size + 1 floats: in memory shared with the trainer when the learner has its own process
+        self.size = (len(array) - 1) // 2
+
+    @staticmethod
+    def length(size: int) -> int:
+        return 2 * size + 1
+
+    def newest(self) -> np.ndarray:
+        """The newest copy (read it while the learner is idle: it may publish again afterwards, into the other)."""
+        slot = int(self.array[-1])
+        return self.array[slot * self.size : (slot + 1) * self.size]
+
+    def publish(self, net: torch.nn.Module) -> None:
+        slot = 1 - int(self.array[-1])
+        offset = slot * self.size
+        for p in net.parameters():
+            n = p.numel()
+            self.array[offset : offset + n] = p.detach().reshape(-1).cpu().numpy()
+            offset += n
+        self.array[-1] = slot
+
+
 def copy_weights(net: torch.nn.Module, flat: np.ndarray) -> None:
     """``net``'s parameters ← ``flat`` (their values end to end), copied, so ``flat`` may change later."""
     offset = 0
@@ -108,8 +138,8 @@ class Learner:
         extra = {"alpha": t.priority_alpha, "beta": t.priority_beta} if t.prioritized else {}
         self.replay = replay_cls(t.buffer_size, tuple(dims["board_shape"]), dims["extras_size"], seed=t.seed, **extra)
         self.updates = 0
-        size = flat_size(weights)
-        self.published = np.memmap(shared, np.float32, "r+", shape=(size,)) if shared else np.empty(size, np.float32)
+        length = WeightSlots.length(flat_size(weights))
+        self.published = WeightSlots(np.memmap(shared, np.float32, "r+", shape=(length,)) if shared else np.zeros(length, np.float32))
         self._publish()
 
     @property
@@ -151,13 +181,8 @@ class Learner:
         return loss.item()
 
     def _publish(self) -> None:
-        if self.device.type == "meta":  # shapes only, no values to publish
-            return
-        offset = 0
-        for p in self.q.parameters():
-            n = p.numel()
-            self.published[offset : offset + n] = p.detach().reshape(-1).cpu().numpy()
-            offset += n
+        if self.device.type != "meta":  # shapes only, no values to publish
+            self.published.publish(self.q)
 
     # --- what the resume state keeps -------------------------------------------------------------
     def weights(self) -> dict[str, torch.Tensor]:
@@ -230,13 +255,13 @@ class LearnerProcess(ChildProcess):
     role = "the learner process"
 
     def __init__(self, cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor]):
-        size = flat_size(weights)
+        length = WeightSlots.length(flat_size(weights))
         folder = "/dev/shm" if os.path.isdir("/dev/shm") else None  # memory, not disk, where there is one
         fd, path = tempfile.mkstemp(prefix="retro-gamer-weights-", dir=folder)
         self._in_flight = False
         try:
-            os.ftruncate(fd, 4 * size)
-            self.published = np.memmap(path, np.float32, "r+", shape=(size,))
+            os.ftruncate(fd, 4 * length)
+            self.published = WeightSlots(np.memmap(path, np.float32, "r+", shape=(length,)))
             super().__init__("retro_gamer.learner", cfg, dims, weights, path)
         finally:
             os.close(fd)

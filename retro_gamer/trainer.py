@@ -326,9 +326,10 @@ class DQNTrainer:
             self._learn_credit -= steps
         if steps or len(self._outbox) >= self.OUTBOX_LIMIT:
             self._collect()
-            if steps:
-                copy_weights(self.q, self.learner.published)
+            newest = self.learner.published.newest()  # while the learner is idle; it publishes into the other copy next
             self.learner.submit(self._outbox.take(), steps)
+            if steps:
+                copy_weights(self.q, newest)
             self.updates += steps
 
     def _collect(self) -> None:

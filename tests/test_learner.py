@@ -17,7 +17,7 @@ import torch
 from conftest import TINY
 from retro_gamer import checkpoint
 from retro_gamer.compose import compose_app, run_config_from_hydra
-from retro_gamer.learner import Outbox, want_learner_process
+from retro_gamer.learner import Outbox, WeightSlots, want_learner_process
 from retro_gamer.run import prepare_run
 from retro_gamer.trainer import DQNTrainer
 from test_hardening import QUICK, WALKER, write_game
@@ -127,3 +127,17 @@ def test_the_outbox_grows_past_its_arrays_and_hands_over_every_row_in_order():
         assert rows.action.tolist() == list(range(5)) and rows.reward.tolist() == [0.0, 0.5, 1.0, 1.5, 2.0]
         assert rows.board[:, 0, 0].tolist() == list(range(5)) and rows.next_board[:, 1, 2].tolist() == list(range(1, 6))
         assert rows.next_extras.ravel().tolist() == [0, -1, -2, -3, -4] and rows.discount.dtype == np.float32
+
+
+def test_each_publication_fills_the_other_copy_so_the_newest_stays_readable_through_the_next():
+    net = torch.nn.Linear(3, 2)
+    slots = WeightSlots(np.zeros(WeightSlots.length(8), np.float32))
+    with torch.no_grad():
+        net.weight.fill_(1.0), net.bias.fill_(1.0)
+    slots.publish(net)
+    first = slots.newest()
+    assert first.tolist() == [1.0] * 8
+    with torch.no_grad():
+        net.weight.fill_(2.0), net.bias.fill_(2.0)
+    slots.publish(net)  # the learner's next request, while the trainer may still copy the first
+    assert first.tolist() == [1.0] * 8 and slots.newest().tolist() == [2.0] * 8

@@ -12,18 +12,6 @@ import numpy as np
 import torch
 
 
-class Batch(NamedTuple):
-    board: np.ndarray
-    extras: np.ndarray
-    action: np.ndarray
-    reward: np.ndarray  # discounted n-step return
-    discount: np.ndarray  # gamma**k to bootstrap with, 0 where the game ended
-    next_board: np.ndarray
-    next_extras: np.ndarray
-    weight: np.ndarray  # importance-sampling weights (ones without prioritisation)
-    index: np.ndarray
-
-
 class Transitions(NamedTuple):
     """n-step transitions, one row each, in the order of :attr:`ReplayBuffer.ARRAYS`."""
 
@@ -34,6 +22,10 @@ class Transitions(NamedTuple):
     discount: np.ndarray  # gamma**k to bootstrap with, 0 where the game ended
     next_board: np.ndarray
     next_extras: np.ndarray
+
+
+# a sample: the fields of Transitions, then importance-sampling weights (ones without prioritisation) and the slots
+Batch = NamedTuple("Batch", [(name, np.ndarray) for name in (*Transitions._fields, "weight", "index")])
 
 
 class ReplayBuffer:

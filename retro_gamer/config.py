@@ -87,9 +87,10 @@ class TrainerConfig:
     lr: float = field(default=5e-4, metadata=_number(0, 1, whole=False, above=True))
     gamma: float = field(default=0.99, metadata=_number(0, 1, whole=False))
     n_step: int = field(default=3, metadata=_number(1, 1_000))
-    # 256 transitions every 40 env steps: the replay ratio of 64 every 10 in a quarter of the gradient steps. On CPU a
-    # small MLP's step is mostly fixed cost, so this trained 1.6-2.0x faster (two 45-s A/B pairs a game) and, in
-    # benchmarks/games.py, learned more within 3 minutes (gems, snake without its window, chase; nav about as much)
+    # 256 transitions every 48 env steps. 256 every 40 (the replay ratio of 64 every 10 in a quarter of the gradient
+    # steps) trained 1.6-2.0x faster than 64 every 10 on CPU, where a small MLP's step is mostly fixed cost. Every 48
+    # then trained 1.02-1.22x faster again in benchmarks/games.py over 3 minutes, and learned about as much (more for
+    # gems), with the learner process the limit for the widest inputs; see the README's trainer paragraph.
     batch_size: int = field(default=256, metadata=_number(1, 65_536))
     buffer_size: int = field(default=100_000, metadata=_number(1, 100_000_000))
     num_envs: int = field(default=8, metadata=_number(1, 1_024))
@@ -97,8 +98,8 @@ class TrainerConfig:
     epsilon_start: float = field(default=1.0, metadata=_number(0, 1, whole=False))
     epsilon_end: float = field(default=0.02, metadata=_number(0, 1, whole=False))
     epsilon_decay_steps: int = field(default=150_000, metadata=_number(1, _UNLIMITED))
-    train_every: int = field(default=40, metadata=_number(1, 1_000_000))  # env steps per gradient step
-    target_update_every: int = field(default=125, metadata=_number(1, _UNLIMITED))  # gradient steps between target-network copies (5,000 env steps)
+    train_every: int = field(default=48, metadata=_number(1, 1_000_000))  # env steps per gradient step
+    target_update_every: int = field(default=125, metadata=_number(1, _UNLIMITED))  # gradient steps between target-network copies (6,000 env steps)
     grad_clip: float = field(default=10.0, metadata=_number(0, 1e6, whole=False, above=True))
     prioritized: bool = False
     priority_alpha: float = field(default=0.6, metadata=_number(0, 1, whole=False))

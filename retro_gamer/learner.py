@@ -4,7 +4,7 @@
 the optimizer and the replay memory. The trainer hands it the transitions made since its last request and
 a number of gradient steps (``submit``), and takes the new weights for choosing actions only when it next
 submits gradient steps. So actions are always chosen with weights one request old (``train_every`` env
-steps, 40 by default), and :class:`LearnerProcess`, which learns in a child process while the trainer plays
+steps, 48 by default), and :class:`LearnerProcess`, which learns in a child process while the trainer plays
 the next turns, trains exactly as :class:`LocalLearner` in this process (at the same torch thread count),
 number for number. The new weights cross over through a shared file in memory, not a pipe.
 """

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from retro_gamer.child_process import ChildProcess, settled_choice
 from retro_gamer.child_process import serve as serve_calls
 from retro_gamer.errors import RetroGamerError
 from retro_gamer.network import QNetwork, pick_device
-from retro_gamer.replay import PrioritizedReplayBuffer, ReplayBuffer, Transitions
+from retro_gamer.replay import PrioritizedReplayBuffer, ReplayBuffer, Transitions, transition_arrays
 
 if TYPE_CHECKING:
     from retro_gamer.config import RunConfig
@@ -37,13 +37,7 @@ class Outbox:
     def __init__(self, board_shape: tuple[int, ...], extras_size: int, capacity: int = 256) -> None:
         self._shapes = (tuple(board_shape), extras_size)
         self._rows = 0
-        self._arrays = self._allocate(capacity)
-
-    def _allocate(self, capacity: int) -> Transitions:
-        board_shape, extras_size = self._shapes
-        return Transitions(np.empty((capacity, *board_shape), np.uint8), np.empty((capacity, extras_size), np.float32),
-                           np.empty(capacity, np.int16), np.empty(capacity, np.float32), np.empty(capacity, np.float32),
-                           np.empty((capacity, *board_shape), np.uint8), np.empty((capacity, extras_size), np.float32))
+        self._arrays = transition_arrays(capacity, *self._shapes)
 
     def __len__(self) -> int:
         return self._rows
@@ -52,7 +46,7 @@ class Outbox:
             next_board: np.ndarray, next_extras: np.ndarray) -> None:
         i = self._rows
         if i == len(self._arrays.action):
-            grown = self._allocate(2 * i)
+            grown = transition_arrays(2 * i, *self._shapes)
             for old, new in zip(self._arrays, grown):
                 new[:i] = old
             self._arrays = grown
@@ -65,6 +59,15 @@ class Outbox:
         pickles or stores them at once); None if there are none."""
         n, self._rows = self._rows, 0
         return Transitions(*(array[:n] for array in self._arrays)) if n else None
+
+
+def flat_parts(net: torch.nn.Module, flat: np.ndarray) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+    """Each parameter of ``net`` with its part of ``flat`` (the parameters' values end to end)."""
+    offset = 0
+    for p in net.parameters():
+        n = p.numel()
+        yield p, flat[offset : offset + n]
+        offset += n
 
 
 def flat_size(weights: dict[str, torch.Tensor]) -> int:
@@ -94,22 +97,16 @@ class WeightSlots:
 
     def publish(self, net: torch.nn.Module) -> None:
         slot = 1 - int(self.array[-1])
-        offset = slot * self.size
-        for p in net.parameters():
-            n = p.numel()
-            self.array[offset : offset + n] = p.detach().reshape(-1).cpu().numpy()
-            offset += n
+        for p, part in flat_parts(net, self.array[slot * self.size : (slot + 1) * self.size]):
+            part[:] = p.detach().reshape(-1).cpu().numpy()
         self.array[-1] = slot
 
 
 def copy_weights(net: torch.nn.Module, flat: np.ndarray) -> None:
     """``net``'s parameters ← ``flat`` (their values end to end), copied, so ``flat`` may change later."""
-    offset = 0
     with torch.no_grad():
-        for p in net.parameters():
-            n = p.numel()
-            p.copy_(torch.from_numpy(flat[offset : offset + n]).view_as(p))
-            offset += n
+        for p, part in flat_parts(net, flat):
+            p.copy_(torch.from_numpy(part).view_as(p))
 
 
 def make_optimizer(q: QNetwork, lr: float) -> torch.optim.Optimizer:

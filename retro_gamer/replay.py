@@ -24,6 +24,14 @@ class Transitions(NamedTuple):
     next_extras: np.ndarray
 
 
+def transition_arrays(capacity: int, board_shape: tuple[int, ...], extras_size: int) -> Transitions:
+    """Zeroed arrays for ``capacity`` transitions, one byte a board cell: the replay memory's and the trainer's outbox's."""
+    board = (capacity, *board_shape)
+    return Transitions(np.zeros(board, np.uint8), np.zeros((capacity, extras_size), np.float32), np.zeros(capacity, np.int16),
+                       np.zeros(capacity, np.float32), np.zeros(capacity, np.float32), np.zeros(board, np.uint8),
+                       np.zeros((capacity, extras_size), np.float32))
+
+
 # a sample: the fields of Transitions, then importance-sampling weights (ones without prioritisation) and the slots
 Batch = NamedTuple("Batch", [(name, np.ndarray) for name in (*Transitions._fields, "weight", "index")])
 
@@ -33,13 +41,8 @@ class ReplayBuffer:
 
     def __init__(self, capacity: int, board_shape: tuple[int, ...], extras_size: int, seed: int = 0):
         self.capacity = capacity
-        self.board = np.zeros((capacity, *board_shape), dtype=np.uint8)
-        self.next_board = np.zeros_like(self.board)
-        self.extras = np.zeros((capacity, extras_size), dtype=np.float32)
-        self.next_extras = np.zeros_like(self.extras)
-        self.action = np.zeros(capacity, dtype=np.int16)
-        self.reward = np.zeros(capacity, dtype=np.float32)
-        self.discount = np.zeros(capacity, dtype=np.float32)
+        for name, array in zip(self.ARRAYS, transition_arrays(capacity, tuple(board_shape), extras_size)):
+            setattr(self, name, array)
         self.size = 0
         self.cursor = 0
         self.rng = np.random.default_rng(seed)
@@ -47,8 +50,7 @@ class ReplayBuffer:
 
     @property
     def bytes_per_transition(self) -> int:
-        arrays = (self.board, self.next_board, self.extras, self.next_extras, self.action, self.reward, self.discount)
-        return sum(a.nbytes for a in arrays) // self.capacity
+        return sum(getattr(self, name).nbytes for name in self.ARRAYS) // self.capacity
 
     def add(self, board, extras, action: int, reward: float, discount: float, next_board, next_extras) -> int:
         """Store one transition; its slot."""
@@ -80,7 +82,7 @@ class ReplayBuffer:
         return self._gather(index, np.ones(batch_size, dtype=np.float32))
 
     # --- saving with the resume state ------------------------------------------------------
-    ARRAYS = ("board", "extras", "action", "reward", "discount", "next_board", "next_extras")
+    ARRAYS = Transitions._fields  # the arrays, by attribute name
     CHUNK = 8192  # transitions per saved file: a save rewrites only the chunks that changed since the last
 
     @property

@@ -83,7 +83,7 @@ class TrainerConfig:
     episodes: int = field(default=20_000, metadata=_number(1, _UNLIMITED))
     time_limit: float | None = field(default=None, metadata=_number(0, 10**6, whole=False, above=True))  # minutes of wall clock, then stop cleanly
     seed: int = field(default=0, metadata=_number(0, 2**32 - 1))
-    device: str = field(default="auto", metadata=_DEVICE)  # auto = cuda, then mps, then cpu
+    device: str = field(default="auto", metadata=_DEVICE)  # auto: see retro_gamer.network.training_device
     lr: float = field(default=5e-4, metadata=_number(0, 1, whole=False, above=True))
     gamma: float = field(default=0.99, metadata=_number(0, 1, whole=False))
     n_step: int = field(default=3, metadata=_number(1, 1_000))

@@ -165,7 +165,7 @@ def want_second_process(cfg: RunConfig, run_dir: Path, before: bool | None = Non
     when they take a large part of each training step (beast: about 60 %); not when learning dominates
     (nav, snake), since this process then learns on one core instead of two. ``before``: see
     :func:`~retro_gamer.child_process.settled_choice`."""
-    from retro_gamer.network import pick_device
+    from retro_gamer.network import training_device
 
     where = {True: "games in a second process", False: "games in this process"}
     settled = settled_choice("trainer.game_process", cfg.trainer.game_process, before, where)
@@ -173,7 +173,7 @@ def want_second_process(cfg: RunConfig, run_dir: Path, before: bool | None = Non
         return settled
     if (os.cpu_count() or 1) < 2:
         return False, "one CPU core"
-    if cfg.trainer.learner_process is not False and pick_device(cfg.trainer.device).type == "cpu":
+    if cfg.trainer.learner_process is not False and training_device(cfg).type == "cpu":
         return False, f"{where[False]}: the second core learns"
     from retro_gamer.autoconfig import measure_step_costs, rules
 

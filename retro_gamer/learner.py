@@ -24,7 +24,7 @@ from retro_gamer import checkpoint
 from retro_gamer.child_process import ChildProcess, settled_choice
 from retro_gamer.child_process import serve as serve_calls
 from retro_gamer.errors import RetroGamerError
-from retro_gamer.network import QNetwork, pick_device
+from retro_gamer.network import QNetwork, training_device
 from retro_gamer.replay import PrioritizedReplayBuffer, ReplayBuffer, Transitions, transition_arrays
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ class Learner:
 
     def __init__(self, cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor], shared: str | None = None):
         t = cfg.trainer
-        self.cfg, self.device = cfg, pick_device(t.device)
+        self.cfg, self.device = cfg, training_device(cfg)
         with torch.random.fork_rng(devices=[]):  # the caller's torch random numbers stay its own
             self.q = QNetwork.from_dims(cfg.model, dims).to(self.device)
             self.q_target = QNetwork.from_dims(cfg.model, dims).to(self.device)
@@ -303,8 +303,9 @@ def want_learner_process(cfg: RunConfig, games_elsewhere: bool, before: bool | N
         return False, f"{where[False]}: the games' process has the second core"
     if (os.cpu_count() or 1) < 2:
         return False, f"{where[False]}: one CPU core"
-    if pick_device(cfg.trainer.device).type != "cpu":
-        return False, f"{where[False]}: it has the {pick_device(cfg.trainer.device).type} device"
+    device = training_device(cfg)
+    if device.type != "cpu":
+        return False, f"{where[False]}: it has the {device.type} device"
     return True, f"{where[True]} on the second core, while this one plays"
 
 

@@ -26,7 +26,7 @@ from retro_gamer.config import ModelKind, RunConfig, to_toml_dict
 from retro_gamer.env import GameEnvironment
 from retro_gamer.game_batch import GameProcess, open_games, want_second_process
 from retro_gamer.learner import LearnerProcess, Outbox, copy_weights, open_learner, want_learner_process
-from retro_gamer.network import NumpyMLP, QNetwork, pick_device
+from retro_gamer.network import NumpyMLP, QNetwork, training_device
 
 
 def build_q_network(cfg: RunConfig, env: GameEnvironment) -> QNetwork:
@@ -88,7 +88,7 @@ class DQNTrainer:
             torch.set_num_threads(t.threads)
         torch.manual_seed(t.seed)
         self.rng = np.random.default_rng(t.seed)
-        self.device = pick_device(t.device)
+        self.device = training_device(cfg)
 
         second_process, games_note = want_second_process(cfg, self.run_dir, saved and saved.get("second_process"))
         self.learner_elsewhere, learner_note = want_learner_process(cfg, second_process, saved and saved.get("learner_process", False))

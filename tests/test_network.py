@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from retro_gamer.config import ModelConfig, ModelKind
-from retro_gamer.network import NumpyMLP, QNetwork
+from retro_gamer.config import ModelConfig, ModelKind, RunConfig, TrainerConfig
+from retro_gamer.games import GameDescription
+from retro_gamer.network import NumpyMLP, QNetwork, training_device
 
 
 @pytest.mark.parametrize("board_shape,extras,dueling", [((15, 15), 0, True), ((5, 7), 3, False), ((0, 0), 4, True)])
@@ -38,3 +39,21 @@ def test_numpy_mlp_refuses_a_cnn():
     q = QNetwork(ModelConfig(kind=ModelKind.cnn, channels=[4]), (6, 6), 3, 0, 2)
     with pytest.raises(ValueError, match="MLP"):
         NumpyMLP(q)
+
+
+@pytest.mark.parametrize("kind,cores,trainer,expected", [
+    (ModelKind.mlp, 2, {}, "cpu"),  # an MLP learns in a second CPU process: faster than on the GPU (measured)
+    (ModelKind.cnn, 2, {}, "cuda"),  # a CNN is the GPU's case
+    (ModelKind.mlp, 1, {}, "cuda"),  # no second core to learn on
+    (ModelKind.mlp, 2, {"learner_process": False}, "cuda"),
+    (ModelKind.mlp, 2, {"game_process": True}, "cuda"),  # the second core plays the games
+    (ModelKind.mlp, 2, {"device": "cuda"}, "cuda"),  # named: always as named
+    (ModelKind.cnn, 2, {"device": "cpu"}, "cpu"),
+])
+def test_auto_device_keeps_an_mlp_on_a_multicore_cpu(monkeypatch, kind, cores, trainer, expected):
+    """The rule behind ``trainer.device=auto``, on a machine that reports a GPU (CI has none to report)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    cfg = RunConfig(game=GameDescription(factory="f", actions=["a"], reward="r"), model=ModelConfig(kind=kind),
+                    trainer=TrainerConfig(**trainer))
+    assert training_device(cfg) == torch.device(expected)

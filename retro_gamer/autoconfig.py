@@ -8,7 +8,8 @@ network reads it and how long to explore. :func:`choose` fills those in by the r
   the ones the trainer's key presses move.
 * **What it sees**: on a large board, an egocentric window centred on the one keyboard agent, so the
   network's input stays small and the same wherever the agent is (walls beyond the edge show).
-* **Which network**: an MLP over a small input, a small strided CNN over a large one.
+* **Which network**: an MLP over a small input, a small strided CNN over a large one, and over a small one of
+  a spatial game whose own turns are slow enough to hide the convolution's learning (timed on the game).
 * **How long to explore**: with ``trainer.time_limit``, epsilon decays within part of the env steps
   the budget is expected to give (game speed and one learning step are timed, about half a second).
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -108,12 +110,21 @@ def choose_observation(desc: GameDescription, game: Any, explicit_crop: bool, ru
             f"(game.crop=null for the whole board)")
 
 
-def choose_network(inputs: int, spatial: bool, rule: dict[str, Any]) -> tuple[str, str]:
-    """mlp for a small one-hot input, cnn_small for a large one."""
-    if inputs <= rule["mlp_max_inputs"]:
-        note = " (spatial = true, but a window this small needs no convolution)" if spatial else ""
-        return rule["small_network"], f"model={rule['small_network']}: {inputs:,} one-hot inputs is cheap for an MLP{note}"
-    return rule["large_network"], f"model={rule['large_network']}: {inputs:,} one-hot inputs is too many for an MLP"
+def choose_network(inputs: int, spatial: bool, rule: dict[str, Any],
+                   costs: Callable[[str, int], StepCosts]) -> tuple[str, str]:
+    """mlp for a small one-hot input, cnn_small for a large one, and for a small one of a spatial game whose own
+    turns outlast the convolution's learning (``costs(option, threads)`` times a conf/model option on this game)."""
+    small, large = rule["small_network"], rule["large_network"]
+    if inputs > rule["mlp_max_inputs"]:
+        return large, f"model={large}: {inputs:,} one-hot inputs is too many for an MLP"
+    if not spatial:
+        return small, f"model={small}: {inputs:,} one-hot inputs is cheap for an MLP"
+    cost = costs(large, 1)  # on one thread, as the learner process learns
+    timing = (f"its learning, {cost.learning * 1e3:.2f} ms per env step, against the game's own "
+              f"{cost.game * 1e3:.2f} ms a turn")
+    if cost.learning <= rule["spatial_cnn_max_learning_share"] * cost.game:
+        return large, f"model={large}: spatial = true, and the game's turns are slow enough to hide a convolution ({timing})"
+    return small, f"model={small}: {inputs:,} one-hot inputs is cheap for an MLP (spatial = true, but a convolution would slow training: {timing})"
 
 
 def exploration_steps(time_limit_min: float, steps_per_s: float, configured: int, fraction: float) -> int:
@@ -147,14 +158,20 @@ class StepCosts:
 
 
 def measure_step_costs(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, base_dir: Path | None,
-                       seconds: float = 0.3) -> StepCosts:
+                       seconds: float = 0.3, threads: int | None = None) -> StepCosts:
     """Time the game stepped with its observation for ``seconds``, then an act and a learning step of the
-    chosen network (medians of a few). Python's and torch's random states are left as they were, so
-    measuring never changes what a run then draws."""
+    chosen network (medians of a few), on ``threads`` torch threads (default: as many as now; the learner
+    process learns on one). Python's and torch's random states and the thread count are left as they were,
+    so measuring never changes what a run then draws."""
     import torch
 
-    with torch.random.fork_rng(devices=[]):
-        return _measure_step_costs(desc, model, trainer, base_dir, seconds)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads or before)
+        with torch.random.fork_rng(devices=[]):
+            return _measure_step_costs(desc, model, trainer, base_dir, seconds)
+    finally:
+        torch.set_num_threads(before)
 
 
 def _measure_step_costs(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, base_dir: Path | None,
@@ -228,14 +245,20 @@ def choose(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, *,
     choices.crop = crop
     choices.reasons.append("sees " + reason)
     seen = replace(desc, crop=crop) if crop is not None else desc
+    measured: dict[tuple[str, int | None], StepCosts] = {}
+
+    def costs_of(option: str, threads: int | None = None) -> StepCosts:  # each timed once (about half a second)
+        if (option, threads) not in measured:
+            measured[option, threads] = measure_step_costs(seen, model_config(option), trainer, base_dir, threads=threads)
+        return measured[option, threads]
+
     if explicit_model:
         choices.reasons.append(f"model={model.kind.value} (your override)")
     else:
-        choices.model, reason = choose_network(_one_hot_inputs(seen, seen.crop), desc.spatial, rule)
+        choices.model, reason = choose_network(_one_hot_inputs(seen, seen.crop), desc.spatial, rule, costs_of)
         choices.reasons.append(reason)
     if trainer.time_limit and not explicit_decay:
-        chosen_model = model if choices.model is None else model_config(choices.model)
-        rate = measure_step_costs(seen, chosen_model, trainer, base_dir).steps_per_s
+        rate = (costs_of(choices.model) if choices.model else measure_step_costs(seen, model, trainer, base_dir)).steps_per_s
         steps = exploration_steps(trainer.time_limit, rate, trainer.epsilon_decay_steps, rule["exploration_fraction"])
         if steps < trainer.epsilon_decay_steps:
             choices.epsilon_decay_steps = steps

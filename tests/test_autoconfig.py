@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import pytest
 from retro.game import Game
 
 from retro_gamer import observation
-from retro_gamer.autoconfig import crop_target, exploration_steps, keyboard_agents
+from retro_gamer.autoconfig import (StepCosts, choose_network, crop_target, exploration_steps, keyboard_agents, model_config,
+                                    rules)
 from retro_gamer.compose import compose_run
 from retro_gamer.config import TrainerConfig
 from retro_gamer.env import declared_characters, discover_characters
@@ -96,22 +98,50 @@ def test_the_shipped_games_keyboard_agent(spec: str, agent: str):
 
 
 # --- what each shipped game gets ----------------------------------------------------------------
-@pytest.mark.parametrize("game, overrides, crop, radius, hidden", [
-    ("retro.examples.nav", [], "ship", 7, [128, 128]),  # 25x25: a window on the ship
-    ("retro.examples.beast", [], "player", 7, [128, 128]),  # 40x20
-    ("snake", [], "Snake head", 5, [128, 128]),  # the tuned conf/game/snake.yaml, exactly as before
-    ("snake_plain", [], "Snake head", 7, [128, 128]),  # snake with no window given
-    (f"{CHASE}:create_enemy_training_game", [], "enemy", 3, [128, 128]),  # its own 7x7 window
+@pytest.mark.parametrize("game, overrides, crop, radius, network", [
+    # 25x25: a window on the ship; spatial, but its turns are far quicker than a convolution's learning
+    ("retro.examples.nav", [], "ship", 7, "mlp"),
+    # 40x20, spatial, and that learning (0.74 ms here) is well within 1.5 turns (0.8-0.95 ms each): cnn_small,
+    # unless a very busy machine timed them otherwise (the rule itself is tested below)
+    ("retro.examples.beast", [], "player", 7, None),
+    ("snake", [], "Snake head", 5, "mlp"),  # the tuned conf/game/snake.yaml, exactly as before
+    ("snake_plain", [], "Snake head", 7, "mlp"),  # snake with no window given
+    (f"{CHASE}:create_enemy_training_game", [], "enemy", 3, "mlp"),  # its own 7x7 window
     (f"{CHASE}:create_player_training_game", ["game.reward=player_reward", "game.crop={agent: player, radius: 3}"],
-     "player", 3, [128, 128]),
-    ("gems", [], "player", 7, [128, 128]),  # walls, gems, ghosts
+     "player", 3, "mlp"),
+    ("gems", [], "player", 7, "mlp"),  # walls, gems, ghosts
 ])
-def test_each_shipped_game_gets_a_window_and_an_mlp(game: str, overrides: list[str], crop: str, radius: int, hidden: list[int]):
+def test_each_shipped_game_gets_a_window_and_its_network(game: str, overrides: list[str], crop: str, radius: int,
+                                                         network: str | None):
     cfg, _, why = compose_run(game, overrides)
     assert (cfg.game.crop.agent, cfg.game.crop.radius) == (crop, radius)
-    assert cfg.model.kind.value == "mlp" and cfg.model.hidden == hidden and cfg.model.dueling
-    assert f"window around '{crop}'" in why and "model=mlp" in why
+    assert f"window around '{crop}'" in why
+    if cfg.game.spatial:  # the reason gives the two timings it compared, and the choice follows them
+        learning, turn = map(float, re.search(r"learning, ([\d.]+) ms per env step, against the game's own ([\d.]+) ms", why).groups())
+        expected = "cnn_small" if learning <= rules()["spatial_cnn_max_learning_share"] * turn else "mlp"
+        network = network or expected
+        assert network == expected
+    assert cfg.model == model_config(network) and f"model={network}" in why
     assert cfg.trainer.epsilon_decay_steps == 150_000  # no time limit: the configured schedule
+
+
+def test_a_spatial_game_gets_a_convolution_where_its_turns_hide_the_learning():
+    rule = {"mlp_max_inputs": 6000, "small_network": "mlp", "large_network": "cnn_small", "spatial_cnn_max_learning_share": 1.5}
+    timed = []
+
+    def costs(learning_ms: float):
+        def of(option: str, threads: int) -> StepCosts:
+            timed.append((option, threads))
+            return StepCosts(game=0.9e-3, learning=learning_ms * 1e-3, acting=0.0)
+        return of
+
+    assert choose_network(1125, True, rule, costs(0.7))[0] == "cnn_small"
+    assert timed == [("cnn_small", 1)]  # the convolution, on the learner process's one thread
+    assert choose_network(1125, True, rule, costs(1.35))[0] == "cnn_small"  # within 1.5 turns
+    network, why = choose_network(1125, True, rule, costs(1.36))
+    assert network == "mlp" and "would slow training" in why and "1.36 ms per env step" in why
+    assert choose_network(1125, False, rule, costs(0.1))[0] == "mlp"  # not spatial: nothing timed
+    assert choose_network(7000, False, rule, costs(0.1))[0] == "cnn_small" and len(timed) == 3
 
 
 def test_the_tuned_snake_is_unchanged():

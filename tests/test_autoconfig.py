@@ -101,7 +101,7 @@ def test_the_shipped_games_keyboard_agent(spec: str, agent: str):
 @pytest.mark.parametrize("game, overrides, crop, radius, network", [
     # 25x25: a window on the ship; spatial, but its turns are far quicker than a convolution's learning
     ("retro.examples.nav", [], "ship", 7, "mlp"),
-    # 40x20, spatial, and that learning (0.74 ms here) is well within 1.5 turns (0.8-0.95 ms each): cnn_small,
+    # 40x20, spatial, and that learning (0.74-0.81 ms here) is within 2 turns (0.52-0.93 ms each): cnn_small,
     # unless a very busy machine timed them otherwise (the rule itself is tested below)
     ("retro.examples.beast", [], "player", 7, None),
     ("snake", [], "Snake head", 5, "mlp"),  # the tuned conf/game/snake.yaml, exactly as before
@@ -126,7 +126,7 @@ def test_each_shipped_game_gets_a_window_and_its_network(game: str, overrides: l
 
 
 def test_a_spatial_game_gets_a_convolution_where_its_turns_hide_the_learning():
-    rule = {"mlp_max_inputs": 6000, "small_network": "mlp", "large_network": "cnn_small", "spatial_cnn_max_learning_share": 1.5}
+    rule = {"mlp_max_inputs": 6000, "small_network": "mlp", "large_network": "cnn_small", "spatial_cnn_max_learning_share": 2.0}
     timed = []
 
     def costs(learning_ms: float):
@@ -137,9 +137,9 @@ def test_a_spatial_game_gets_a_convolution_where_its_turns_hide_the_learning():
 
     assert choose_network(1125, True, rule, costs(0.7))[0] == "cnn_small"
     assert timed == [("cnn_small", 1)]  # the convolution, on the learner process's one thread
-    assert choose_network(1125, True, rule, costs(1.35))[0] == "cnn_small"  # within 1.5 turns
-    network, why = choose_network(1125, True, rule, costs(1.36))
-    assert network == "mlp" and "would slow training" in why and "1.36 ms per env step" in why
+    assert choose_network(1125, True, rule, costs(1.79))[0] == "cnn_small"  # within 2 turns
+    network, why = choose_network(1125, True, rule, costs(1.81))
+    assert network == "mlp" and "would slow training" in why and "1.81 ms per env step" in why
     assert choose_network(1125, False, rule, costs(0.1))[0] == "mlp"  # not spatial: nothing timed
     assert choose_network(7000, False, rule, costs(0.1))[0] == "cnn_small" and len(timed) == 3
 

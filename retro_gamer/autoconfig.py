@@ -112,19 +112,21 @@ def choose_observation(desc: GameDescription, game: Any, explicit_crop: bool, ru
 
 def choose_network(inputs: int, spatial: bool, rule: dict[str, Any],
                    costs: Callable[[str, int], StepCosts]) -> tuple[str, str]:
-    """mlp for a small one-hot input, cnn_small for a large one, and for a small one of a spatial game whose own
-    turns outlast the convolution's learning (``costs(option, threads)`` times a conf/model option on this game)."""
+    """mlp for a small one-hot input, cnn_small for a large one, and for a small one of a spatial game whose turns
+    hide the convolution's learning (``spatial_cnn_max_learning_share``; ``costs(option, threads)`` times a
+    conf/model option on this game)."""
     small, large = rule["small_network"], rule["large_network"]
     if inputs > rule["mlp_max_inputs"]:
         return large, f"model={large}: {inputs:,} one-hot inputs is too many for an MLP"
+    cheap = f"model={small}: {inputs:,} one-hot inputs is cheap for an MLP"
     if not spatial:
-        return small, f"model={small}: {inputs:,} one-hot inputs is cheap for an MLP"
+        return small, cheap
     cost = costs(large, 1)  # on one thread, as the learner process learns
     timing = (f"its learning, {cost.learning * 1e3:.2f} ms per env step, against the game's own "
               f"{cost.game * 1e3:.2f} ms a turn")
     if cost.learning <= rule["spatial_cnn_max_learning_share"] * cost.game:
         return large, f"model={large}: spatial = true, and the game's turns are slow enough to hide a convolution ({timing})"
-    return small, f"model={small}: {inputs:,} one-hot inputs is cheap for an MLP (spatial = true, but a convolution would slow training: {timing})"
+    return small, f"{cheap} (spatial = true, but a convolution would slow training: {timing})"
 
 
 def exploration_steps(time_limit_min: float, steps_per_s: float, configured: int, fraction: float) -> int:

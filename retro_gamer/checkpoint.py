@@ -181,17 +181,22 @@ _FIXED = {
     ("model", "kind"): "it changes the network's shape",
     ("model", "hidden"): "it changes the network's shape",
     ("model", "channels"): "it changes the network's shape",
+    ("model", "strides"): "it changes the network's shape",
     ("model", "dueling"): "it changes the network's shape",
 }
+_CNN_ONLY = {("model", "channels"), ("model", "strides")}
+# a key saved runs may lack, because it came later: what they used instead
+_BEFORE_THE_KEY = {("model", "strides"): [1, 2]}
 
 
 def compatibility_problems(was: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """Was/now/why lines for every change that the saved weights cannot follow."""
     problems = []
     for (section, key), why in _FIXED.items():
-        old, new = was.get(section, {}).get(key), now.get(section, {}).get(key)
-        if (section, key) == ("model", "channels") and "cnn" not in (was.get("model", {}).get("kind"), now.get("model", {}).get("kind")):
-            continue  # only a convolutional network has channels
+        missing = _BEFORE_THE_KEY.get((section, key))
+        old, new = was.get(section, {}).get(key, missing), now.get(section, {}).get(key, missing)
+        if (section, key) in _CNN_ONLY and "cnn" not in (was.get("model", {}).get("kind"), now.get("model", {}).get("kind")):
+            continue  # only a convolutional network has channels and strides
         if old != new:
             problems.append(f"{section}.{key} was {old!r}, now {new!r}: {why}.")
     return problems

@@ -60,7 +60,7 @@ def describe(cfg, run_dir: Path, source: str, why: str | None = None) -> str:
     if g.crop and enc.use_board:
         board += f" window around '{g.crop.agent}'"
     m = cfg.model
-    shape = (f"conv {m.channels} → " if m.kind.value == "cnn" else "") + f"{m.hidden}" + (", dueling" if m.dueling else "")
+    shape = (f"conv {m.channels} stride {m.strides} → " if m.kind.value == "cnn" else "") + f"{m.hidden}" + (", dueling" if m.dueling else "")
     lines = [
         f"  game        {g.name or g.factory}  (description: {source})",
         f"  board       {g.board_size[0]}x{g.board_size[1]}",

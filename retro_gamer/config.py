@@ -72,6 +72,9 @@ class ModelConfig:
     kind: ModelKind = ModelKind.mlp
     hidden: list[int] = field(default_factory=lambda: [128, 128], metadata=_number(1, 65_536, each=True))
     channels: list[int] = field(default_factory=lambda: [32, 64], metadata=_number(1, 4_096, each=True))  # cnn only
+    # cnn only: layer i strides by strides[i], the last value repeated for deeper layers; [1, 2] (the first layer
+    # at full resolution, later ones halving it) is also what a run saved before the key existed used
+    strides: list[int] = field(default_factory=lambda: [1, 2], metadata=_number(1, 8, each=True))
     dueling: bool = True
 
 
@@ -177,6 +180,10 @@ def setting_problems(cfg: RunConfig, in_toml: bool = False) -> list[str]:
                 shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
                 key = f"[{toml_name}] {f.name}" if in_toml else f"{attr}.{f.name}"
                 problems.append(f"{key} = {shown}: {'each item ' if each else ''}must be {allowed}.")
+    if not problems and not cfg.model.strides:
+        key = "[model] strides" if in_toml else "model.strides"
+        problems.append(f"{key} = []: give at least one stride (layer i strides by strides[i], the last one repeated "
+                        "for deeper layers), e.g. [1, 2].")
     t = cfg.trainer
     if not problems and t.batch_size > t.buffer_size:
         key = "[training] " if in_toml else "trainer."

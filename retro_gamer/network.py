@@ -29,8 +29,8 @@ class QNetwork(nn.Module):
             layers: list[nn.Module] = []
             in_ch = channels
             for i, out_ch in enumerate(cfg.channels):
-                # the first layer keeps full resolution; later ones halve it to keep the net small
-                layers += [nn.Conv2d(in_ch, out_ch, 3, stride=1 if i == 0 else 2, padding=1), nn.ReLU()]
+                stride = cfg.strides[min(i, len(cfg.strides) - 1)]
+                layers += [nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1), nn.ReLU()]
                 in_ch = out_ch
             self.features = nn.Sequential(*layers, nn.Flatten())
             with torch.no_grad():

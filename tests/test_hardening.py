@@ -363,7 +363,8 @@ def test_the_hydra_entry_point_explains_a_run_dir_in_the_way_and_bad_overrides(t
     (tmp_path / "a_file").write_text("keep me")
     for overrides, says in ((["run_dir=a_file/run"], "Not a directory. Part of that path is a file"),
                             (["trainer.episodes=1e99"], "could not be converted to Integer"),
-                            (["trainer.num_envs=0"], "trainer.num_envs = 0: must be a whole number from 1")):
+                            (["trainer.num_envs=0"], "trainer.num_envs = 0: must be a whole number from 1"),
+                            (["model.strides=[]"], "model.strides = []: give at least one stride")):
         result = run_module(["-m", "retro_gamer.train", "+game=snake", *TINY, *overrides], cwd=tmp_path)
         assert result.returncode == 2 and "Traceback" not in result.stderr and says in result.stderr, result.stderr
     assert (tmp_path / "a_file").read_text() == "keep me" and not (tmp_path / "runs" / "snake").exists()

@@ -209,11 +209,18 @@ def test_a_checkpoint_cut_off_by_a_kill_is_rewritten_from_the_resume_state(tmp_p
     assert not list(run.rglob("*.tmp"))
 
 
-def test_model_channels_mean_nothing_to_an_mlp():
-    was = {"model": {"kind": "mlp", "channels": [32, 64]}}
-    assert checkpoint.compatibility_problems(was, {"model": {"kind": "mlp", "channels": [8]}}) == []
+def test_model_channels_and_strides_mean_nothing_to_an_mlp():
+    was = {"model": {"kind": "mlp", "channels": [32, 64], "strides": [1, 2]}}
+    assert checkpoint.compatibility_problems(was, {"model": {"kind": "mlp", "channels": [8], "strides": [2]}}) == []
     assert checkpoint.compatibility_problems({"model": {"kind": "cnn", "channels": [32]}},
                                              {"model": {"kind": "cnn", "channels": [8]}})
+
+
+def test_a_cnn_saved_before_strides_existed_used_1_then_2():
+    saved = {"model": {"kind": "cnn", "channels": [8, 16]}}  # config.toml of a run from before model.strides
+    assert checkpoint.compatibility_problems(saved, {"model": {"kind": "cnn", "channels": [8, 16], "strides": [1, 2]}}) == []
+    [problem] = checkpoint.compatibility_problems(saved, {"model": {"kind": "cnn", "channels": [8, 16], "strides": [2, 2]}})
+    assert problem.startswith("model.strides was [1, 2], now [2, 2]")
 
 
 def test_evaluate_leaves_the_callers_random_state_alone(trained_snake: Path):

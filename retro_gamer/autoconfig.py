@@ -161,27 +161,17 @@ class StepCosts:
 
 def measure_step_costs(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, base_dir: Path | None,
                        seconds: float = 0.3, threads: int | None = None) -> StepCosts:
-    """Time the game stepped with its observation for ``seconds``, then an act and a learning step of the
-    chosen network (medians of a few), on ``threads`` torch threads (default: as many as now; the learner
-    process learns on one). Python's and torch's random states and the thread count are left as they were,
-    so measuring never changes what a run then draws."""
-    import torch
-
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(threads or before)
-        with torch.random.fork_rng(devices=[]):
-            return _measure_step_costs(desc, model, trainer, base_dir, seconds)
-    finally:
-        torch.set_num_threads(before)
+    """Time the game stepped with its observation for ``seconds`` (:func:`time_game_turn`), then an act and a
+    learning step of ``model`` on it (:func:`time_network`)."""
+    game_s, dims = time_game_turn(desc, trainer, base_dir, seconds)
+    return time_network(model, dims, trainer, game_s, threads)
 
 
-def _measure_step_costs(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, base_dir: Path | None,
-                        seconds: float) -> StepCosts:
-    import torch
-
+def time_game_turn(desc: GameDescription, trainer: TrainerConfig, base_dir: Path | None,
+                   seconds: float = 0.3) -> tuple[float, dict[str, Any]]:
+    """Seconds per turn of one game with random keys, its observation included, over ``seconds``; and the
+    observation's sizes (``GameEnvironment.dims``). Python's random state is left as it was."""
     from retro_gamer.env import GameEnvironment
-    from retro_gamer.network import QNetwork
 
     state = random.getstate()
     try:
@@ -194,38 +184,58 @@ def _measure_step_costs(desc: GameDescription, model: ModelConfig, trainer: Trai
             steps += 1
             if terminated or truncated:
                 env.reset()
-        game_s = (time.perf_counter() - start) / max(steps, 1)
+        return (time.perf_counter() - start) / max(steps, 1), env.dims
     finally:
         random.setstate(state)
-    q = QNetwork.from_dims(model, env.dims)
-    optimizer = torch.optim.Adam(q.parameters())
-    batch = max(trainer.batch_size, 1)
-    board = torch.zeros((batch, *env.encoder.board_shape), dtype=torch.uint8)
-    extras = torch.zeros((batch, env.encoder.extras_size))
-    act_board, act_extras = board[: max(trainer.num_envs, 1)], extras[: max(trainer.num_envs, 1)]
 
-    def learn_once() -> None:  # the trainer's learn(): two target passes, one online pass with backward
-        with torch.no_grad():
-            q(board, extras)
-            q(board, extras)
-        loss = q(board, extras).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
 
-    def median_seconds(work: Any, repeats: int) -> float:  # the median: one slow call (another process) is ignored
-        work(), work()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            work()
-            times.append(time.perf_counter() - start)
-        return sorted(times)[repeats // 2]
+def time_network(model: ModelConfig, dims: dict[str, Any], trainer: TrainerConfig, game_s: float,
+                 threads: int | None = None) -> StepCosts:
+    """The costs of training ``model`` on a game of turns of ``game_s`` seconds and observations of ``dims``: an act
+    and a learning step (medians of a few) on ``threads`` torch threads (default: as many as now; the learner
+    process learns on one). torch's random state and the thread count are left as they were, so measuring never
+    changes what a run then draws."""
+    import torch
 
-    learn_s = median_seconds(learn_once, 7)
-    with torch.inference_mode():
-        act_s = median_seconds(lambda: q(act_board, act_extras), 7)
+    from retro_gamer.network import QNetwork
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads or before)
+        with torch.random.fork_rng(devices=[]):
+            q = QNetwork.from_dims(model, dims)
+            optimizer = torch.optim.Adam(q.parameters())
+            batch = max(trainer.batch_size, 1)
+            board = torch.zeros((batch, *dims["board_shape"]), dtype=torch.uint8)
+            extras = torch.zeros((batch, dims["extras_size"]))
+            act_board, act_extras = board[: max(trainer.num_envs, 1)], extras[: max(trainer.num_envs, 1)]
+
+            def learn_once() -> None:  # the trainer's learn(): two target passes, one online pass with backward
+                with torch.no_grad():
+                    q(board, extras)
+                    q(board, extras)
+                loss = q(board, extras).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+
+            learn_s = _median_seconds(learn_once, 7)
+            with torch.inference_mode():
+                act_s = _median_seconds(lambda: q(act_board, act_extras), 7)
+    finally:
+        torch.set_num_threads(before)
     return StepCosts(game=game_s, learning=learn_s / max(trainer.train_every, 1), acting=act_s / max(trainer.num_envs, 1))
+
+
+def _median_seconds(work: Callable[[], Any], repeats: int) -> float:
+    """The median of ``repeats`` timings after two untimed calls: one slow call (another process) is ignored."""
+    work(), work()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[repeats // 2]
 
 
 def choose(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, *, explicit_crop: bool,
@@ -247,20 +257,25 @@ def choose(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, *,
     choices.crop = crop
     choices.reasons.append("sees " + reason)
     seen = replace(desc, crop=crop) if crop is not None else desc
+    turn: list[tuple[float, dict[str, Any]]] = []  # the game, timed once (0.3 s) for every network timed on it
     measured: dict[tuple[str, int | None], StepCosts] = {}
 
-    def costs_of(option: str, threads: int | None = None) -> StepCosts:  # each timed once (about half a second)
-        if (option, threads) not in measured:
-            measured[option, threads] = measure_step_costs(seen, model_config(option), trainer, base_dir, threads=threads)
-        return measured[option, threads]
+    def costs(network: ModelConfig, threads: int | None = None) -> StepCosts:
+        if not turn:
+            turn.append(time_game_turn(seen, trainer, base_dir))
+        key = (repr(network), threads)
+        if key not in measured:
+            measured[key] = time_network(network, turn[0][1], trainer, turn[0][0], threads)
+        return measured[key]
 
     if explicit_model:
         choices.reasons.append(f"model={model.kind.value} (your override)")
     else:
-        choices.model, reason = choose_network(_one_hot_inputs(seen, seen.crop), desc.spatial, rule, costs_of)
+        choices.model, reason = choose_network(_one_hot_inputs(seen, seen.crop), desc.spatial, rule,
+                                               lambda option, threads: costs(model_config(option), threads))
         choices.reasons.append(reason)
     if trainer.time_limit and not explicit_decay:
-        rate = (costs_of(choices.model) if choices.model else measure_step_costs(seen, model, trainer, base_dir)).steps_per_s
+        rate = costs(model_config(choices.model) if choices.model else model).steps_per_s
         steps = exploration_steps(trainer.time_limit, rate, trainer.epsilon_decay_steps, rule["exploration_fraction"])
         if steps < trainer.epsilon_decay_steps:
             choices.epsilon_decay_steps = steps

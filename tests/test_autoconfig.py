@@ -8,7 +8,7 @@ import warnings
 import pytest
 from retro.game import Game
 
-from retro_gamer import observation
+from retro_gamer import autoconfig, observation
 from retro_gamer.autoconfig import (StepCosts, choose_network, crop_target, exploration_steps, keyboard_agents, model_config,
                                     rules)
 from retro_gamer.compose import compose_run
@@ -187,9 +187,13 @@ def test_exploration_shortens_for_a_short_budget_and_never_lengthens():
     assert exploration_steps(0.1, 10, 150_000, 0.5) == 1_000
 
 
-def test_a_time_limit_sizes_exploration_and_says_so():
+def test_a_time_limit_sizes_exploration_and_says_so(monkeypatch):
+    timed = []
+    time_game_turn = autoconfig.time_game_turn
+    monkeypatch.setattr(autoconfig, "time_game_turn", lambda *a, **k: timed.append(a) or time_game_turn(*a, **k))
     cfg, _, why = compose_run("retro.examples.beast", ["trainer.time_limit=0.2"])
     assert cfg.trainer.epsilon_decay_steps < 150_000 and "epsilon decays over" in why
+    assert len(timed) == 1  # the network rule and the exploration estimate share one timing of the game
     cfg, _, why = compose_run("retro.examples.beast", ["trainer.time_limit=0.2", "trainer.epsilon_decay_steps=777"])
     assert cfg.trainer.epsilon_decay_steps == 777 and "epsilon" not in why
 

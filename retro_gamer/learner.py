@@ -122,9 +122,10 @@ class Learner:
     weights are published into ``shared`` (a file mapped into memory, when the trainer is in another
     process) after every request with gradient steps."""
 
-    def __init__(self, cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor], shared: str | None = None):
+    def __init__(self, cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor], device: torch.device,
+                 shared: str | None = None):
         t = cfg.trainer
-        self.cfg, self.device = cfg, training_device(cfg)
+        self.cfg, self.device = cfg, device
         with torch.random.fork_rng(devices=[]):  # the caller's torch random numbers stay its own
             self.q = QNetwork.from_dims(cfg.model, dims).to(self.device)
             self.q_target = QNetwork.from_dims(cfg.model, dims).to(self.device)
@@ -251,7 +252,7 @@ class LearnerProcess(ChildProcess):
 
     role = "the learner process"
 
-    def __init__(self, cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor]):
+    def __init__(self, cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor], device: torch.device):
         length = WeightSlots.length(flat_size(weights))
         folder = "/dev/shm" if os.path.isdir("/dev/shm") else None  # memory, not disk, where there is one
         fd, path = tempfile.mkstemp(prefix="retro-gamer-weights-", dir=folder)
@@ -259,7 +260,7 @@ class LearnerProcess(ChildProcess):
         try:
             os.ftruncate(fd, 4 * length)
             self.published = WeightSlots(np.memmap(path, np.float32, "r+", shape=(length,)))
-            super().__init__("retro_gamer.learner", cfg, dims, weights, path)
+            super().__init__("retro_gamer.learner", cfg, dims, weights, device, path)
         finally:
             os.close(fd)
             os.unlink(path)  # both sides have it mapped; nothing is left behind whatever happens next
@@ -288,8 +289,10 @@ class LearnerProcess(ChildProcess):
         self._end()
 
 
-def open_learner(cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor], second_process: bool) -> LocalLearner | LearnerProcess:
-    return LearnerProcess(cfg, dims, weights) if second_process else LocalLearner(Learner(cfg, dims, weights))
+def open_learner(cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor], second_process: bool,
+                 device: torch.device) -> LocalLearner | LearnerProcess:
+    """The learner, on ``device`` (the trainer's: :func:`~retro_gamer.network.training_device`), here or in a second process."""
+    return LearnerProcess(cfg, dims, weights, device) if second_process else LocalLearner(Learner(cfg, dims, weights, device))
 
 
 def want_learner_process(cfg: RunConfig, games_elsewhere: bool, before: bool | None = None) -> tuple[bool, str]:

@@ -104,7 +104,7 @@ class NumpyMLP:
         return (x @ self.value[0] + self.value[1]) + advantage - advantage.mean(axis=1, keepdims=True)
 
 
-def training_device(cfg: RunConfig) -> torch.device:
+def training_device(cfg: RunConfig, learner_before: bool | None = None) -> torch.device:
     """The device ``trainer.device`` names; ``auto`` picks one for the model.
 
     ``auto`` means cuda, then mps, then cpu, except for an MLP wherever the CPU has a second core to learn on
@@ -113,11 +113,16 @@ def training_device(cfg: RunConfig) -> torch.device:
     with 16 cores, a minute each: snake_plain's MLP trained at 7,659 env steps/s on the CPU against 6,012 on the
     GPU (gems 5,718 against 3,743 over 30 s), while a CNN over nav's whole board trained at 5,124 on the GPU
     against 1,508 on the CPU.
+
+    ``learner_before``: where a resumed run learned (in a second process or not) when it started, which
+    :func:`~retro_gamer.learner.want_learner_process` keeps while ``trainer.learner_process`` is unset: its
+    device stays with it.
     """
     t = cfg.trainer
     if t.device != "auto":
         return torch.device(t.device)
-    learner_on_cpu = (os.cpu_count() or 1) >= 2 and t.learner_process is not False and t.game_process is not True
+    learner_process = t.learner_process if t.learner_process is not None else learner_before
+    learner_on_cpu = (os.cpu_count() or 1) >= 2 and learner_process is not False and t.game_process is not True
     if ModelKind(cfg.model.kind) is ModelKind.mlp and learner_on_cpu:
         return torch.device("cpu")
     if torch.cuda.is_available():

@@ -88,10 +88,11 @@ class DQNTrainer:
             torch.set_num_threads(t.threads)
         torch.manual_seed(t.seed)
         self.rng = np.random.default_rng(t.seed)
-        self.device = training_device(cfg)
+        learner_before = saved.get("learner_process", False) if saved else None  # runs from before it learned in-process
+        self.device = training_device(cfg, learner_before)
 
         second_process, games_note = want_second_process(cfg, self.run_dir, saved and saved.get("second_process"))
-        self.learner_elsewhere, learner_note = want_learner_process(cfg, second_process, saved and saved.get("learner_process", False))
+        self.learner_elsewhere, learner_note = want_learner_process(cfg, second_process, learner_before)
         self.games_note = f"{games_note}; {learner_note}"
         if (second_process or self.learner_elsewhere) and t.threads == 0:
             torch.set_num_threads(1)  # the other core plays the games, or learns
@@ -108,7 +109,7 @@ class DQNTrainer:
         what the run directory has to resume (``saved``: its ``resume.pt``, if any)."""
         t, dims = cfg.trainer, self.games.dims
         self.q = QNetwork.from_dims(cfg.model, dims)  # chooses actions; the learner's latest weights at each request
-        self.learner = open_learner(cfg, dims, self.q.state_dict(), self.learner_elsewhere)
+        self.learner = open_learner(cfg, dims, self.q.state_dict(), self.learner_elsewhere, self.device)
         self.q.to(self.device)
         self._numpy_q = NumpyMLP(self.q) if self.q.kind is ModelKind.mlp and self.device.type == "cpu" else None
         self._outbox = Outbox(dims["board_shape"], dims["extras_size"])  # transitions for the learner's next request

@@ -66,3 +66,17 @@ def test_auto_device_keeps_an_mlp_on_a_multicore_cpu(monkeypatch, kind, cores, t
     cfg = RunConfig(game=GameDescription(factory="f", actions=["a"], reward="r"), model=ModelConfig(kind=kind),
                     trainer=TrainerConfig(**trainer))
     assert training_device(cfg) == torch.device(expected)
+
+
+@pytest.mark.parametrize("setting,before,expected", [
+    (None, False, "cuda"),  # it started learning in this process (one core, or before the learner process): stays so
+    (None, True, "cpu"),
+    (None, None, "cpu"),  # a new run: decided afresh
+    (True, False, "cpu"),  # a setting wins over what the run did before
+])
+def test_a_resumed_run_keeps_the_device_of_where_it_learned(monkeypatch, setting, before, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    cfg = RunConfig(game=GameDescription(factory="f", actions=["a"], reward="r"), model=ModelConfig(kind=ModelKind.mlp),
+                    trainer=TrainerConfig(learner_process=setting))
+    assert training_device(cfg, before) == torch.device(expected)

@@ -19,6 +19,7 @@ Every choice yields to an explicit setting: a description's ``crop``/``board``/`
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -160,11 +161,11 @@ class StepCosts:
 
 
 def measure_step_costs(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, base_dir: Path | None,
-                       seconds: float = 0.3, threads: int | None = None) -> StepCosts:
+                       seconds: float = 0.3) -> StepCosts:
     """Time the game stepped with its observation for ``seconds`` (:func:`time_game_turn`), then an act and a
     learning step of ``model`` on it (:func:`time_network`)."""
     game_s, dims = time_game_turn(desc, trainer, base_dir, seconds)
-    return time_network(model, dims, trainer, game_s, threads)
+    return time_network(model, dims, trainer, game_s)
 
 
 def time_game_turn(desc: GameDescription, trainer: TrainerConfig, base_dir: Path | None,
@@ -257,15 +258,14 @@ def choose(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, *,
     choices.crop = crop
     choices.reasons.append("sees " + reason)
     seen = replace(desc, crop=crop) if crop is not None else desc
-    turn: list[tuple[float, dict[str, Any]]] = []  # the game, timed once (0.3 s) for every network timed on it
+    game_turn = functools.cache(lambda: time_game_turn(seen, trainer, base_dir))  # once (0.3 s) for every network
     measured: dict[tuple[str, int | None], StepCosts] = {}
 
     def costs(network: ModelConfig, threads: int | None = None) -> StepCosts:
-        if not turn:
-            turn.append(time_game_turn(seen, trainer, base_dir))
         key = (repr(network), threads)
         if key not in measured:
-            measured[key] = time_network(network, turn[0][1], trainer, turn[0][0], threads)
+            game_s, dims = game_turn()
+            measured[key] = time_network(network, dims, trainer, game_s, threads)
         return measured[key]
 
     if explicit_model:

@@ -28,6 +28,8 @@ from retro_gamer.faults import GameCodeError
 from retro_gamer.games import GameDescription, game_factory
 
 if TYPE_CHECKING:
+    import torch
+
     from retro_gamer.config import RunConfig
 
 
@@ -158,22 +160,21 @@ def open_games(desc: GameDescription, run_dir: Path, count: int, seed: int, seco
     return GameProcess(desc, run_dir, count, seed) if second_process else LocalGames(desc, run_dir, count, seed)
 
 
-def want_second_process(cfg: RunConfig, run_dir: Path, before: bool | None = None) -> tuple[bool, str]:
+def want_second_process(cfg: RunConfig, run_dir: Path, device: torch.device, before: bool | None = None) -> tuple[bool, str]:
     """Whether to play the games in a second process, and why. A second core goes to learning first
     (:func:`~retro_gamer.learner.want_learner_process`): that was faster for every shipped game, beast's
     250 agents included. Where learning stays here (a GPU, ``trainer.learner_process=false``), the games go
     when they take a large part of each training step (beast: about 60 %); not when learning dominates
-    (nav, snake), since this process then learns on one core instead of two. ``before``: see
+    (nav, snake), since this process then learns on one core instead of two. ``device``: the trainer's
+    (:func:`~retro_gamer.network.training_device`, which knows where a resumed run learned); ``before``: see
     :func:`~retro_gamer.child_process.settled_choice`."""
-    from retro_gamer.network import training_device
-
     where = {True: "games in a second process", False: "games in this process"}
     settled = settled_choice("trainer.game_process", cfg.trainer.game_process, before, where)
     if settled is not None:
         return settled
     if (os.cpu_count() or 1) < 2:
         return False, "one CPU core"
-    if cfg.trainer.learner_process is not False and training_device(cfg).type == "cpu":
+    if cfg.trainer.learner_process is not False and device.type == "cpu":
         return False, f"{where[False]}: the second core learns"
     from retro_gamer.autoconfig import measure_step_costs, rules
 

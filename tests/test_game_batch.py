@@ -4,6 +4,7 @@ and the automatic choice follows how much of a training step the games take."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -133,9 +134,14 @@ def test_a_rule_broken_in_the_second_process_is_named(tmp_path: Path, monkeypatc
 
 
 def test_slow_games_go_to_a_second_process_and_a_resumed_run_keeps_the_choice(tmp_path: Path, monkeypatch, capsys):
-    snake_choice, why = want_second_process(prepare_run(snake("trainer.game_process=null"), tmp_path / "snake", "snake"),
-                                            tmp_path / "snake")
+    snake_cfg = prepare_run(snake("trainer.game_process=null"), tmp_path / "snake", "snake")
+    snake_choice, why = want_second_process(snake_cfg, tmp_path / "snake", torch.device("cpu"))
     assert not snake_choice and why.startswith("games in this process: they take")
+    # learner_process unset: the second core learns where the trainer's device is the CPU; where it is a GPU (a run
+    # resumed that learned there in this process), the games' share decides
+    unset = dataclasses.replace(snake_cfg, trainer=dataclasses.replace(snake_cfg.trainer, learner_process=None))
+    assert want_second_process(unset, tmp_path / "snake", torch.device("cpu")) == (False, "games in this process: the second core learns")
+    assert want_second_process(unset, tmp_path / "snake", torch.device("cuda"))[1].startswith("games in this process: they take")
     write_game(tmp_path, "slow", SLOW_GAME)
     monkeypatch.chdir(tmp_path)
     assert run_cli(capsys, "create", "--game", "slow.py", "--output", "run", *QUICK, "trainer.game_process=null")[0] == 0

@@ -55,11 +55,11 @@ def test_a_learner_process_trains_exactly_as_one_process(tmp_path: Path):
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="the default needs a second core to learn on")
 def test_a_cpu_with_two_cores_learns_in_a_second_process_and_a_resumed_run_keeps_the_choice(tmp_path: Path):
-    auto = snake("trainer.learner_process=null")
-    assert want_learner_process(auto, games_elsewhere=False) == (True, "learning in a second process on the second core, while this one plays")
-    assert want_learner_process(auto, games_elsewhere=True)[1] == "learning in this process: the games' process has the second core"
-    assert want_learner_process(snake("trainer.learner_process=null", "trainer.device=meta"), games_elsewhere=False)[0] is False
-    assert want_learner_process(auto, False, before=False)[1] == "learning in this process, as when this run started"
+    auto, cpu = snake("trainer.learner_process=null"), torch.device("cpu")
+    assert want_learner_process(auto, False, cpu) == (True, "learning in a second process on the second core, while this one plays")
+    assert want_learner_process(auto, True, cpu)[1] == "learning in this process: the games' process has the second core"
+    assert want_learner_process(auto, False, torch.device("meta")) == (False, "learning in this process: it has the meta device")
+    assert want_learner_process(auto, False, cpu, before=False)[1] == "learning in this process, as when this run started"
 
     run = tmp_path / "run"
     cfg = prepare_run(snake("trainer.episodes=2", "trainer.learner_process=null", "trainer.game_process=null"), run, "snake")

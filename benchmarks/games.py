@@ -10,7 +10,8 @@ gives every row). A row: the observation and network chosen, training env steps/
 of the game's own ``game.step()`` speed, timed alone on one core with random keys and no view, before
 training and again at each row, since a machine's speed drifts: the mean of those timings), and the
 greedy mean return of the trained policy against a random policy's (``eval --epsilon 1``) over the
-same ``--episodes`` games. chase_enemy adds how often it catches a random player.
+same ``--episodes`` games, then their mean game lengths (beast's return counts only kills and a death, so
+its length shows how much longer the trained player survives). chase_enemy adds how often it catches a random player.
 Tracking is off; run directories go under ``--out`` (default: a temporary folder).
 """
 
@@ -78,7 +79,7 @@ def bench_game(name: str, minutes: list[float], episodes: int, out: Path, extra:
     factory, keys = game_factory(cfg.game, run_dir), [*cfg.game.actions, None]
     raws = [raw_rate(factory, keys, RAW_TURNS, view=False)]
     print(f"# {name}: {why}; its game.step() alone: {raws[0]:,.0f} turns/s (one core, random keys)", flush=True)
-    done, random_return = 0.0, None
+    done, random_play = 0.0, None
     for mark in sorted(minutes):
         session = replace(cfg, trainer=replace(cfg.trainer, time_limit=mark - done))
         write_config(session, run_dir)
@@ -87,8 +88,8 @@ def bench_game(name: str, minutes: list[float], episodes: int, out: Path, extra:
         done = mark
         start = time.perf_counter()
         trained = evaluate_run(run_dir, episodes, 0.0)
-        if random_return is None:
-            random_return = evaluate_run(run_dir, episodes, 1.0)["mean_return"]
+        if random_play is None:
+            random_play = evaluate_run(run_dir, episodes, 1.0)
         extra_text = ""
         if cfg.game.reward != "score" and "score" in trained["final_state"]:  # snake: reward is shaped, score counts apples
             extra_text = f"  score {trained['final_state']['score']:.0f}"
@@ -101,7 +102,8 @@ def bench_game(name: str, minutes: list[float], episodes: int, out: Path, extra:
         raws.append(raw_rate(factory, keys, RAW_TURNS, view=False))
         share = speed / (sum(raws) / len(raws))
         print(f"{name:<13} {observation_text(cfg):<32} {mark:>5g} min {speed:>8,.0f}/s {share:>4.0%} of raw "
-              f"{trained['mean_return']:>9.2f} vs {random_return:>8.2f}  (eval {time.perf_counter() - start:.0f}s){extra_text}",
+              f"{trained['mean_return']:>9.2f} vs {random_play['mean_return']:>8.2f} "
+              f"{trained['mean_length']:>7,.0f} vs {random_play['mean_length']:>6,.0f}  (eval {time.perf_counter() - start:.0f}s){extra_text}",
               flush=True)
 
 
@@ -116,7 +118,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         print(f"{'game':<13} {'observation, network':<32} {'trained':>9} {'env steps':>10} {'':>11} "
-              f"{'greedy mean return vs random':>30}", flush=True)
+              f"{'greedy mean return vs random':>30} {'and turns':>16}", flush=True)
         for name in args.games:
             bench_game(name, args.minutes, args.episodes, out, args.overrides)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,5 @@ def test_games_prints_what_was_chosen_and_a_row_per_time(tmp_path: Path):
                 *overrides, cwd=tmp_path)
     assert "# chase_enemy: sees a 7x7 window around 'enemy'" in out
     assert out.count("chase_enemy   7x7 window, mlp[32]") == 2 and "catches a random player" in out
+    # each row: greedy mean return vs random, then their mean game lengths
+    assert len(re.findall(r"-?\d+\.\d\d vs +-?\d+\.\d\d +[\d,]+ vs +[\d,]+  \(eval", out)) == 2, out

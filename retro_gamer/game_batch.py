@@ -160,21 +160,24 @@ def open_games(desc: GameDescription, run_dir: Path, count: int, seed: int, seco
     return GameProcess(desc, run_dir, count, seed) if second_process else LocalGames(desc, run_dir, count, seed)
 
 
-def want_second_process(cfg: RunConfig, run_dir: Path, device: torch.device, before: bool | None = None) -> tuple[bool, str]:
+def want_second_process(cfg: RunConfig, run_dir: Path, device: torch.device, before: bool | None = None,
+                        learner_before: bool | None = None) -> tuple[bool, str]:
     """Whether to play the games in a second process, and why. A second core goes to learning first
     (:func:`~retro_gamer.learner.want_learner_process`): that was faster for every shipped game, beast's
     250 agents included. Where learning stays here (a GPU, ``trainer.learner_process=false``), the games go
     when they take a large part of each training step (beast: about 60 %); not when learning dominates
     (nav, snake), since this process then learns on one core instead of two. ``device``: the trainer's
-    (:func:`~retro_gamer.network.training_device`, which knows where a resumed run learned); ``before``: see
-    :func:`~retro_gamer.child_process.settled_choice`."""
+    (:func:`~retro_gamer.network.training_device`); ``before`` and ``learner_before``: what a resumed run chose for
+    the games and for learning when it started (see :func:`~retro_gamer.child_process.settled_choice`)."""
     where = {True: "games in a second process", False: "games in this process"}
     settled = settled_choice("trainer.game_process", cfg.trainer.game_process, before, where)
     if settled is not None:
         return settled
     if (os.cpu_count() or 1) < 2:
         return False, "one CPU core"
-    if cfg.trainer.learner_process is not False and device.type == "cpu":
+    from retro_gamer.learner import want_learner_process  # imports torch, which the games' process never needs
+
+    if want_learner_process(cfg, False, device, learner_before)[0]:  # its rule, with the second core still free
         return False, f"{where[False]}: the second core learns"
     from retro_gamer.autoconfig import measure_step_costs, rules
 

@@ -91,7 +91,8 @@ class DQNTrainer:
         learner_before = saved.get("learner_process", False) if saved else None  # runs from before it learned in-process
         self.device = training_device(cfg, learner_before)
 
-        second_process, games_note = want_second_process(cfg, self.run_dir, self.device, saved and saved.get("second_process"))
+        second_process, games_note = want_second_process(cfg, self.run_dir, self.device, saved and saved.get("second_process"),
+                                                        learner_before)
         self.learner_elsewhere, learner_note = want_learner_process(cfg, second_process, self.device, learner_before)
         self.games_note = f"{games_note}; {learner_note}"
         if (second_process or self.learner_elsewhere) and t.threads == 0:

@@ -137,11 +137,16 @@ def test_slow_games_go_to_a_second_process_and_a_resumed_run_keeps_the_choice(tm
     snake_cfg = prepare_run(snake("trainer.game_process=null"), tmp_path / "snake", "snake")
     snake_choice, why = want_second_process(snake_cfg, tmp_path / "snake", torch.device("cpu"))
     assert not snake_choice and why.startswith("games in this process: they take")
-    # learner_process unset: the second core learns where the trainer's device is the CPU; where it is a GPU (a run
-    # resumed that learned there in this process), the games' share decides
+    # learner_process unset: the second core learns where the trainer's device is the CPU; where it is a GPU, or a
+    # resumed run learned in this process when it started, the games' share decides
     unset = dataclasses.replace(snake_cfg, trainer=dataclasses.replace(snake_cfg.trainer, learner_process=None))
     assert want_second_process(unset, tmp_path / "snake", torch.device("cpu")) == (False, "games in this process: the second core learns")
     assert want_second_process(unset, tmp_path / "snake", torch.device("cuda"))[1].startswith("games in this process: they take")
+    assert want_second_process(unset, tmp_path / "snake", torch.device("cpu"), learner_before=False)[1].startswith(
+        "games in this process: they take")
+    # trainer.learner_process=true gives the second core to learning, on any device
+    learning = dataclasses.replace(snake_cfg, trainer=dataclasses.replace(snake_cfg.trainer, learner_process=True))
+    assert want_second_process(learning, tmp_path / "snake", torch.device("cuda")) == (False, "games in this process: the second core learns")
     write_game(tmp_path, "slow", SLOW_GAME)
     monkeypatch.chdir(tmp_path)
     assert run_cli(capsys, "create", "--game", "slow.py", "--output", "run", *QUICK, "trainer.game_process=null")[0] == 0

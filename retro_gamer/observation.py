@@ -88,17 +88,21 @@ class IndexView(HeadlessView):
     """A retro ``HeadlessView`` that renders into a numpy grid of character indices.
 
     Games call ``render`` after every step; ``board_characters`` is still available (built on
-    demand) for code that expects the stock view.
+    demand) for code that expects the stock view. With a ``crop`` only its window is drawn (the rest
+    of the grid stays blank): an egocentric observation reads nothing else, and beast's 15x15 window
+    holds about a quarter of its 250 agents, so drawing just the window takes about a third of the time.
     """
 
-    def __init__(self, character_set: list[str], board_size: tuple[int, int], pad: int = 0):
+    def __init__(self, character_set: list[str], board_size: tuple[int, int], crop: Crop | None = None):
         self.index = {c: i + 1 for i, c in enumerate(character_set)}
         self.characters = [" "] + list(character_set)
         self.off_board = len(character_set) + 1
         width, height = board_size
-        self.pad = pad
+        self.crop = crop
+        pad = crop.radius if crop else 0
         self.padded = np.full((height + 2 * pad, width + 2 * pad), self.off_board, dtype=np.uint8)
         self.grid = self.padded[pad : pad + height, pad : pad + width]
+        self.center = (width // 2, height // 2)  # the window's centre: its agent where last seen (the board's at first)
         # drawn into a flat bytearray (a Python store per cell is ~5x cheaper than numpy's), copied in once
         self._cells = bytearray(width * height)
         self._blank = bytes(width * height)
@@ -115,20 +119,39 @@ class IndexView(HeadlessView):
         if positions is None:
             self.redraw(game)
         else:
-            self._draw(positions.items())
+            self._draw(positions.items(), self._bounds(game))
 
     def redraw(self, game: Any) -> None:
         """Drawn from the agents themselves: right whatever happened since the last turn."""
-        self._draw(top_agents(game).items())
+        self._draw(top_agents(game).items(), self._bounds(game))
 
-    def _draw(self, occupied: Iterable[tuple[tuple[int, int], Any]]) -> None:
-        """Each cell shows its agent: the one given, or of a list of them (retro's map) the highest ``z``, the first
-        added on a tie, as retro's views draw."""
-        cells, index = self._cells, self.index
+    def window(self) -> np.ndarray:
+        """The crop's window (a view into the grid, off-board cells marked) around :attr:`center`."""
+        x, y = self.center
+        side = 2 * self.crop.radius + 1
+        return self.padded[y : y + side, x : x + side]
+
+    def _bounds(self, game: Any) -> tuple[int, int, int, int]:
+        """The cells to draw, ``(x0, y0, x1, y1)`` with the ends excluded: the board, or the crop's window
+        on it around its agent (where it last was, when the game has none of that name now)."""
         height, width = self.grid.shape
+        if self.crop is None:
+            return 0, 0, width, height
+        agent = game.agents_by_name.get(self.crop.agent)
+        if agent is not None:
+            self.center = agent.position
+        (x, y), r = self.center, self.crop.radius
+        return max(0, x - r), max(0, y - r), min(width, x + r + 1), min(height, y + r + 1)
+
+    def _draw(self, occupied: Iterable[tuple[tuple[int, int], Any]], bounds: tuple[int, int, int, int]) -> None:
+        """Each cell within ``bounds`` shows its agent: the one given, or of a list of them (retro's map) the
+        highest ``z``, the first added on a tie, as retro's views draw."""
+        cells, index = self._cells, self.index
+        width = self.grid.shape[1]
+        x0, y0, x1, y1 = bounds
         cells[:] = self._blank
         for (x, y), here in occupied:
-            if 0 <= x < width and 0 <= y < height:
+            if x0 <= x < x1 and y0 <= y < y1:
                 agent = here if type(here) is not list else here[0] if len(here) == 1 else max(here, key=_z)
                 char = agent.character
                 code = index.get(char) if type(char) is str else None
@@ -185,9 +208,8 @@ class ObservationEncoder:
         self.board_shape = shape
         # classes the network one-hot encodes: blank, each character, and off-board for crops
         self.n_classes = len(self.character_set) + 1 + (1 if crop is not None else 0)
-        self.view = IndexView(self.character_set, board_size, pad=crop.radius if crop else 0)
+        self.view = IndexView(self.character_set, board_size, crop)
         self._board = np.zeros(shape, dtype=np.uint8)
-        self._center = (width // 2, height // 2)
         self.extras_size = len(self.observe_state)
         self._extras = np.zeros(self.extras_size, dtype=np.float32)
 
@@ -207,15 +229,7 @@ class ObservationEncoder:
         if self.use_board:
             if not rendered:
                 self.view.redraw(game)
-            if self.crop is None:
-                self._board[:] = self.view.grid
-            else:
-                agent = game.agents_by_name.get(self.crop.agent)
-                if agent is not None:
-                    self._center = agent.position
-                x, y = self._center
-                side = 2 * self.crop.radius + 1
-                self._board[:] = self.view.padded[y : y + side, x : x + side]
+            self._board[:] = self.view.grid if self.crop is None else self.view.window()
         state = game.state
         extras = self._extras
         for i, key in enumerate(self.observe_state):

@@ -12,7 +12,7 @@ from retro.views import HeadlessView
 
 from retro_gamer.env import GameEnvironment, discover_characters
 from retro_gamer.observation import IndexView, turn_map
-from retro_gamer.games import load_factory, parse_description
+from retro_gamer.games import Crop, load_factory, parse_description
 from retro_gamer.run import resolve_game
 
 SNAKE = {"factory": "retro.examples.snake:create_game", "actions": ["KEY_RIGHT", "KEY_UP", "KEY_LEFT", "KEY_DOWN"],
@@ -130,3 +130,33 @@ def test_retros_map_of_the_turn_draws_what_the_agents_show(factory: str):
             drawn = view.grid.copy()
             view.redraw(game)
             assert (drawn == view.grid).all(), f"turn {game.turn_number}"
+
+
+@pytest.mark.parametrize(("factory", "agent"), [("retro.examples.beast:create_game", "player"),
+                                                ("retro.examples.snake:create_game", "Snake head")])
+def test_a_cropped_view_draws_its_window_as_the_whole_board_shows_it(factory: str, agent: str):
+    """With a crop the view draws only the window (beast's holds about a quarter of its agents); cell for cell
+    that window is the whole board's drawing cut around the agent, edges, deaths and restarts included."""
+    random.seed(3)
+    game_factory = load_factory(factory)
+    characters = sorted(set(discover_characters(game_factory, ["KEY_RIGHT", "KEY_UP", "KEY_LEFT", "KEY_DOWN"], 300, 0)))
+    crop = Crop(agent=agent, radius=4)
+    keys, turns, outside = ProgrammaticInput(), 0, 0
+    while turns < 600:
+        game = game_factory()
+        cropped, whole = IndexView(characters, game.board_size, crop), IndexView(characters, game.board_size, None)
+        game.input_source, game.view = keys, cropped
+        game.start()
+        while turns < 600:
+            whole.redraw(game)
+            x, y = cropped.center
+            side = 2 * crop.radius + 1
+            padded = np.pad(whole.grid, crop.radius, constant_values=whole.off_board)
+            assert (cropped.window() == padded[y : y + side, x : x + side]).all(), f"turn {game.turn_number}"
+            outside += int(whole.grid.astype(bool).sum() > cropped.grid.astype(bool).sum())
+            if not game.playing:
+                break
+            keys.press(random.choice(["KEY_RIGHT", "KEY_UP", "KEY_LEFT", "KEY_DOWN", None]))
+            game.step()
+            turns += 1
+    assert outside > 0  # agents outside the window were left out of the drawing

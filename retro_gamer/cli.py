@@ -110,16 +110,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     policy = TrainedPolicy(args.run_dir, checkpoint=args.checkpoint, tracking_uri=args.tracking_uri)
     result = evaluate(policy.config, policy.network, episodes=args.episodes, epsilon=args.epsilon,
-                      seed=args.seed, base_dir=policy.run_dir)
+                      seed=args.seed, base_dir=policy.run_dir, baseline=args.baseline)
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"{policy.checkpoint_path.stem}: {result['episodes']} episodes, epsilon {args.epsilon}")
-    print(f"  return  {result['mean_return']:.2f} ± {result['std_return']:.2f}")
-    print(f"  length  {result['mean_length']:.1f} turns")
-    for key, value in result["final_state"].items():
-        print(f"  final {key} (mean)  {value:.3f}")
+    print(f"{policy.checkpoint_path.stem}: {result['episodes']} episodes, seed {args.seed}")
+    print("\n".join(_eval_table(result, result.get("random_play"), args.epsilon)))
     return 0
+
+
+def _eval_table(agent: dict, rand: dict | None, epsilon: float) -> list[str]:
+    """The agent's figures beside random play's (when played), then how far apart the mean returns are in standard
+    errors: "did it learn?" is answered by that distance, not by a return on its own."""
+    played = [agent, rand] if rand else [agent]
+    rows = [("", f"agent (epsilon {epsilon:g})", *(["random play"] if rand else [])),
+            ("return", *(f"{r['mean_return']:.2f} ± {r['std_return']:.2f}" for r in played)),
+            ("length", *(f"{r['mean_length']:.1f} turns" for r in played))]
+    rows += [(f"final {key} (mean)", *(f"{r['final_state'].get(key, float('nan')):.3f}" for r in played))
+             for key in agent["final_state"]]
+    rows += [(f"key {key}", *(f"{r['key_shares'][key]:.0%} of turns" for r in played)) for key in agent["key_shares"]]
+    width = [max(len(row[i]) for row in rows) for i in range(len(played))]
+    lines = ["  " + "  ".join(f"{cell:<{w}}" for cell, w in zip(row, width)) + f"  {row[-1]}".rstrip() for row in rows]
+    if rand:
+        gap = agent["mean_return"] - rand["mean_return"]
+        error = (agent["std_return"] ** 2 / agent["episodes"] + rand["std_return"] ** 2 / rand["episodes"]) ** 0.5
+        apart = f"{abs(gap) / error:.1f} standard errors; below 2 the gap may be chance" if error else "neither varies"
+        verdict = f"{abs(gap):.2f} {'above' if gap > 0 else 'below'}" if gap else "level with"
+        lines.append(f"  The agent's mean return is {verdict} random play's ({apart}).")
+    return lines
 
 
 def cmd_play(args: argparse.Namespace) -> int:
@@ -301,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("run_dir", metavar="DIR")
     train.add_argument("--episodes", type=int, help="train until this many episodes in total")
 
-    ev = add("eval", cmd_eval, "play episodes headless and report returns and final game.state values",
+    ev = add("eval", cmd_eval, "play episodes headless and report returns, final game.state values and keys pressed, "
+             "beside random play's",
              "retro-gamer eval runs/snake --episodes 50 --json")
     ev.add_argument("run_dir", metavar="DIR")
     ev.add_argument("--checkpoint", "-c", help="ep_0500, ep_0500.pt or a path (default: latest)")
@@ -309,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--epsilon", type=_number(0, 1, whole=False), default=0.0, help="probability of a random key each turn")
     ev.add_argument("--seed", type=_number(0, 2**32 - 1), default=12345)
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--no-baseline", dest="baseline", action="store_false",
+                    help="skip the random-play games played beside the agent's (same episodes and seed, epsilon 1)")
     tracked(ev)
 
     play = add("play", cmd_play, "watch the agent play in this terminal (Escape or q quits)",

@@ -98,7 +98,7 @@ def test_create_train_eval_info_plot_clean_on_snake(tmp_path: Path):
         assert json.loads((tmp_path / "runs/snake/metrics.json").read_text())["episodes"] == 10
         first, again = (e.result() for e in evals)
     result = json.loads(ok(first))
-    assert set(result) == {"episodes", "mean_return", "std_return", "mean_length", "final_state"}
+    assert set(result) == {"episodes", "mean_return", "std_return", "mean_length", "final_state", "key_shares", "random_play"}
     assert result["episodes"] == 3 and "score" in result["final_state"]
     assert json.loads(ok(again)) == result  # same seed, same episodes
 
@@ -230,7 +230,7 @@ def test_a_tracked_policy_is_evaluated_promoted_and_replayed_by_uri(tmp_path: Pa
     model = log_policy_model(client, run.info.run_id, trained_snake, trained_snake / "checkpoints" / "ep_0006.pt")
     register_policy(client, model, "snake-policy")
     local = TrainedPolicy(trained_snake)
-    by_dir = evaluate(local.config, local.network, episodes=3, seed=12345, base_dir=local.run_dir)
+    by_dir = evaluate(local.config, local.network, episodes=3, seed=12345, base_dir=local.run_dir, baseline=True)
     # each command imports torch and MLflow (~8 s); the three that do not depend on each other run side by side
     by_uri, promoted, missing = cli_at_once(
         ("eval", "models:/snake-policy/1", "-n", "3", "--json", "--tracking-uri", uri),

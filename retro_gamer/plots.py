@@ -4,22 +4,50 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from retro_gamer import checkpoint
 from retro_gamer.config import read_config
 from retro_gamer.errors import RetroGamerError
 from retro_gamer.files import atomic_write_bytes, check_output_file
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 CURVE_FILE = "learning_curve.png"
+
+
+def moving_average(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The episode numbers, means and window of a trailing moving average over up to 100 episodes (a tenth of
+    the run, so a short run still shows a trend): single episodes vary too much to read a trend from."""
+    window = max(1, min(100, len(values) // 10))
+    return np.arange(window, len(values) + 1), np.convolve(values, np.ones(window) / window, mode="valid"), window
+
+
+def draw_learning_curve(returns: np.ndarray, lengths: np.ndarray, title: str) -> Figure:
+    """Returns on top, lengths below: each episode's value faint and thin, its moving average drawn over it.
+
+    A bare Figure, not pyplot's: it needs no display or backend choice, and nothing keeps it once dropped."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 6))
+    axes = fig.subplots(2, 1, sharex=True)
+    for ax, values, label, unit in ((axes[0], returns, "episode return", "return"),
+                                    (axes[1], lengths, "episode length", "episode length (turns)")):
+        ax.plot(np.arange(1, len(values) + 1), values, alpha=0.25, linewidth=0.6, label=label)
+        x, mean, window = moving_average(values)
+        ax.plot(x, mean, linewidth=1.5, label=f"mean of {window}")
+        ax.set_ylabel(unit)
+        ax.legend()
+    axes[1].set_xlabel("episode")
+    fig.suptitle(title)
+    return fig
 
 
 def plot_learning_curve(run_dir: Path, output: Path | None = None) -> Path:
     """Draw the run's episode history (kept in ``resume.pt``) to ``output`` (default ``run_dir/learning_curve.png``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: works with no display
-    import matplotlib.pyplot as plt
-    import numpy as np
     from matplotlib.backend_bases import FigureCanvasBase
 
     run_dir = Path(run_dir)
@@ -31,20 +59,8 @@ def plot_learning_curve(run_dir: Path, output: Path | None = None) -> Path:
         raise RetroGamerError(f"{run_dir} has no training history yet ({resume.name} is missing): train first.")
     state = checkpoint.load(resume)
     returns = state["returns"].numpy()
-    lengths = state["lengths"].numpy()
-    window = max(1, min(100, len(returns) // 10))
-    smooth = np.convolve(returns, np.ones(window) / window, mode="valid")
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    top.plot(np.arange(1, len(returns) + 1), returns, alpha=0.25, label="episode return")
-    top.plot(np.arange(window, len(returns) + 1), smooth, label=f"mean of {window}")
-    top.set_ylabel("return")
-    top.legend()
-    bottom.plot(np.arange(1, len(lengths) + 1), lengths, alpha=0.5)
-    bottom.set_ylabel("episode length (turns)")
-    bottom.set_xlabel("episode")
-    fig.suptitle(f"{run_dir}: {len(returns)} episodes")
+    fig = draw_learning_curve(returns, state["lengths"].numpy(), f"{run_dir}: {len(returns)} episodes")
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=100, format=output.suffix[1:].lower())
-    plt.close(fig)
     atomic_write_bytes(output, buffer.getvalue())  # never a half-drawn file
     return output

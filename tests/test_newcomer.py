@@ -50,3 +50,18 @@ def test_eval_reports_random_play_beside_the_agent_and_the_keys_it_pressed(capsy
 
     code, out, _ = run_cli(capsys, "eval", str(trained_snake), "-n", "2", "--json", "--no-baseline")
     assert code == 0 and "random_play" not in json.loads(out) and "key_shares" in json.loads(out)
+
+
+# --- plot: the length panel is smoothed as the return panel is ----------------------------------------------------
+def test_both_panels_draw_a_moving_average_over_faint_episodes():
+    from retro_gamer.plots import draw_learning_curve, moving_average
+
+    lengths = np.arange(200, dtype=float) % 7
+    fig = draw_learning_curve(np.zeros(200), lengths, "test")
+    returns_panel, lengths_panel = fig.axes
+    for panel in (returns_panel, lengths_panel):
+        raw, mean = panel.get_lines()
+        assert mean.get_label() == "mean of 20" and raw.get_alpha() < 1 and raw.get_linewidth() < mean.get_linewidth()
+    x, means, window = moving_average(lengths)
+    assert window == 20 and x[0] == 20 and means[0] == pytest.approx(lengths[:20].mean())
+    assert np.allclose(lengths_panel.get_lines()[1].get_ydata(), means)

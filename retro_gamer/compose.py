@@ -8,6 +8,7 @@ case the description comes from that project's ``[tool.retro-gamer]`` table.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
@@ -28,7 +29,8 @@ _SCHEMAS = {"trainer": TrainerConfig, "model": ModelConfig, "tracking": Tracking
 
 
 def typo_hints(overrides: list[str]) -> list[str]:
-    """For ``trainer.lrr=1``-style typos: the nearest real key, which Hydra's own message lacks."""
+    """For ``trainer.lrr=1``-style typos: the nearest real key, and for ``model=mpl``-style ones the nearest
+    option of the config group; Hydra's own messages list what exists but do not say which one was meant."""
     hints = []
     for item in overrides:
         key = item.split("=", 1)[0].lstrip("+~")
@@ -38,18 +40,87 @@ def typo_hints(overrides: list[str]) -> list[str]:
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
             guess = f" Did you mean '{section}.{close[0]}'?" if close else ""
             hints.append(f"'{key}' is not a setting.{guess} {section} keys: {', '.join(known)}.")
+        elif not name and "=" in item:
+            hints += _group_option_hints(key, *item.split("=", 1))
     return hints
+
+
+def _group_option_hints(group: str, written: str, value: str) -> list[str]:
+    """``model=mpl``: each value (a multirun sweep lists several) that names no file ``conf/GROUP/VALUE.yaml``."""
+    folder = config_dir() / group
+    if not folder.is_dir() or not value:
+        return []
+    options = sorted(p.stem for p in folder.glob("*.yaml"))
+    plus = "+" if group == "game" else ""  # conf/config.yaml chooses no game, so choosing one appends to the defaults
+    hints = []
+    for choice in value.split(","):
+        if choice not in options:
+            close = difflib.get_close_matches(choice, options, n=1, cutoff=0.5)
+            guess = f" Did you mean '{plus}{group}={close[0]}'?" if close else ""
+            hints.append(f"'{written}={choice}': there is no {group} option '{choice}'.{guess} "
+                         f"{group} options: {', '.join(options)}.")
+    return hints
+
+
+# No setting takes a number this long, and Python refuses to turn more than sys.get_int_max_str_digits()
+# digits into an int, which Hydra's parser does without asking.
+_MAX_DIGITS = 100
+_NUMBER = re.compile(r"[+-]?[\d_]*\.?[\d_]*(e[+-]?\d+)?", re.IGNORECASE)
+
+
+def number_problems(overrides: list[str]) -> list[str]:
+    """Overrides holding an absurdly long number (``trainer.lr=1000…0``): each one's key and what it allows.
+
+    Checked before Hydra parses the command line, which would otherwise end in a traceback."""
+    problems = []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        key = key.lstrip("+~")
+        for part in re.split(r"[\[\](),\s]+", value):
+            digits = sum(c.isdigit() for c in part)
+            if digits > _MAX_DIGITS and _NUMBER.fullmatch(part):
+                shown = f"{part[:6]}…{part[-3:]}"
+                problems.append(f"{key}={shown} is a number of {digits:,} digits; {key} must be {_allowed(key)}.")
+    return problems
+
+
+def _allowed(key: str) -> str:
+    """What a setting's metadata allows, in words; a key without a stated range gets the digit limit."""
+    section, _, name = key.partition(".")
+    for f in fields(_SCHEMAS[section]) if section in _SCHEMAS else ():
+        if f.name == name and "allowed" in f.metadata:
+            return f.metadata["allowed"][0]
+    return f"a number of at most {_MAX_DIGITS} digits"
+
+
+def _one_value_each(message: str, overrides: list[str]) -> str:
+    """Hydra's answer to ``trainer.time_limit=1,5`` advises ``--multirun``, which a single composition (``retro-gamer
+    create``) does not have: say that a comma makes a list, and suggest the decimal point it probably meant."""
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if f"'{item}'" in message:
+            decimal = re.fullmatch(r"([+-]?\d+),(\d+)", value)
+            point = f" For the number, write {key}={decimal[1]}.{decimal[2]} (a decimal point, not a comma)." if decimal else ""
+            return (f"{item}: this command takes one value per key, and {value} is a list of values (a comma separates "
+                    f"values; sweeping over several needs `python -m retro_gamer.train --multirun`).{point} "
+                    f"For a list, write {key}=[{value}]; for text, quote it: {key}='{value}'.")
+    return message
 
 
 def compose_app(overrides: list[str]) -> DictConfig:
     """Compose ``conf/`` with Hydra's compose API; a bad override is a one-paragraph error."""
+    problems = number_problems(overrides)
+    if problems:
+        raise ConfigError("command line", problems)
     register_configs()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             return compose(config_name="config", overrides=overrides)
     except (HydraException, OmegaConfBaseException) as err:
         hints = typo_hints(overrides)
-        message = str(err).split("\nTo append")[0] if hints else str(err)
+        message = str(err).split("\n")[0] if hints else str(err)
+        if "Ambiguous value for argument" in message:
+            message = _one_value_each(message, overrides)
         if err.__cause__ is not None:  # Hydra wraps the reason ("could not be converted to Integer")
             message += f": {str(err.__cause__).splitlines()[0]}"
         raise RetroGamerError("\n".join([f"Bad override: {message}".rstrip(), *hints])) from None
@@ -116,12 +187,17 @@ def apply_choices(cfg: RunConfig, *, explicit_crop: bool, explicit_model: bool, 
 
 
 def compose_run(game: str, overrides: list[str], base_dir: Path | None = None) -> tuple[RunConfig, str, str]:
-    """Returns the run config, where its game description came from, and why this observation and network."""
+    """Returns the run config, where its game description came from, and why this observation and network.
+
+    The source names the command line's ``game.*`` overrides too: a problem found in the description later
+    (a reward that is not a key of ``game.state``) may be the override's, not the file's."""
     explicit = _explicit(overrides)
+    given = [o.lstrip("+~") for o in overrides if _key(o).startswith("game.")]
+    on_top = f" with the command-line override{'s' * (len(given) > 1)} {' '.join(given)}" if given else ""
     if game in available_games():
         why: list[str] = []
         cfg = run_config_from_hydra(compose_app([f"+game={game}", *overrides]), game, overrides, why)
-        return cfg, f"conf/game/{game}.yaml", why[0]
+        return cfg, f"conf/game/{game}.yaml{on_top}", why[0]
     game_overrides = {}
     for item in overrides:
         key, _, value = item.partition("=")
@@ -131,11 +207,11 @@ def compose_run(game: str, overrides: list[str], base_dir: Path | None = None) -
     explicit_crop = desc.crop is not None or "crop" in game_overrides
     if game_overrides:
         data = {k: v for k, v in asdict(desc).items() if v is not None and k != "board_size"}
-        desc = parse_description({**data, **game_overrides}, f"{game} with overrides")
+        desc = parse_description({**data, **game_overrides}, "[tool.retro-gamer] of " + game + on_top)
     rest = [o for o in overrides if not o.split("=", 1)[0].startswith("game.")]
     app: AppConfig = OmegaConf.to_object(compose_app(rest))
     cfg = RunConfig(game=desc, model=app.model, trainer=app.trainer, tracking=app.tracking)
     cfg, why = apply_choices(cfg, explicit_crop=explicit_crop, explicit_model="model" in explicit,
                              explicit_decay="trainer.epsilon_decay_steps" in explicit, base_dir=base_dir,
-                             source="[tool.retro-gamer] of " + game)
-    return cfg, "[tool.retro-gamer] of " + game, why
+                             source="[tool.retro-gamer] of " + game + on_top)
+    return cfg, "[tool.retro-gamer] of " + game + on_top, why

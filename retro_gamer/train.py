@@ -18,7 +18,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from retro_gamer.compose import run_config_from_hydra, typo_hints
+from retro_gamer.compose import number_problems, run_config_from_hydra, typo_hints
 from retro_gamer.config import config_dir, register_configs
 from retro_gamer.errors import RetroGamerError, explain_failure
 from retro_gamer.files import describe_os_error
@@ -72,9 +72,11 @@ _FLAGS = ("-m", "--multirun")
 
 def cli() -> None:
     """Entry point. Hydra's parser rejects ``-m`` after an override (``+game=snake -m trainer.lr=1,2``);
-    users write it there, so move the flag to the front first."""
+    users write it there, so move the flag to the front first. Typos and absurdly long numbers are answered
+    before Hydra parses anything: its own answers lack the nearest name, or end in a traceback."""
     args = sys.argv[1:]
-    hints = typo_hints([a for a in args if "=" in a and not a.startswith("-")])
+    overrides = [a for a in args if "=" in a and not a.startswith("-")]
+    hints = typo_hints(overrides) + number_problems(overrides)
     if hints:
         print("error: " + "\n".join(hints), file=sys.stderr)
         sys.exit(2)

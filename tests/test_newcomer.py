@@ -65,3 +65,48 @@ def test_both_panels_draw_a_moving_average_over_faint_episodes():
     x, means, window = moving_average(lengths)
     assert window == 20 and x[0] == 20 and means[0] == pytest.approx(lengths[:20].mean())
     assert np.allclose(lengths_panel.get_lines()[1].get_ydata(), means)
+
+
+# --- errors -----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("override, meant", [
+    ("model=mpl", "Did you mean 'model=mlp'?"),
+    ("trainer=dq", "Did you mean 'trainer=dqn'?"),
+    ("tracking=defualt", "Did you mean 'tracking=default'?"),
+])
+def test_a_mistyped_group_option_names_the_nearest(override: str, meant: str):
+    with pytest.raises(RetroGamerError) as err:
+        compose_app(["+game=snake", override])
+    assert meant in str(err.value) and "Config search path" not in str(err.value)
+
+
+def test_a_mistyped_group_option_at_both_entry_points(capsys, tmp_path: Path, monkeypatch):
+    result = run_module(["-m", "retro_gamer.train", "+game=snak"], cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "Did you mean '+game=snake'?" in result.stderr and "snake_plain" in result.stderr
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "create", "--game", "snake", "--output", "run", "model=cnn_smal")
+    assert code == 2 and "Did you mean 'model=cnn_small'?" in err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_comma_at_create_is_a_list_not_a_sweep(capsys, tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "create", "--game", "snake", "--output", "run", "trainer.time_limit=1,5")
+    assert code == 2 and "add --multirun" not in err
+    assert "one value per key" in err and "trainer.time_limit=1.5" in err and "trainer.time_limit=[1,5]" in err
+
+
+def test_a_reward_given_on_the_command_line_is_blamed_on_the_command_line(capsys, user_game: Path, monkeypatch):
+    monkeypatch.chdir(user_game)
+    code, _, err = run_cli(capsys, "create", "--game", "my_game.py", "--output", "run", "game.reward=nosuchkey")
+    assert code == 2 and "reward 'nosuchkey'" in err
+    assert "command-line override game.reward=nosuchkey" in err
+
+
+def test_an_absurdly_long_number_is_a_clear_error_at_both_entry_points(capsys, tmp_path: Path, monkeypatch):
+    result = run_module(["-m", "retro_gamer.train", "+game=snake", f"trainer.lr={LONG_NUMBER}"], cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "trainer.lr" in result.stderr and "above 0 and at most 1" in result.stderr and LONG_NUMBER not in result.stderr
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "create", "--game", "snake", "--output", "run", f"model.hidden=[{LONG_NUMBER}]")
+    assert code == 2 and "model.hidden" in err and "5,001 digits" in err and "from 1 to 65,536" in err

@@ -35,13 +35,48 @@ class Window:
     env_steps: int
     steps_per_s: float
 
-    def line(self) -> str:
+    def line(self, warmup_share: float = 0.0) -> str:
+        """``warmup_share``: the part of this window's env steps played in warm-up, random play without
+        learning, which runs many times faster than training: the speed says so rather than pass for it."""
         loss = "-" if self.loss is None else f"{self.loss:.4g}"
+        warmup = ("" if warmup_share <= 0 else " (warm-up: random play, no learning yet)" if warmup_share >= 1
+                  else f" ({warmup_share:.0%} of them warm-up: random play, no learning)")
         return (
             f"episodes {self.first_episode}-{self.last_episode} | mean return {self.mean_return:.2f} | "
             f"mean length {self.mean_length:.1f} | epsilon {self.epsilon:.3f} | loss {loss} | "
-            f"{self.steps_per_s:,.0f} env steps/s"
+            f"{self.steps_per_s:,.0f} env steps/s{warmup}"
         )
+
+
+class WarmupShare:
+    """How much of each checkpoint window was warm-up (env steps below ``trainer.warmup_steps``, the same rule as
+    the epsilon schedule's), from the env steps at the previous checkpoint this session."""
+
+    def __init__(self) -> None:
+        self.since = 0
+
+    def start(self, trainer: DQNTrainer) -> None:
+        self.since = trainer.env_steps
+
+    def of(self, trainer: DQNTrainer, window: Window) -> float:
+        warmup = trainer.cfg.trainer.warmup_steps
+        share = max(0, min(window.env_steps, warmup) - self.since) / max(1, window.env_steps - self.since)
+        self.since = window.env_steps
+        return share
+
+
+def stop_rule(trainer: DQNTrainer) -> str:
+    """What will end this session, in words: the time limit and step budget as well as the episode count, since
+    whichever comes first stops the run and a bare "episode 0/20000" hides that a time limit will."""
+    t = trainer.cfg.trainer
+    limits = [f"{t.time_limit:g} min"] if t.time_limit is not None else []
+    steps = getattr(t, "total_env_steps", None)
+    if steps is not None:
+        limits.append(f"{steps:,} env steps")
+    limits.append(f"{t.episodes:,} episodes")
+    rule = limits[0] if len(limits) == 1 else f"{', '.join(limits[:-1])} or {limits[-1]}, whichever comes first"
+    now = f"episode {trainer.episode:,}" + (f", {trainer.env_steps:,} env steps" if steps is not None else "")
+    return f"until {rule} (now at {now})"
 
 
 class Callback:
@@ -63,12 +98,15 @@ class RunLog(Callback):
     def __init__(self, run_dir: Path):
         self.log_path = Path(run_dir) / LOG_FILE
         self.metrics_path = Path(run_dir) / METRICS_FILE
+        self._warmup = WarmupShare()
 
     def on_train_start(self, trainer: DQNTrainer) -> None:
-        self._append(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} training {trainer.resume_note or 'started'}")
+        self._warmup.start(trainer)
+        self._append(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} training {trainer.resume_note or 'started'} "
+                     f"{stop_rule(trainer)}")
 
     def on_checkpoint(self, trainer: DQNTrainer, path: Path, window: Window) -> None:
-        self._append(f"{window.line()} | {path.name}")
+        self._append(f"{window.line(self._warmup.of(trainer, window))} | {path.name}")
         self._write_metrics(trainer.summary())
 
     def on_train_end(self, trainer: DQNTrainer, summary: dict[str, Any]) -> None:
@@ -91,15 +129,17 @@ class ConsoleProgress(Callback):
         self.refresh_s = refresh_s
         self._next = 0.0
         self._progress: Any = None
+        self._warmup = WarmupShare()
 
     def on_train_start(self, trainer: DQNTrainer) -> None:
+        self._warmup.start(trainer)
         total = trainer.cfg.trainer.episodes
         if trainer.episode >= total:
             print(f"{trainer.run_dir} already has {trainer.episode} episodes (trainer.episodes={total}): nothing to do. "
                   "Raise trainer.episodes (or --episodes) to train further.", file=self.stream, flush=True)
             return
         print(f"Training {trainer.cfg.game.name or trainer.cfg.game.factory} in {trainer.run_dir} on {trainer.device} "
-              f"(episode {trainer.episode}/{total}; {trainer.games_note})", file=self.stream, flush=True)
+              f"{stop_rule(trainer)}; {trainer.games_note}", file=self.stream, flush=True)
         if trainer.resume_note:
             print(trainer.resume_note[0].upper() + trainer.resume_note[1:] + ".", file=self.stream, flush=True)
         if self.live:
@@ -117,15 +157,17 @@ class ConsoleProgress(Callback):
         if self._progress is None or time.perf_counter() < self._next:
             return
         self._next = time.perf_counter() + self.refresh_s
+        warmup = "  warm-up: random play" if trainer.env_steps < trainer.cfg.trainer.warmup_steps else ""
         stats = (f"return {trainer.recent_mean_return():.1f}  eps {trainer.epsilon():.3f}  "
-                 f"{trainer.steps_per_s():,.0f} steps/s")
+                 f"{trainer.steps_per_s():,.0f} steps/s{warmup}")
         self._progress.update(self._task, completed=episode, stats=stats)
 
     def on_checkpoint(self, trainer: DQNTrainer, path: Path, window: Window) -> None:
+        line = window.line(self._warmup.of(trainer, window))
         if self._progress is not None:
-            self._progress.console.print(window.line(), highlight=False)
+            self._progress.console.print(line, highlight=False)
         else:
-            print(window.line(), file=self.stream, flush=True)
+            print(line, file=self.stream, flush=True)
 
     def on_train_end(self, trainer: DQNTrainer, summary: dict[str, Any]) -> None:
         if self._progress is not None:

@@ -110,3 +110,44 @@ def test_an_absurdly_long_number_is_a_clear_error_at_both_entry_points(capsys, t
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(capsys, "create", "--game", "snake", "--output", "run", f"model.hidden=[{LONG_NUMBER}]")
     assert code == 2 and "model.hidden" in err and "5,001 digits" in err and "from 1 to 65,536" in err
+
+
+# --- the start line and warm-up ---------------------------------------------------------------------------------
+def _trainer(**settings) -> SimpleNamespace:
+    trainer = {"time_limit": None, "episodes": 20_000, "warmup_steps": 5_000, **settings}
+    return SimpleNamespace(cfg=SimpleNamespace(trainer=SimpleNamespace(**trainer)), episode=0, env_steps=0)
+
+
+def test_the_start_line_names_every_limit_that_ends_the_run():
+    assert callbacks.stop_rule(_trainer()) == "until 20,000 episodes (now at episode 0)"
+    assert callbacks.stop_rule(_trainer(time_limit=1.5)).startswith("until 1.5 min or 20,000 episodes, whichever comes first")
+    budget = callbacks.stop_rule(_trainer(time_limit=1.5, total_env_steps=200_000))
+    assert budget == "until 1.5 min, 200,000 env steps or 20,000 episodes, whichever comes first (now at episode 0, 0 env steps)"
+
+
+def test_warm_up_speeds_are_labelled_as_warm_up():
+    trainer = _trainer(warmup_steps=1_000)
+    window = Window(1, 10, 0.0, 5.0, 1.0, None, env_steps=800, steps_per_s=33_000.0)
+    share = callbacks.WarmupShare()
+    share.start(trainer)
+    assert window.line(share.of(trainer, window)).endswith("33,000 env steps/s (warm-up: random play, no learning yet)")
+    later = Window(11, 20, 0.0, 5.0, 0.9, 0.5, env_steps=1_200, steps_per_s=9_000.0)
+    assert "50% of them warm-up" in later.line(share.of(trainer, later))
+    assert "warm-up" not in Window(21, 30, 0.0, 5.0, 0.8, 0.5, env_steps=1_500, steps_per_s=3_000.0).line(
+        share.of(trainer, later))
+
+
+def test_a_time_limited_run_says_so_when_it_starts(tmp_path: Path):
+    from retro_gamer.compose import run_config_from_hydra
+    from retro_gamer.run import prepare_run, train_run
+
+    overrides = ["+game=snake", *TINY, "trainer.episodes=2", "trainer.checkpoint_every=2", "trainer.time_limit=1",
+                 "trainer.warmup_steps=100000"]
+    run = tmp_path / "run"
+    cfg = prepare_run(run_config_from_hydra(compose_app(overrides), "snake"), run, "snake")
+    stream = io.StringIO()
+    train_run(run, cfg, callbacks=[ConsoleProgress(stream)], progress=False)
+    lines = stream.getvalue().splitlines()
+    assert "until 1 min or 2 episodes, whichever comes first (now at episode 0)" in lines[0]
+    assert lines[1].endswith("(warm-up: random play, no learning yet)")
+    assert "until 1 min or 2 episodes" in (run / "training.log").read_text()

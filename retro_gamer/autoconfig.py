@@ -1,28 +1,28 @@
-"""Choices a game description leaves open, made from the game itself, each with its reason.
+"""Choices a game description leaves open, made once from the game itself when a run is created.
 
 A description names the game, its keys and its reward; it may leave open what the agent sees, which
-network reads it and how long to explore. :func:`choose` fills those in by the rules in
-``conf/autoconfig.yaml``:
+network reads it, how long to explore and where learning and the games run. :func:`choose` fills those in
+by the rules in ``conf/autoconfig.yaml``, and the run's ``config.toml`` keeps each choice (with its reason,
+in ``[chosen]``) for every later start. No rule reads a clock: the same command on the same machine writes
+the same ``config.toml``, busy or idle.
 
 * **Who is playing**: the agents whose class defines ``handle_keystroke`` (:func:`keyboard_agents`),
   the ones the trainer's key presses move.
 * **What it sees**: on a large board, an egocentric window centred on the one keyboard agent, so the
   network's input stays small and the same wherever the agent is (walls beyond the edge show).
-* **Which network**: an MLP over a small input, a small strided CNN over a large one, and over a small one of
-  a spatial game whose own turns are slow enough to hide the convolution's learning (timed on the game).
-* **How long to explore**: with ``trainer.time_limit``, epsilon decays within part of the env steps
-  the budget is expected to give (game speed and one learning step are timed, about half a second).
+* **Which network**: an MLP over a small input; a small strided CNN over a large one, and over a small one of
+  a spatial game with many agents (its turns are slow enough to hide the convolution's learning).
+* **How long to explore**: with a budget (``trainer.total_env_steps`` or ``trainer.time_limit``), epsilon
+  reaches its end by half of it (``trainer.exploration_fraction``; a time limit's steps are measured in the run).
+* **Where it runs**: :func:`retro_gamer.placement.choose_placement`.
 
 Every choice yields to an explicit setting: a description's ``crop``/``board``/``observation_function``,
-``game.crop=...``, ``model=...``, ``trainer.epsilon_decay_steps=...``.
+``game.crop=...``, ``model=...``, ``trainer.epsilon_decay_steps=...``, ``trainer.exploration_fraction=...``,
+``trainer.learner_process=...``, ``trainer.game_process=...``.
 """
 
 from __future__ import annotations
 
-import functools
-import random
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ import yaml
 
 from retro_gamer.config import ModelConfig, TrainerConfig, config_dir
 from retro_gamer.games import Crop, GameDescription, check_against_game, game_factory
+from retro_gamer.placement import choose_placement
 
 
 DEFAULT_MODEL = "mlp"  # the model option conf/config.yaml's defaults list names
@@ -65,16 +66,19 @@ def crop_target(game: Any) -> tuple[Any | None, str]:
 
 @dataclass
 class Choices:
-    """What :func:`choose` decided; ``None`` leaves a setting as it is."""
+    """What :func:`choose` decided; ``None`` leaves a setting as it is. ``reasons``: one per kind of choice
+    (``view``, ``network``, ``exploration``, ``placement``), as ``config.toml``'s ``[chosen]`` keeps them."""
 
     crop: Crop | None = None
     model: str | None = None  # a conf/model option: mlp, cnn_small
-    epsilon_decay_steps: int | None = None
-    reasons: list[str] = field(default_factory=list)
+    exploration_fraction: float | None = None
+    learner_process: bool | None = None
+    game_process: bool | None = None
+    reasons: dict[str, str] = field(default_factory=dict)
 
     @property
     def why(self) -> str:
-        return "; ".join(self.reasons)
+        return "; ".join(self.reasons.values())
 
 
 def _one_hot_inputs(desc: GameDescription, crop: Crop | None) -> int:
@@ -111,132 +115,33 @@ def choose_observation(desc: GameDescription, game: Any, explicit_crop: bool, ru
             f"(game.crop=null for the whole board)")
 
 
-def choose_network(inputs: int, spatial: bool, rule: dict[str, Any],
-                   costs: Callable[[str, int], StepCosts]) -> tuple[str, str]:
-    """mlp for a small one-hot input, cnn_small for a large one, and for a small one of a spatial game whose turns
-    hide the convolution's learning (``spatial_cnn_max_learning_share``; ``costs(option, threads)`` times a
-    conf/model option on this game)."""
+def choose_network(inputs: int, spatial: bool, agents: int, rule: dict[str, Any]) -> tuple[str, str]:
+    """mlp for a small one-hot input; cnn_small for a large one, and for a small one of a spatial game with at
+    least ``busy_game_agents`` agents, whose turns hide the convolution's learning."""
     small, large = rule["small_network"], rule["large_network"]
     if inputs > rule["mlp_max_inputs"]:
         return large, f"model={large}: {inputs:,} one-hot inputs is too many for an MLP"
     cheap = f"model={small}: {inputs:,} one-hot inputs is cheap for an MLP"
     if not spatial:
         return small, cheap
-    cost = costs(large, 1)  # on one thread, as the learner process learns
-    timing = (f"its learning, {cost.learning * 1e3:.2f} ms per env step, against the game's own "
-              f"{cost.game * 1e3:.2f} ms a turn")
-    if cost.learning <= rule["spatial_cnn_max_learning_share"] * cost.game:
-        return large, f"model={large}: spatial = true, and the game's turns are slow enough to hide a convolution ({timing})"
-    return small, f"{cheap} (spatial = true, but a convolution would slow training: {timing})"
+    busy = rule["busy_game_agents"]
+    if agents >= busy:
+        return large, (f"model={large}: spatial = true, and the game's {agents} agents (at least {busy}) make its turns "
+                       "slow enough to hide a convolution's learning")
+    return small, f"{cheap} (spatial = true, but with {agents} agents, fewer than {busy}, a convolution would slow training)"
 
 
-def exploration_steps(time_limit_min: float, steps_per_s: float, configured: int, fraction: float) -> int:
-    """Epsilon decay steps for a time budget: ``configured`` while the budget's ``fraction`` of expected steps
-    covers at least three quarters of it (a tuned schedule stays as it is), else that share of the budget
-    rounded down to one significant figure (49,310 -> 40,000), so a measurement's jitter rarely shows."""
-    budget = fraction * steps_per_s * 60.0 * time_limit_min
-    if budget >= 0.75 * configured:
-        return configured
-    scale = 10 ** max(0, len(str(int(budget))) - 1)
-    return int(max(1_000, budget // scale * scale))
-
-
-@dataclass(frozen=True)
-class StepCosts:
-    """Seconds per env step of each part of training, measured on this machine."""
-
-    game: float  # one turn of one game, its observation included
-    learning: float  # one gradient step, spread over the ``train_every`` env steps it stands for
-    acting: float  # one forward pass for all games, spread over them
-
-    @property
-    def steps_per_s(self) -> float:
-        """Training throughput with everything in one process."""
-        return 1.0 / (self.game + self.learning + self.acting)
-
-    @property
-    def game_share(self) -> float:
-        """The part of a training step the games take, when it is all in one process."""
-        return self.game * self.steps_per_s
-
-
-def measure_step_costs(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, base_dir: Path | None,
-                       seconds: float = 0.3) -> StepCosts:
-    """Time the game stepped with its observation for ``seconds`` (:func:`time_game_turn`), then an act and a
-    learning step of ``model`` on it (:func:`time_network`)."""
-    game_s, dims = time_game_turn(desc, trainer, base_dir, seconds)
-    return time_network(model, dims, trainer, game_s)
-
-
-def time_game_turn(desc: GameDescription, trainer: TrainerConfig, base_dir: Path | None,
-                   seconds: float = 0.3) -> tuple[float, dict[str, Any]]:
-    """Seconds per turn of one game with random keys, its observation included, over ``seconds``; and the
-    observation's sizes (``GameEnvironment.dims``). Python's random state is left as it was."""
-    from retro_gamer.env import GameEnvironment
-
-    state = random.getstate()
-    try:
-        random.seed(trainer.seed)
-        env = GameEnvironment(desc, game_factory(desc, base_dir), base_dir)
-        env.reset()
-        steps, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            _, _, terminated, truncated = env.step(random.randrange(env.n_actions))
-            steps += 1
-            if terminated or truncated:
-                env.reset()
-        return (time.perf_counter() - start) / max(steps, 1), env.dims
-    finally:
-        random.setstate(state)
-
-
-def time_network(model: ModelConfig, dims: dict[str, Any], trainer: TrainerConfig, game_s: float,
-                 threads: int | None = None) -> StepCosts:
-    """The costs of training ``model`` on a game of turns of ``game_s`` seconds and observations of ``dims``: an act
-    and a learning step (medians of a few) on ``threads`` torch threads (default: as many as now; the learner
-    process learns on one). torch's random state and the thread count are left as they were, so measuring never
-    changes what a run then draws."""
-    import torch
-
-    from retro_gamer.network import QNetwork
-
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(threads or before)
-        with torch.random.fork_rng(devices=[]):
-            q = QNetwork.from_dims(model, dims)
-            optimizer = torch.optim.Adam(q.parameters())
-            batch = max(trainer.batch_size, 1)
-            board = torch.zeros((batch, *dims["board_shape"]), dtype=torch.uint8)
-            extras = torch.zeros((batch, dims["extras_size"]))
-            act_board, act_extras = board[: max(trainer.num_envs, 1)], extras[: max(trainer.num_envs, 1)]
-
-            def learn_once() -> None:  # the trainer's learn(): two target passes, one online pass with backward
-                with torch.no_grad():
-                    q(board, extras)
-                    q(board, extras)
-                loss = q(board, extras).mean()
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-
-            learn_s = _median_seconds(learn_once, 7)
-            with torch.inference_mode():
-                act_s = _median_seconds(lambda: q(act_board, act_extras), 7)
-    finally:
-        torch.set_num_threads(before)
-    return StepCosts(game=game_s, learning=learn_s / max(trainer.train_every, 1), acting=act_s / max(trainer.num_envs, 1))
-
-
-def _median_seconds(work: Callable[[], Any], repeats: int) -> float:
-    """The median of ``repeats`` timings after two untimed calls: one slow call (another process) is ignored."""
-    work(), work()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[repeats // 2]
+def choose_exploration(trainer: TrainerConfig, rule: dict[str, Any]) -> tuple[float | None, str | None]:
+    """With a budget, epsilon reaches its end by ``exploration_fraction`` of it; None without one."""
+    fraction = rule["exploration_fraction"]
+    end = f"epsilon reaches {trainer.epsilon_end:g} by {fraction:.0%} of"
+    sooner = f", or after trainer.epsilon_decay_steps = {trainer.epsilon_decay_steps:,} if sooner"
+    if trainer.total_env_steps is not None:
+        return fraction, f"{end} the {trainer.total_env_steps:,} env steps of trainer.total_env_steps{sooner}"
+    if trainer.time_limit is not None:
+        return fraction, (f"{end} the env steps trainer.time_limit = {trainer.time_limit:g} min gives (measured in the "
+                          f"run once learning starts, and recorded in metrics.json){sooner}")
+    return None, None
 
 
 def choose(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, *, explicit_crop: bool,
@@ -253,35 +158,24 @@ def choose(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, *,
     if desc.character_set is None:
         desc = replace(desc, character_set=discover_characters(factory, desc.actions, trainer.exploration_turns, trainer.seed))
     desc = replace(desc, board_size=tuple(game.board_size))
+    agents = len(game.agents)
     choices = Choices()
     crop, reason = choose_observation(desc, game, explicit_crop, rule)
     choices.crop = crop
-    choices.reasons.append("sees " + reason)
+    choices.reasons["view"] = "sees " + reason
     seen = replace(desc, crop=crop) if crop is not None else desc
-    game_turn = functools.cache(lambda: time_game_turn(seen, trainer, base_dir))  # once (0.3 s) for every network
-    measured: dict[tuple[str, int | None], StepCosts] = {}
-
-    def costs(network: ModelConfig, threads: int | None = None) -> StepCosts:
-        key = (repr(network), threads)
-        if key not in measured:
-            game_s, dims = game_turn()
-            measured[key] = time_network(network, dims, trainer, game_s, threads)
-        return measured[key]
-
     if explicit_model:
-        choices.reasons.append(f"model={model.kind.value} (your override)")
+        choices.reasons["network"] = f"model={model.kind.value} (your override)"
+        kind = model.kind.value
     else:
-        choices.model, reason = choose_network(_one_hot_inputs(seen, seen.crop), desc.spatial, rule,
-                                               lambda option, threads: costs(model_config(option), threads))
-        choices.reasons.append(reason)
-    if trainer.time_limit and not explicit_decay:
-        rate = costs(model_config(choices.model) if choices.model else model).steps_per_s
-        steps = exploration_steps(trainer.time_limit, rate, trainer.epsilon_decay_steps, rule["exploration_fraction"])
-        if steps < trainer.epsilon_decay_steps:
-            choices.epsilon_decay_steps = steps
-            choices.reasons.append(
-                f"epsilon decays over {steps:,} steps, not {trainer.epsilon_decay_steps:,}: about {rate:,.0f} env steps/s "
-                f"expected, so {trainer.time_limit:g} min give ~{rate * 60 * trainer.time_limit:,.0f} steps")
+        choices.model, choices.reasons["network"] = choose_network(_one_hot_inputs(seen, seen.crop), desc.spatial, agents, rule)
+        kind = model_config(choices.model).kind.value
+    if not explicit_decay:
+        choices.exploration_fraction, reason = choose_exploration(trainer, rule)
+        if reason:
+            choices.reasons["exploration"] = reason
+    choices.learner_process, choices.game_process, choices.reasons["placement"] = choose_placement(
+        trainer, kind, agents, rule["busy_game_agents"])
     return choices
 
 

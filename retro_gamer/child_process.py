@@ -88,17 +88,6 @@ class ChildProcess:
                 pass
 
 
-def settled_choice(key: str, setting: bool | None, before: bool | None, where: dict[bool, str]) -> tuple[bool, str] | None:
-    """Whether to use a helper process when that is already settled, and why: by the setting ``key``, else
-    (``before``) by what a resumed run chose when it started, since torch's thread count changes the last
-    bits of its sums and a new choice would break exact resume. None: decide afresh."""
-    if setting is not None:
-        return setting, f"{where[setting]} ({key}={str(setting).lower()})"
-    if before is not None:
-        return before, f"{where[before]}, as when this run started"
-    return None
-
-
 def serve(build: Callable[..., Any], first_answer: str) -> None:
     """The child's side: build the object from the first call and answer with its attribute
     ``first_answer``, then run the object's methods as called until stdin closes."""

@@ -81,24 +81,30 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir)
     read_config(run_dir)  # a folder that is not a run is refused before the lock creates anything (and before torch loads)
-    from retro_gamer import checkpoint
-    from retro_gamer.run import finish_message, train_run
+    from retro_gamer.run import finish_message, progress_so_far, train_run
     from retro_gamer.runlock import run_lock
 
     with run_lock(run_dir):
         cfg = read_config(run_dir)
-        if args.episodes is not None:
-            cfg = check_settings(replace(cfg, trainer=replace(cfg.trainer, episodes=args.episodes)), "--episodes")
-            write_config(cfg, run_dir)
-        else:
-            saved = checkpoint.list_checkpoints(run_dir)
-            done = saved[-1][0] if saved else 0
-            if done >= cfg.trainer.episodes:
-                # a finished run trains one more round of trainer.episodes (adversarial alternation)
-                target = done + cfg.trainer.episodes
-                print(f"{run_dir} finished {done} episodes; training {cfg.trainer.episodes} more (to {target}). "
+        t = cfg.trainer
+        flags = {"episodes": ("--episodes", args.episodes), "total_env_steps": ("--steps", args.steps),
+                 "time_limit": ("--minutes", args.minutes)}
+        session = {key: value for key, (_, value) in flags.items() if value is not None}
+        given = ", ".join(flag for key, (flag, _) in flags.items() if key in session)
+        if args.episodes is None and args.steps is None:
+            # a finished run trains one more round of its budget (adversarial alternation)
+            episodes, env_steps = progress_so_far(run_dir)
+            if episodes >= t.episodes:
+                session["episodes"] = episodes + t.episodes
+                print(f"{run_dir} finished {episodes:,} episodes; training {t.episodes:,} more (to {episodes + t.episodes:,}). "
                       "Use --episodes N to set the total instead.")
-                cfg = replace(cfg, trainer=replace(cfg.trainer, episodes=target))
+            elif t.total_env_steps is not None and env_steps >= t.total_env_steps:
+                session["total_env_steps"] = env_steps + t.total_env_steps
+                print(f"{run_dir} finished {env_steps:,} env steps; training {t.total_env_steps:,} more "
+                      f"(to {env_steps + t.total_env_steps:,}). Use --steps N to set the total instead.")
+        cfg = check_settings(replace(cfg, trainer=replace(t, **session)), given or "config.toml")
+        if given:
+            write_config(cfg, run_dir)  # this session's limits, so a plain resume keeps them
         summary = train_run(run_dir, cfg)
     print(finish_message(summary, run_dir, f"retro-gamer train {run_dir}"))
     return 0
@@ -314,10 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--force", action="store_true", help="overwrite an existing config.toml")
     create.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides, e.g. trainer.episodes=500 model=mlp")
 
-    train = add("train", cmd_train, "train or resume the run in DIR; a finished run trains trainer.episodes more",
-                "retro-gamer train runs/snake --episodes 5000")
+    train = add("train", cmd_train, "train or resume the run in DIR; a finished run trains one more round of its budget",
+                "retro-gamer train runs/snake --steps 500000 --minutes 10")
     train.add_argument("run_dir", metavar="DIR")
-    train.add_argument("--episodes", type=int, help="train until this many episodes in total")
+    train.add_argument("--episodes", type=int, help="train until this many episodes in total (trainer.episodes)")
+    train.add_argument("--steps", type=int,
+                       help="train until the run has taken exactly this many env steps in total (trainer.total_env_steps)")
+    train.add_argument("--minutes", type=float,
+                       help="stop this session after this many minutes of wall clock (trainer.time_limit)")
 
     ev = add("eval", cmd_eval, "play episodes headless and report returns, final game.state values and keys pressed, "
              "beside random play's",
@@ -374,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from retro_gamer.store import disable_telemetry_unless_chosen
+
+    disable_telemetry_unless_chosen()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -127,7 +127,7 @@ def compose_app(overrides: list[str]) -> DictConfig:
 
 
 def run_config_from_hydra(cfg: DictConfig, game_choice: str | None, overrides: list[str] | None = None,
-                          why: list[str] | None = None) -> RunConfig:
+                          why: list[str] | None = None, previous: RunConfig | None = None) -> RunConfig:
     """Turn a composed :class:`AppConfig` into a :class:`RunConfig`, validating the game node and filling in
     what the game leaves open (:mod:`retro_gamer.autoconfig`). ``overrides`` (default: Hydra's own, inside a
     Hydra app) tell which choices the user made; ``why``, when given, receives the reasons."""
@@ -143,7 +143,7 @@ def run_config_from_hydra(cfg: DictConfig, game_choice: str | None, overrides: l
     run = RunConfig(game=game, model=app.model, trainer=app.trainer, tracking=app.tracking)
     run, reasons = apply_choices(run, explicit_crop="crop" in cfg.game or "game.crop" in explicit,
                                  explicit_model="model" in explicit, explicit_decay="trainer.epsilon_decay_steps" in explicit,
-                                 source=source)
+                                 source=source, previous=previous)
     if why is not None:
         why.append(reasons)
     return run
@@ -164,26 +164,55 @@ def _hydra_overrides() -> list[str]:
 
 
 def apply_choices(cfg: RunConfig, *, explicit_crop: bool, explicit_model: bool, explicit_decay: bool,
-                  base_dir: Path | None = None, source: str = "game description") -> tuple[RunConfig, str]:
-    """What :func:`retro_gamer.autoconfig.choose` decides, applied to ``cfg``. A model or schedule that differs from
-    the defaults counts as chosen too (a caller composing without Hydra's override list), and the user's own
-    ``model.*`` values (what differs from the default option) carry over onto a chosen network."""
+                  base_dir: Path | None = None, source: str = "game description",
+                  previous: RunConfig | None = None) -> tuple[RunConfig, str]:
+    """What :func:`retro_gamer.autoconfig.choose` decides, applied to ``cfg``; for a run that exists already
+    (``previous``: its config.toml), what was chosen when it was created (:func:`keep_choices`). A model or
+    schedule that differs from the defaults counts as chosen too (a caller composing without Hydra's override
+    list), and the user's own ``model.*`` values (what differs from the default option) carry over onto a
+    chosen network."""
     from retro_gamer.autoconfig import DEFAULT_MODEL, choose, model_config
 
     default_model = model_config(DEFAULT_MODEL)
     explicit_model = explicit_model or cfg.model.kind != default_model.kind
-    explicit_decay = explicit_decay or cfg.trainer.epsilon_decay_steps != TrainerConfig().epsilon_decay_steps
+    explicit_decay = (explicit_decay or cfg.trainer.epsilon_decay_steps != TrainerConfig().epsilon_decay_steps
+                      or cfg.trainer.exploration_fraction is not None)
+    own_model = {f.name: getattr(cfg.model, f.name) for f in fields(cfg.model)
+                 if getattr(cfg.model, f.name) != getattr(default_model, f.name)}
+    if previous is not None:
+        return keep_choices(cfg, previous, explicit_crop=explicit_crop, explicit_model=explicit_model,
+                            explicit_decay=explicit_decay, own_model=own_model)
     choices = choose(cfg.game, cfg.model, cfg.trainer, explicit_crop=explicit_crop, explicit_model=explicit_model,
                      explicit_decay=explicit_decay, base_dir=base_dir, source=source)
     game, model, trainer = cfg.game, cfg.model, cfg.trainer
     if choices.crop is not None:
         game = replace(game, crop=choices.crop)
     if choices.model is not None and choices.model != DEFAULT_MODEL:
-        own = {f.name: getattr(model, f.name) for f in fields(model) if getattr(model, f.name) != getattr(default_model, f.name)}
-        model = replace(model_config(choices.model), **own)
-    if choices.epsilon_decay_steps is not None:
-        trainer = replace(trainer, epsilon_decay_steps=choices.epsilon_decay_steps)
-    return replace(cfg, game=game, model=model, trainer=trainer), choices.why
+        model = replace(model_config(choices.model), **own_model)
+    if choices.exploration_fraction is not None:
+        trainer = replace(trainer, exploration_fraction=choices.exploration_fraction)
+    trainer = replace(trainer, learner_process=choices.learner_process, game_process=choices.game_process)
+    return replace(cfg, game=game, model=model, trainer=trainer, chosen=choices.reasons), choices.why
+
+
+def keep_choices(cfg: RunConfig, previous: RunConfig, *, explicit_crop: bool, explicit_model: bool,
+                 explicit_decay: bool, own_model: dict[str, object]) -> tuple[RunConfig, str]:
+    """``cfg`` with the automatic choices of the run it continues (``previous``), where the user did not set them
+    now: choosing again could differ (a rule changed, or the machine did) and would make the run refuse to resume
+    or run differently from one never stopped."""
+    game, model, trainer, p = cfg.game, cfg.model, cfg.trainer, previous.trainer
+    if not explicit_crop:
+        game = replace(game, crop=previous.game.crop)
+    if not explicit_model:
+        model = replace(previous.model, **own_model)
+    if not explicit_decay:
+        trainer = replace(trainer, exploration_fraction=p.exploration_fraction)
+    if trainer.learner_process is None:
+        trainer = replace(trainer, learner_process=p.learner_process)
+    if trainer.game_process is None:
+        trainer = replace(trainer, game_process=p.game_process)
+    why = "kept from the run's config.toml" + (f": {'; '.join(previous.chosen.values())}" if previous.chosen else "")
+    return replace(cfg, game=game, model=model, trainer=trainer, chosen=previous.chosen), why
 
 
 def compose_run(game: str, overrides: list[str], base_dir: Path | None = None) -> tuple[RunConfig, str, str]:

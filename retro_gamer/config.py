@@ -84,9 +84,11 @@ class TrainerConfig:
 
     algorithm: str = "dqn"  # the only one so far; the field keeps room for others
     episodes: int = field(default=20_000, metadata=_number(1, _UNLIMITED))
+    # stop when the run's env-step counter (over all its sessions) reaches exactly this: the reproducible budget
+    total_env_steps: int | None = field(default=None, metadata=_number(1, 10**12))
     time_limit: float | None = field(default=None, metadata=_number(0, 10**6, whole=False, above=True))  # minutes of wall clock, then stop cleanly
     seed: int = field(default=0, metadata=_number(0, 2**32 - 1))
-    device: str = field(default="auto", metadata=_DEVICE)  # auto: see retro_gamer.network.training_device
+    device: str = field(default="auto", metadata=_DEVICE)  # auto: see retro_gamer.placement.training_device
     lr: float = field(default=5e-4, metadata=_number(0, 1, whole=False, above=True))
     gamma: float = field(default=0.99, metadata=_number(0, 1, whole=False))
     n_step: int = field(default=3, metadata=_number(1, 1_000))
@@ -101,6 +103,10 @@ class TrainerConfig:
     epsilon_start: float = field(default=1.0, metadata=_number(0, 1, whole=False))
     epsilon_end: float = field(default=0.02, metadata=_number(0, 1, whole=False))
     epsilon_decay_steps: int = field(default=150_000, metadata=_number(1, _UNLIMITED))
+    # epsilon reaches epsilon_end by this fraction of the run's budget in env steps (total_env_steps, else the
+    # steps time_limit is measured to give, inside the run), when that comes before epsilon_decay_steps; no effect
+    # without a budget
+    exploration_fraction: float | None = field(default=None, metadata=_number(0, 1, whole=False, above=True))
     train_every: int = field(default=48, metadata=_number(1, 1_000_000))  # env steps per gradient step
     target_update_every: int = field(default=125, metadata=_number(1, _UNLIMITED))  # gradient steps between target-network copies (6,000 env steps)
     grad_clip: float = field(default=10.0, metadata=_number(0, 1e6, whole=False, above=True))
@@ -112,12 +118,10 @@ class TrainerConfig:
     keep_checkpoints: int | None = field(default=None, metadata=_number(1, _UNLIMITED))  # None keeps all
     save_replay: bool = True  # keep the replay memory in resume.pt, so a resumed run learns exactly as before
     threads: int = field(default=0, metadata=_number(0, 1_024))  # torch CPU threads; 0 = torch's default (all cores)
-    # play the games in a second process while this one learns (the same games, in two groups that take turns;
-    # on 2+ cores); None: when the games take a large part of each step (conf/autoconfig.yaml
-    # game_process_share), timed at the start
+    # play the games in a second process while this one learns (the same games, in two groups that take turns);
+    # learn in a second process while this one plays and chooses actions. None: chosen when the run is created
+    # and written to config.toml (retro_gamer.placement.choose_placement)
     game_process: bool | None = None
-    # learn in a second process (on the second core) while this one plays and chooses actions; None: whenever
-    # the device is the CPU, there are 2+ cores and the games are not in a second process themselves
     learner_process: bool | None = None
 
 
@@ -155,6 +159,9 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    # why each automatic choice was made when the run was created (view, network, exploration, placement);
+    # the choices themselves are the settings above, kept as they are on every start
+    chosen: dict[str, str] = field(default_factory=dict)
 
 
 _TOML_NAMES = {"model": "model", "trainer": "training", "tracking": "tracking"}
@@ -238,6 +245,7 @@ _GAME_SECTIONS = {
     "preprocessing": ("spatial", "board", "observe_state", "crop"),
 }
 _SECTIONS = {"model": ModelConfig, "training": TrainerConfig, "tracking": TrackingConfig}
+CHOSEN_SECTION = "chosen"  # the reasons for the automatic choices: text for people, never read back as settings
 # What a run cannot do without: config.toml always holds these, so a file that lacks one was cut off or
 # damaged, and taking defaults would silently train something else. [tracking] only reports, so it may go.
 _NEWER = {"save_replay"}  # newer than the first config.toml files, which take their defaults
@@ -276,6 +284,8 @@ def to_toml_dict(cfg: RunConfig) -> dict[str, Any]:
     doc: dict[str, Any] = {section: {k: game[k] for k in keys} for section, keys in _GAME_SECTIONS.items()}
     for section, attr in (("model", cfg.model), ("training", cfg.trainer), ("tracking", cfg.tracking)):
         doc[section] = OmegaConf.to_container(OmegaConf.structured(attr), enum_to_str=True)
+    if cfg.chosen:
+        doc[CHOSEN_SECTION] = dict(cfg.chosen)
     return _drop_none(doc)
 
 
@@ -309,8 +319,8 @@ def from_toml_dict(doc: dict[str, Any], source: str) -> RunConfig:
             "they cannot follow is refused."])])
     problems: list[str] = []
     for section in doc:
-        if section not in _GAME_SECTIONS and section not in _SECTIONS:
-            valid = list(_GAME_SECTIONS) + list(_SECTIONS)
+        if section not in _GAME_SECTIONS and section not in _SECTIONS and section != CHOSEN_SECTION:
+            valid = list(_GAME_SECTIONS) + list(_SECTIONS) + [CHOSEN_SECTION]
             close = difflib.get_close_matches(section, valid, n=1)
             problems.append(f"unknown section [{section}].{f' Did you mean [{close[0]}]?' if close else ''}")
     game_data: dict[str, Any] = {}
@@ -327,9 +337,13 @@ def from_toml_dict(doc: dict[str, Any], source: str) -> RunConfig:
         game = parse_description(game_data, source)
     except ConfigError as err:
         problems += err.problems
+    chosen = doc.get(CHOSEN_SECTION, {})
+    if not isinstance(chosen, dict) or not all(isinstance(v, str) for v in chosen.values()):
+        problems.append(f"[{CHOSEN_SECTION}] must hold text only (why each automatic choice was made).")
     if problems:
         raise ConfigError(source, problems)
-    cfg = RunConfig(game=game, model=typed["model"], trainer=typed["training"], tracking=typed["tracking"])
+    cfg = RunConfig(game=game, model=typed["model"], trainer=typed["training"], tracking=typed["tracking"],
+                    chosen=dict(chosen))
     return check_settings(cfg, source, in_toml=True)
 
 

@@ -12,26 +12,19 @@ number for number.
 
 from __future__ import annotations
 
-import os
 import random
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from retro_gamer.env import GameEnvironment
 from retro_gamer.errors import RetroGamerError
-from retro_gamer.child_process import ChildProcess, settled_choice
+from retro_gamer.child_process import ChildProcess
 from retro_gamer.child_process import serve as serve_calls
 from retro_gamer.faults import GameCodeError
 from retro_gamer.games import GameDescription, game_factory
-
-if TYPE_CHECKING:
-    import torch
-
-    from retro_gamer.config import RunConfig
-
 
 class Turn(NamedTuple):
     """One turn of every game: the new observations and what the turn gave."""
@@ -158,32 +151,6 @@ def open_games(desc: GameDescription, run_dir: Path, count: int, seed: int, seco
     """:class:`GameProcess` or :class:`LocalGames`: the same games, number for number; the trainer plays
     them in ``groups`` groups (two in the games' process, one here)."""
     return GameProcess(desc, run_dir, count, seed) if second_process else LocalGames(desc, run_dir, count, seed)
-
-
-def want_second_process(cfg: RunConfig, run_dir: Path, device: torch.device, before: bool | None = None,
-                        learner_before: bool | None = None) -> tuple[bool, str]:
-    """Whether to play the games in a second process, and why. A second core goes to learning first
-    (:func:`~retro_gamer.learner.want_learner_process`): that was faster for every shipped game, beast's
-    250 agents included. Where learning stays here (a GPU, ``trainer.learner_process=false``), the games go
-    when they take a large part of each training step (beast: about 60 %); not when learning dominates
-    (nav, snake), since this process then learns on one core instead of two. ``device``: the trainer's
-    (:func:`~retro_gamer.network.training_device`); ``before`` and ``learner_before``: what a resumed run chose for
-    the games and for learning when it started (see :func:`~retro_gamer.child_process.settled_choice`)."""
-    where = {True: "games in a second process", False: "games in this process"}
-    settled = settled_choice("trainer.game_process", cfg.trainer.game_process, before, where)
-    if settled is not None:
-        return settled
-    if (os.cpu_count() or 1) < 2:
-        return False, "one CPU core"
-    from retro_gamer.learner import want_learner_process  # imports torch, which the games' process never needs
-
-    if want_learner_process(cfg, False, device, learner_before)[0]:  # its rule, with the second core still free
-        return False, f"{where[False]}: the second core learns"
-    from retro_gamer.autoconfig import measure_step_costs, rules
-
-    share = measure_step_costs(cfg.game, cfg.model, cfg.trainer, run_dir, seconds=0.1).game_share
-    wanted = share >= rules()["game_process_share"]
-    return wanted, f"{where[wanted]}: they take {share:.0%} of a training step"
 
 
 def serve() -> None:

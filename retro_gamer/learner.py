@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from retro_gamer import checkpoint
-from retro_gamer.child_process import ChildProcess, settled_choice
+from retro_gamer.child_process import ChildProcess
 from retro_gamer.child_process import serve as serve_calls
 from retro_gamer.errors import RetroGamerError
 from retro_gamer.network import QNetwork
@@ -291,25 +291,8 @@ class LearnerProcess(ChildProcess):
 
 def open_learner(cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor], second_process: bool,
                  device: torch.device) -> LocalLearner | LearnerProcess:
-    """The learner, on ``device`` (the trainer's: :func:`~retro_gamer.network.training_device`), here or in a second process."""
+    """The learner, on ``device`` (the trainer's: :func:`~retro_gamer.placement.training_device`), here or in a second process."""
     return LearnerProcess(cfg, dims, weights, device) if second_process else LocalLearner(Learner(cfg, dims, weights, device))
-
-
-def want_learner_process(cfg: RunConfig, games_elsewhere: bool, device: torch.device,
-                         before: bool | None = None) -> tuple[bool, str]:
-    """Whether to learn in a second process, and why: on a CPU (``device``, the trainer's) with a second core
-    that the games do not already have. ``before``: see :func:`~retro_gamer.child_process.settled_choice`."""
-    where = {True: "learning in a second process", False: "learning in this process"}
-    settled = settled_choice("trainer.learner_process", cfg.trainer.learner_process, before, where)
-    if settled is not None:
-        return settled
-    if games_elsewhere:
-        return False, f"{where[False]}: the games' process has the second core"
-    if (os.cpu_count() or 1) < 2:
-        return False, f"{where[False]}: one CPU core"
-    if device.type != "cpu":
-        return False, f"{where[False]}: it has the {device.type} device"
-    return True, f"{where[True]} on the second core, while this one plays"
 
 
 def serve() -> None:

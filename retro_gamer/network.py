@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from retro_gamer.config import ModelConfig, ModelKind, RunConfig
+from retro_gamer.config import ModelConfig, ModelKind
 
 
 class QNetwork(nn.Module):
@@ -102,31 +101,3 @@ class NumpyMLP:
         if self.value is None:
             return advantage
         return (x @ self.value[0] + self.value[1]) + advantage - advantage.mean(axis=1, keepdims=True)
-
-
-def training_device(cfg: RunConfig, learner_before: bool | None = None) -> torch.device:
-    """The device ``trainer.device`` names; ``auto`` picks one for the model.
-
-    ``auto`` means cuda, then mps, then cpu, except for an MLP wherever the CPU has a second core to learn on
-    (:func:`retro_gamer.learner.want_learner_process`). There it is the CPU: an MLP's gradient step is too small
-    to keep a GPU busy, and learning in a second CPU process overlaps the games. Measured on one H100 machine
-    with 16 cores, a minute each: snake_plain's MLP trained at 7,659 env steps/s on the CPU against 6,012 on the
-    GPU (gems 5,718 against 3,743 over 30 s), while a CNN over nav's whole board trained at 5,124 on the GPU
-    against 1,508 on the CPU.
-
-    ``learner_before``: where a resumed run learned (in a second process or not) when it started, which
-    :func:`~retro_gamer.learner.want_learner_process` keeps while ``trainer.learner_process`` is unset: its
-    device stays with it.
-    """
-    t = cfg.trainer
-    if t.device != "auto":
-        return torch.device(t.device)
-    learner_process = t.learner_process if t.learner_process is not None else learner_before
-    learner_on_cpu = (os.cpu_count() or 1) >= 2 and learner_process is not False and t.game_process is not True
-    if ModelKind(cfg.model.kind) is ModelKind.mlp and learner_on_cpu:
-        return torch.device("cpu")
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")

@@ -6,6 +6,7 @@ they share one engine and produce the same files.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import replace
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from retro_gamer import checkpoint
-from retro_gamer.callbacks import Callback, ConsoleProgress, RunLog
+from retro_gamer.callbacks import METRICS_FILE, Callback, ConsoleProgress, RunLog
 from retro_gamer.config import (
     CONFIG_FILE, RunConfig, check_settings, from_toml_dict, read_config, to_toml_dict, write_config,
 )
@@ -95,13 +96,41 @@ def has_training_state(run_dir: Path) -> bool:
     return (Path(run_dir) / checkpoint.RESUME_FILE).is_file() or bool(checkpoint.list_checkpoints(run_dir))
 
 
+def progress_so_far(run_dir: Path) -> tuple[int, int]:
+    """``(episodes, env steps)`` the run has trained: its resume state's, else its latest checkpoint's, else none."""
+    resume = Path(run_dir) / checkpoint.RESUME_FILE
+    newest = resume if resume.is_file() else checkpoint.latest_checkpoint(run_dir)
+    if newest is None:
+        return 0, 0
+    state = checkpoint.load(newest)
+    return int(state["episode"]), int(state["env_steps"])
+
+
+def nothing_to_do(run_dir: Path, cfg: RunConfig) -> str | None:
+    """Why a run has already trained all its budget allows, or None: then training would only rewrite what is saved."""
+    episodes, env_steps = progress_so_far(run_dir)
+    t = cfg.trainer
+    if episodes >= t.episodes:
+        return (f"{run_dir} already has {episodes:,} episodes (trainer.episodes = {t.episodes:,}): nothing to do. Raise "
+                "trainer.episodes (or `retro-gamer train RUN --episodes N`) to train further.")
+    if t.total_env_steps is not None and env_steps >= t.total_env_steps:
+        return (f"{run_dir} already has {env_steps:,} env steps (trainer.total_env_steps = {t.total_env_steps:,}): nothing "
+                "to do. Raise trainer.total_env_steps (or `retro-gamer train RUN --steps N`) to train further.")
+    return None
+
+
 def train_run(run_dir: Path, cfg: RunConfig | None = None, callbacks: list[Callback] | None = None,
               progress: bool = True) -> dict[str, Any]:
-    """Train (or resume) the run in ``run_dir``; ``cfg`` defaults to its ``config.toml``."""
+    """Train (or resume) the run in ``run_dir``; ``cfg`` defaults to its ``config.toml``. A run that has trained all
+    its budget allows changes nothing on disk or in tracking: its saved totals come back, ``stopped_by`` saying so."""
     from retro_gamer.trainer import DQNTrainer  # torch is imported only when training
 
     with run_lock(run_dir):
         cfg = cfg or read_config(run_dir)
+        done = nothing_to_do(run_dir, cfg)
+        if done is not None:
+            print(done, flush=True)
+            return {**saved_metrics(run_dir), "stopped_by": "nothing_to_do", "status": "finished"}
         hooks: list[Callback] = [RunLog(run_dir)]
         if progress:
             hooks.append(ConsoleProgress())
@@ -113,6 +142,15 @@ def train_run(run_dir: Path, cfg: RunConfig | None = None, callbacks: list[Callb
         return trainer.train()
 
 
+def saved_metrics(run_dir: Path) -> dict[str, Any]:
+    """The run's ``metrics.json`` (its totals), or what its counters say where that file is missing or damaged."""
+    try:
+        return json.loads((Path(run_dir) / METRICS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        episodes, env_steps = progress_so_far(run_dir)
+        return {"episodes": episodes, "env_steps": env_steps, "env_steps_per_s": 0.0, "mean_return": None}
+
+
 def stopped_at_once_message(resume_command: str) -> str:
     """A second Ctrl+C: one line, no traceback."""
     return f"Stopped at once; the files saved before are intact. Resume with: {resume_command}"
@@ -120,6 +158,8 @@ def stopped_at_once_message(resume_command: str) -> str:
 
 def finish_message(summary: dict[str, Any], run_dir: Path, resume_command: str) -> str:
     """What both entry points print when training stops."""
+    if summary["stopped_by"] == "nothing_to_do":
+        return f"Nothing trained; {run_dir} is as it was."
     lines = []
     if summary["stopped_by"] == "interrupted":
         lines.append(f"Stopped at episode {summary['episodes']}; checkpoint saved. Resume with: {resume_command}")

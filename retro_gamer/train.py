@@ -29,14 +29,15 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from retro_gamer.run import finish_message, prepare_run, stopped_at_once_message, train_run
+    from retro_gamer.run import finish_message, prepare_run, previous_config, stopped_at_once_message, train_run
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     resume_command = shlex.join(["python", "-m", "retro_gamer.train", *sys.argv[1:]])
     try:
         reasons: list[str] = []
-        run_cfg = run_config_from_hydra(cfg, hydra_cfg.runtime.choices.get("game"), why=reasons)
+        run_cfg = run_config_from_hydra(cfg, hydra_cfg.runtime.choices.get("game"), why=reasons,
+                                        previous=previous_config(run_dir))
         if any(reasons):
             print(f"Chosen for this game: {'; '.join(r for r in reasons if r)}")
         with run_lock(run_dir):
@@ -74,6 +75,9 @@ def cli() -> None:
     """Entry point. Hydra's parser rejects ``-m`` after an override (``+game=snake -m trainer.lr=1,2``);
     users write it there, so move the flag to the front first. Typos and absurdly long numbers are answered
     before Hydra parses anything: its own answers lack the nearest name, or end in a traceback."""
+    from retro_gamer.store import disable_telemetry_unless_chosen
+
+    disable_telemetry_unless_chosen()
     args = sys.argv[1:]
     overrides = [a for a in args if "=" in a and not a.startswith("-")]
     hints = typo_hints(overrides) + number_problems(overrides)

@@ -24,9 +24,11 @@ from retro_gamer import checkpoint
 from retro_gamer.callbacks import Callback, Window
 from retro_gamer.config import ModelKind, RunConfig, to_toml_dict
 from retro_gamer.env import GameEnvironment
-from retro_gamer.game_batch import GameProcess, open_games, want_second_process
-from retro_gamer.learner import LearnerProcess, Outbox, copy_weights, open_learner, want_learner_process
-from retro_gamer.network import NumpyMLP, QNetwork, training_device
+from retro_gamer.game_batch import GameProcess, open_games
+from retro_gamer.games import game_factory
+from retro_gamer.learner import LearnerProcess, Outbox, copy_weights, open_learner
+from retro_gamer.network import NumpyMLP, QNetwork
+from retro_gamer.placement import settled_placement, training_device
 
 
 def build_q_network(cfg: RunConfig, env: GameEnvironment) -> QNetwork:
@@ -77,6 +79,9 @@ class StopRequest:
 
 class DQNTrainer:
     OUTBOX_LIMIT = 4096  # transitions sent without gradient steps (in warm-up) once this many wait
+    # a time-limited run with trainer.exploration_fraction sizes its exploration from its speed once learning has
+    # run this many env steps, or this share of the time limit, whichever comes first
+    MEASURE_STEPS, MEASURE_SHARE = 10_000, 0.05
 
     def __init__(self, cfg: RunConfig, run_dir: Path, callbacks: list[Callback] | tuple[Callback, ...] = ()):
         self.cfg, self.run_dir, self.callbacks = cfg, Path(run_dir), list(callbacks)
@@ -84,22 +89,21 @@ class DQNTrainer:
         resume_path = self.run_dir / checkpoint.RESUME_FILE
         saved = checkpoint.load(resume_path) if resume_path.is_file() else None  # read once: where the games ran, then resume
         self._threads_before = torch.get_num_threads()
-        if t.threads > 0:
-            torch.set_num_threads(t.threads)
-        torch.manual_seed(t.seed)
-        self.rng = np.random.default_rng(t.seed)
-        learner_before = saved.get("learner_process", False) if saved else None  # runs from before it learned in-process
-        self.device = training_device(cfg, learner_before)
-
-        second_process, games_note = want_second_process(cfg, self.run_dir, self.device, saved and saved.get("second_process"),
-                                                        learner_before)
-        self.learner_elsewhere, learner_note = want_learner_process(cfg, second_process, self.device, learner_before)
-        self.games_note = f"{games_note}; {learner_note}"
-        if (second_process or self.learner_elsewhere) and t.threads == 0:
-            torch.set_num_threads(1)  # the other core plays the games, or learns
-        self.games = open_games(cfg.game, self.run_dir, t.num_envs, t.seed, second_process)
+        self.games: Any = None
         self.learner: Any = None
         try:
+            if t.threads > 0:
+                torch.set_num_threads(t.threads)
+            torch.manual_seed(t.seed)
+            self.rng = np.random.default_rng(t.seed)
+            from retro_gamer.autoconfig import rules
+
+            self.learner_elsewhere, second_process, self.games_note = settled_placement(
+                cfg, saved, lambda: len(game_factory(cfg.game, self.run_dir)().agents), rules()["busy_game_agents"])
+            self.device = training_device(cfg, self.learner_elsewhere)
+            if (second_process or self.learner_elsewhere) and t.threads == 0:
+                torch.set_num_threads(1)  # the other core plays the games, or learns
+            self.games = open_games(cfg.game, self.run_dir, t.num_envs, t.seed, second_process)
             self._build(cfg, saved)
         except BaseException:
             self._close()
@@ -125,6 +129,9 @@ class DQNTrainer:
         self._losses: list[float] = []
         self._learn_credit = 0.0  # fractional gradient steps owed (train_every may not divide num_envs)
         self._learn_from = t.warmup_steps  # env steps before learning starts (later after a resume without replay)
+        # epsilon falls linearly from (env step, epsilon) to epsilon_end at an env step; see _size_exploration
+        self._schedule = self._planned_schedule()
+        self.exploration: dict[str, Any] | None = None  # how a time-limited run sized its exploration, once it has
         self.resume_note: str | None = None  # what a resume restored, for the run output
         self._replay_manifest: dict[str, Any] | None = None  # the replay chunk files the saved resume.pt lists
         self._session_start = time.perf_counter()
@@ -132,12 +139,46 @@ class DQNTrainer:
         self._resume_if_possible(saved)
 
     # --- schedule and statistics -----------------------------------------------------------
+    def _planned_schedule(self) -> tuple[int, float, int]:
+        """From the end of warm-up, epsilon_decay_steps long; with exploration_fraction of a step budget, ending
+        by that share of it if that comes first (a time budget's share is found in the run: _size_exploration)."""
+        t = self.cfg.trainer
+        end = t.warmup_steps + t.epsilon_decay_steps
+        if t.exploration_fraction is not None and t.total_env_steps is not None:
+            end = min(end, max(t.warmup_steps, round(t.exploration_fraction * t.total_env_steps)))
+        return t.warmup_steps, t.epsilon_start, end
+
+    @staticmethod
+    def _sized_schedule(exploration: dict[str, Any]) -> tuple[int, float, int]:
+        return exploration["decided_at_env_step"], exploration["from_epsilon"], exploration["epsilon_end_at_env_step"]
+
     def epsilon(self) -> float:
         t = self.cfg.trainer
         if self.env_steps < t.warmup_steps:
             return 1.0
-        frac = min(1.0, (self.env_steps - t.warmup_steps) / max(1, t.epsilon_decay_steps))
-        return t.epsilon_start + frac * (t.epsilon_end - t.epsilon_start)
+        start, start_epsilon, end = self._schedule
+        if self.env_steps >= end:
+            return t.epsilon_end
+        frac = (self.env_steps - start) / max(1, end - start)
+        return start_epsilon + frac * (t.epsilon_end - start_epsilon)
+
+    def _size_exploration(self, deadline: float, measure_from: tuple[int, float]) -> None:
+        """A time-limited run's exploration, sized to its budget once: the env steps per second of this session
+        since ``measure_from`` (env steps, time) give the steps the time left will bring, and epsilon then falls
+        from where it is to its end by ``exploration_fraction`` of all the run's steps (never later than planned).
+        What was measured and used is kept in resume.pt and metrics.json."""
+        t = self.cfg.trainer
+        now = time.perf_counter()
+        rate = (self.env_steps - measure_from[0]) / max(1e-9, now - measure_from[1])
+        expected = self.env_steps + rate * max(0.0, deadline - now)
+        end = max(self.env_steps, min(self._schedule[2], round(t.exploration_fraction * expected)))
+        self.exploration = {"decided_at_env_step": self.env_steps, "from_epsilon": self.epsilon(),
+                            "measured_env_steps_per_s": round(rate, 1), "expected_env_steps": round(expected),
+                            "epsilon_end_at_env_step": end}
+        self._schedule = self._sized_schedule(self.exploration)
+        print(f"Exploration sized to the time limit: {rate:,.0f} env steps/s measured while learning, so about "
+              f"{expected:,.0f} env steps in all; epsilon reaches {t.epsilon_end:g} at env step {end:,} "
+              f"(trainer.exploration_fraction = {t.exploration_fraction:g}).", flush=True)
 
     def steps_per_s(self) -> float:
         return self._session_steps / max(1e-9, time.perf_counter() - self._session_start)
@@ -162,6 +203,8 @@ class DQNTrainer:
             "mean_return": round(float(np.mean(self.returns[-window:])), 6) if self.returns else None,
             "mean_length": round(float(np.mean(self.lengths[-window:])), 6) if self.lengths else None,
             "best_mean_return": self._best_window_mean(window),
+            "epsilon_end_at_env_step": self._schedule[2],
+            **({"exploration_sized_to_time_limit": self.exploration} if self.exploration else {}),
         }
 
     def _best_window_mean(self, window: int) -> float | None:
@@ -251,21 +294,33 @@ class DQNTrainer:
         board, extras = self.games.reset()
         seen = [(board[g], extras[g]) for g in groups]  # each group's latest observations
         actions: list[np.ndarray] = [np.empty(0)] * len(groups)
+        asked = [0] * len(groups)  # how many of each group's games (the first ones) play the turn asked of it
         pending: list[deque] = [deque() for _ in range(n)]
         ep_return, ep_length = np.zeros(n), np.zeros(n, dtype=np.int64)
         deadline = None if t.time_limit is None else time.perf_counter() + 60 * t.time_limit
+        budget = t.total_env_steps
+        measure_from: tuple[int, float] | None = None  # where this session's speed is measured from, once learning
+        sizing = t.exploration_fraction is not None and budget is None and deadline is not None and self.exploration is None
         reason = "interrupted"
         self._open_window()
 
         def ask(k: int) -> None:
-            actions[k] = self.act(*seen[k], self.epsilon())
-            self.games.step_async(actions[k], groups[k])
-            self._learn_due(len(groups[k]))  # while the games play that turn
+            """Ask group ``k``'s next turn; with a step budget, of only as many games as it has steps left."""
+            games = len(groups[k]) if budget is None else min(len(groups[k]), budget - self.env_steps - sum(asked))
+            asked[k] = max(games, 0)
+            if not asked[k]:
+                return
+            board, extras = seen[k]
+            actions[k] = self.act(board[: asked[k]], extras[: asked[k]], self.epsilon())
+            self.games.step_async(actions[k], groups[k][: asked[k]])
+            self._learn_due(asked[k])  # while the games play that turn
 
         def record(k: int) -> list[int]:
             """Collect group ``k``'s turn into replay memory; the games of it that ended (positions in the group)."""
+            if not asked[k]:
+                return []
             turn, (last_board, last_extras), finished = self.games.step_wait(), seen[k], []
-            for j, i in enumerate(groups[k]):
+            for j, i in enumerate(groups[k][: asked[k]]):
                 reward, ended = float(turn.reward[j]), bool(turn.terminated[j])
                 done = ended or bool(turn.truncated[j])
                 ep_return[i] += reward
@@ -277,22 +332,38 @@ class DQNTrainer:
                     if self.episode < t.episodes:
                         self._finish_episode(float(ep_return[i]), int(ep_length[i]))
                     ep_return[i], ep_length[i] = 0.0, 0
-            seen[k] = (turn.board, turn.extras)
-            self.env_steps += len(groups[k])
-            self._session_steps += len(groups[k])
+            if asked[k] == len(groups[k]):
+                seen[k] = (turn.board, turn.extras)
+            else:  # the last turn of a step budget: the games left out keep their observations
+                seen[k] = (np.concatenate([turn.board, last_board[asked[k]:]]),
+                           np.concatenate([turn.extras, last_extras[asked[k]:]]))
+            self.env_steps += asked[k]
+            self._session_steps += asked[k]
+            asked[k] = 0
             return finished
 
         if self.episode >= t.episodes:
             return "episodes"
+        if budget is not None and self.env_steps >= budget:
+            return "env_steps"
         for k in range(len(groups)):
             ask(k)
         k = 0
         while True:
             finished = record(k)
+            if sizing:
+                if measure_from is None and self.env_steps >= self._learn_from:
+                    measure_from = (self.env_steps, time.perf_counter())
+                elif measure_from is not None and (
+                        self.env_steps - measure_from[0] >= self.MEASURE_STEPS
+                        or time.perf_counter() - measure_from[1] >= self.MEASURE_SHARE * 60 * t.time_limit):
+                    self._size_exploration(deadline, measure_from)
+                    sizing = False
             if deadline is not None and not stop.requested and time.perf_counter() >= deadline:
                 stop.request()
                 reason = "time_limit"
-            stopping = stop.requested and bool(finished or stop.overdue())
+            spent = budget is not None and self.env_steps >= budget
+            stopping = spent or (stop.requested and bool(finished or stop.overdue()))
             if stopping or self.episode >= t.episodes:
                 for other in range(1, len(groups)):  # the turns already asked of the other group
                     record((k + other) % len(groups))
@@ -301,7 +372,7 @@ class DQNTrainer:
                 for group, (last_board, last_extras) in zip(groups, seen):  # games cut short: keep what they taught
                     for j, i in enumerate(group):
                         self._store_n_step(pending[i], last_board[j], last_extras[j], ended=False, flush=True)
-                return reason
+                return "env_steps" if spent else reason
             if finished:
                 last_board, last_extras = seen[k]
                 last_board[finished], last_extras[finished] = self.games.reset([groups[k][j] for j in finished])
@@ -310,7 +381,8 @@ class DQNTrainer:
 
     def _close(self) -> None:
         """End the games and the learner (and their processes); give torch back the threads it had."""
-        self.games.close()
+        if self.games is not None:
+            self.games.close()
         if self.learner is not None:
             self.learner.close()
         torch.set_num_threads(self._threads_before)
@@ -424,6 +496,7 @@ class DQNTrainer:
             "lengths": torch.tensor(self.lengths, dtype=torch.int64),
             "learn_credit": self._learn_credit,
             "learn_from": self._learn_from,
+            "exploration": self.exploration,
             "python_random": self.games.random_state(),  # the games' draws
             "second_process": isinstance(self.games, GameProcess),
             "learner_process": isinstance(self.learner, LearnerProcess),
@@ -456,6 +529,9 @@ class DQNTrainer:
             self.returns = state["returns"].tolist()
             self.lengths = state["lengths"].tolist()
             self._learn_credit = float(state["learn_credit"])
+            if state.get("exploration"):  # sized to a time limit once: kept for the rest of the run
+                self.exploration = state["exploration"]
+                self._schedule = self._sized_schedule(self.exploration)
             self.games.set_random_state(state["python_random"])
             self.rng.bit_generator.state = state["numpy_random"]
             torch.set_rng_state(state["torch_random"])

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import warnings
 
 import pytest
 from retro.game import Game
 
-from retro_gamer import autoconfig, observation
-from retro_gamer.autoconfig import (StepCosts, choose_network, crop_target, exploration_steps, keyboard_agents, model_config,
-                                    rules)
+from retro_gamer import observation
+from retro_gamer.autoconfig import choose_network, crop_target, keyboard_agents, model_config
 from retro_gamer.compose import compose_run
 from retro_gamer.config import TrainerConfig
 from retro_gamer.env import declared_characters, discover_characters
@@ -99,11 +97,10 @@ def test_the_shipped_games_keyboard_agent(spec: str, agent: str):
 
 # --- what each shipped game gets ----------------------------------------------------------------
 @pytest.mark.parametrize("game, overrides, crop, radius, network", [
-    # 25x25: a window on the ship; spatial, but its turns are far quicker than a convolution's learning
+    # 25x25: a window on the ship; spatial, but with 2 agents its turns are far quicker than a convolution's learning
     ("retro.examples.nav", [], "ship", 7, "mlp"),
-    # 40x20, spatial, and that learning (0.74-0.81 ms here) is within 2 turns (0.52-0.93 ms each): cnn_small,
-    # unless a very busy machine timed them otherwise (the rule itself is tested below)
-    ("retro.examples.beast", [], "player", 7, None),
+    # 40x20, spatial, with 251 agents: cnn_small
+    ("retro.examples.beast", [], "player", 7, "cnn_small"),
     ("snake", [], "Snake head", 5, "mlp"),  # the tuned conf/game/snake.yaml, exactly as before
     ("snake_plain", [], "Snake head", 7, "mlp"),  # snake with no window given
     (f"{CHASE}:create_enemy_training_game", [], "enemy", 3, "mlp"),  # its own 7x7 window
@@ -112,42 +109,29 @@ def test_the_shipped_games_keyboard_agent(spec: str, agent: str):
     ("gems", [], "player", 7, "mlp"),  # walls, gems, ghosts
 ])
 def test_each_shipped_game_gets_a_window_and_its_network(game: str, overrides: list[str], crop: str, radius: int,
-                                                         network: str | None):
+                                                         network: str):
     cfg, _, why = compose_run(game, overrides)
     assert (cfg.game.crop.agent, cfg.game.crop.radius) == (crop, radius)
     assert f"window around '{crop}'" in why
-    if cfg.game.spatial:  # the reason gives the two timings it compared, and the choice follows them
-        learning, turn = map(float, re.search(r"learning, ([\d.]+) ms per env step, against the game's own ([\d.]+) ms", why).groups())
-        expected = "cnn_small" if learning <= rules()["spatial_cnn_max_learning_share"] * turn else "mlp"
-        network = network or expected
-        assert network == expected
     assert cfg.model == model_config(network) and f"model={network}" in why
-    assert cfg.trainer.epsilon_decay_steps == 150_000  # no time limit: the configured schedule
+    assert cfg.trainer.epsilon_decay_steps == 150_000 and cfg.trainer.exploration_fraction is None  # no budget
+    assert set(cfg.chosen) == {"view", "network", "placement"}
 
 
-def test_a_spatial_game_gets_a_convolution_where_its_turns_hide_the_learning():
-    rule = {"mlp_max_inputs": 6000, "small_network": "mlp", "large_network": "cnn_small", "spatial_cnn_max_learning_share": 2.0}
-    timed = []
-
-    def costs(learning_ms: float):
-        def of(option: str, threads: int) -> StepCosts:
-            timed.append((option, threads))
-            return StepCosts(game=0.9e-3, learning=learning_ms * 1e-3, acting=0.0)
-        return of
-
-    assert choose_network(1125, True, rule, costs(0.7))[0] == "cnn_small"
-    assert timed == [("cnn_small", 1)]  # the convolution, on the learner process's one thread
-    assert choose_network(1125, True, rule, costs(1.79))[0] == "cnn_small"  # within 2 turns
-    network, why = choose_network(1125, True, rule, costs(1.81))
-    assert network == "mlp" and "would slow training" in why and "1.81 ms per env step" in why
-    assert choose_network(1125, False, rule, costs(0.1))[0] == "mlp"  # not spatial: nothing timed
-    assert choose_network(7000, False, rule, costs(0.1))[0] == "cnn_small" and len(timed) == 3
+def test_a_spatial_game_gets_a_convolution_where_its_many_agents_make_turns_slow():
+    rule = {"mlp_max_inputs": 6000, "small_network": "mlp", "large_network": "cnn_small", "busy_game_agents": 100}
+    assert choose_network(1125, True, 100, rule)[0] == "cnn_small"
+    network, why = choose_network(1125, True, 99, rule)
+    assert network == "mlp" and "would slow training" in why and "99 agents" in why
+    assert choose_network(1125, False, 500, rule)[0] == "mlp"  # not spatial
+    assert choose_network(7000, False, 2, rule)[0] == "cnn_small"  # too many inputs for an MLP
 
 
 def test_the_tuned_snake_is_unchanged():
     cfg, _, why = compose_run("snake", [])
     assert "as the description says" in why
-    assert cfg.game.observe_state == ["apple_dx", "apple_dy"] and cfg.trainer == TrainerConfig()
+    placed = {"learner_process": cfg.trainer.learner_process, "game_process": cfg.trainer.game_process}
+    assert cfg.game.observe_state == ["apple_dx", "apple_dy"] and cfg.trainer == TrainerConfig(**placed)
 
 
 def test_a_small_board_is_seen_whole():
@@ -179,23 +163,17 @@ def test_a_large_board_without_a_window_gets_the_small_cnn(tmp_path, monkeypatch
     assert cfg.model.kind.value == "cnn" and cfg.model.channels == [8, 16] and "model=cnn_small" in why
 
 
-# --- exploration sized to the time budget -----------------------------------------------------
-def test_exploration_shortens_for_a_short_budget_and_never_lengthens():
-    assert exploration_steps(1, 1500, 150_000, 0.5) == 40_000  # 45,000 -> one significant figure
-    assert exploration_steps(3, 1500, 150_000, 0.5) == 150_000  # close enough: the tuned value stays
-    assert exploration_steps(60, 5000, 150_000, 0.5) == 150_000
-    assert exploration_steps(0.1, 10, 150_000, 0.5) == 1_000
-
-
-def test_a_time_limit_sizes_exploration_and_says_so(monkeypatch):
-    timed = []
-    time_game_turn = autoconfig.time_game_turn
-    monkeypatch.setattr(autoconfig, "time_game_turn", lambda *a, **k: timed.append(a) or time_game_turn(*a, **k))
+# --- exploration sized to the budget ------------------------------------------------------------
+def test_a_budget_sizes_exploration_and_says_so():
     cfg, _, why = compose_run("retro.examples.beast", ["trainer.time_limit=0.2"])
-    assert cfg.trainer.epsilon_decay_steps < 150_000 and "epsilon decays over" in why
-    assert len(timed) == 1  # the network rule and the exploration estimate share one timing of the game
-    cfg, _, why = compose_run("retro.examples.beast", ["trainer.time_limit=0.2", "trainer.epsilon_decay_steps=777"])
-    assert cfg.trainer.epsilon_decay_steps == 777 and "epsilon" not in why
+    assert cfg.trainer.exploration_fraction == 0.5 and cfg.trainer.epsilon_decay_steps == 150_000
+    assert "the env steps trainer.time_limit = 0.2 min gives (measured in the run" in cfg.chosen["exploration"]
+    cfg, _, why = compose_run("retro.examples.nav", ["trainer.total_env_steps=60000"])
+    assert cfg.trainer.exploration_fraction == 0.5 and "of the 60,000 env steps of trainer.total_env_steps" in why
+    for explicit in ("trainer.epsilon_decay_steps=777", "trainer.exploration_fraction=0.2"):
+        cfg, _, why = compose_run("retro.examples.beast", ["trainer.time_limit=0.2", explicit])
+        assert "epsilon" not in why and "exploration" not in cfg.chosen
+    assert cfg.trainer.exploration_fraction == 0.2
 
 
 # --- characters ---------------------------------------------------------------------------------

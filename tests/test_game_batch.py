@@ -4,7 +4,6 @@ and the automatic choice follows how much of a training step the games take."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ import torch
 from conftest import TINY
 from retro_gamer import checkpoint
 from retro_gamer.compose import compose_app, run_config_from_hydra
-from retro_gamer.game_batch import GameProcess, LocalGames, want_second_process
+from retro_gamer.game_batch import GameProcess, LocalGames
 from retro_gamer.run import prepare_run
 from retro_gamer.trainer import DQNTrainer
 from test_hardening import QUICK, WALKER, refused, run_cli, write_game
@@ -131,32 +130,6 @@ def test_a_rule_broken_in_the_second_process_is_named(tmp_path: Path, monkeypatc
     monkeypatch.chdir(tmp_path)
     assert run_cli(capsys, "create", "--game", f"{module}.py", "--output", "run", *QUICK, "trainer.game_process=true")[0] == 0
     refused(capsys, "train", "run", says=("game.state['points'] (the reward) became None on turn 3", "it must stay a finite number"))
-
-
-def test_slow_games_go_to_a_second_process_and_a_resumed_run_keeps_the_choice(tmp_path: Path, monkeypatch, capsys):
-    snake_cfg = prepare_run(snake("trainer.game_process=null"), tmp_path / "snake", "snake")
-    snake_choice, why = want_second_process(snake_cfg, tmp_path / "snake", torch.device("cpu"))
-    assert not snake_choice and why.startswith("games in this process: they take")
-    # learner_process unset: the second core learns where the trainer's device is the CPU; where it is a GPU, or a
-    # resumed run learned in this process when it started, the games' share decides
-    unset = dataclasses.replace(snake_cfg, trainer=dataclasses.replace(snake_cfg.trainer, learner_process=None))
-    assert want_second_process(unset, tmp_path / "snake", torch.device("cpu")) == (False, "games in this process: the second core learns")
-    assert want_second_process(unset, tmp_path / "snake", torch.device("cuda"))[1].startswith("games in this process: they take")
-    assert want_second_process(unset, tmp_path / "snake", torch.device("cpu"), learner_before=False)[1].startswith(
-        "games in this process: they take")
-    # trainer.learner_process=true gives the second core to learning, on any device
-    learning = dataclasses.replace(snake_cfg, trainer=dataclasses.replace(snake_cfg.trainer, learner_process=True))
-    assert want_second_process(learning, tmp_path / "snake", torch.device("cuda")) == (False, "games in this process: the second core learns")
-    write_game(tmp_path, "slow", SLOW_GAME)
-    monkeypatch.chdir(tmp_path)
-    assert run_cli(capsys, "create", "--game", "slow.py", "--output", "run", *QUICK, "trainer.game_process=null")[0] == 0
-    code, out, err = run_cli(capsys, "train", "run", "--episodes", "2")
-    assert code == 0, err
-    assert "games in a second process: they take" in out
-    assert checkpoint.load(tmp_path / "run" / checkpoint.RESUME_FILE)["second_process"] is True
-    code, out, err = run_cli(capsys, "train", "run", "--episodes", "3")
-    assert code == 0, err
-    assert "games in a second process, as when this run started" in out
 
 
 def test_ctrl_c_stops_both_processes_and_saves(tmp_path: Path):

@@ -11,13 +11,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from conftest import TINY
 from retro_gamer import checkpoint
 from retro_gamer.compose import compose_app, run_config_from_hydra
-from retro_gamer.learner import Outbox, WeightSlots, want_learner_process
+from retro_gamer.learner import Outbox, WeightSlots
 from retro_gamer.run import prepare_run
 from retro_gamer.trainer import DQNTrainer
 from test_hardening import QUICK, WALKER, write_game
@@ -51,25 +50,6 @@ def test_a_learner_process_trains_exactly_as_one_process(tmp_path: Path):
     assert not all(torch.equal(here_state["weights"][k], here_state["acting_weights"][k]) for k in here_state["weights"])
     assert here_state["replay"]["priority"].equal(there_state["replay"]["priority"])
     assert (here_state["learner_process"], there_state["learner_process"]) == (False, True)
-
-
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="the default needs a second core to learn on")
-def test_a_cpu_with_two_cores_learns_in_a_second_process_and_a_resumed_run_keeps_the_choice(tmp_path: Path):
-    auto, cpu = snake("trainer.learner_process=null"), torch.device("cpu")
-    assert want_learner_process(auto, False, cpu) == (True, "learning in a second process on the second core, while this one plays")
-    assert want_learner_process(auto, True, cpu)[1] == "learning in this process: the games' process has the second core"
-    assert want_learner_process(auto, False, torch.device("meta")) == (False, "learning in this process: it has the meta device")
-    assert want_learner_process(auto, False, cpu, before=False)[1] == "learning in this process, as when this run started"
-
-    run = tmp_path / "run"
-    cfg = prepare_run(snake("trainer.episodes=2", "trainer.learner_process=null", "trainer.game_process=null"), run, "snake")
-    trainer = DQNTrainer(cfg, run)
-    trainer.train()
-    assert trainer.games_note == "games in this process: the second core learns; learning in a second process on the second core, while this one plays"
-    cfg = prepare_run(snake("trainer.episodes=3", "trainer.learner_process=null", "trainer.game_process=null"), run, "snake")
-    trainer = DQNTrainer(cfg, run)
-    trainer.train()
-    assert trainer.games_note.endswith("learning in a second process, as when this run started")
 
 
 def start_training(tmp_path: Path, episodes: int) -> subprocess.Popen:

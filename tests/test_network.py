@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from retro_gamer.config import ModelConfig, ModelKind, RunConfig, TrainerConfig
-from retro_gamer.games import GameDescription
-from retro_gamer.network import NumpyMLP, QNetwork, training_device
+from retro_gamer.config import ModelConfig, ModelKind
+from retro_gamer.network import NumpyMLP, QNetwork
 
 
 @pytest.mark.parametrize("board_shape,extras,dueling", [((15, 15), 0, True), ((5, 7), 3, False), ((0, 0), 4, True)])
@@ -48,26 +47,3 @@ def test_cnn_layer_strides_follow_the_list_with_its_last_value_repeated(strides,
         (strides[min(i, len(strides) - 1)],) * 2 for i in range(2)]
     assert q.trunk[0].in_features == features
     assert q(torch.zeros(3, 15, 15, dtype=torch.uint8), torch.zeros(3, 0)).shape == (3, 4)
-
-
-@pytest.mark.parametrize("kind,cores,trainer,before,expected", [
-    (ModelKind.mlp, 2, {}, None, "cpu"),  # an MLP learns in a second CPU process: faster than on the GPU (measured)
-    (ModelKind.cnn, 2, {}, None, "cuda"),  # a CNN is the GPU's case
-    (ModelKind.mlp, 1, {}, None, "cuda"),  # no second core to learn on
-    (ModelKind.mlp, 2, {"learner_process": False}, None, "cuda"),
-    (ModelKind.mlp, 2, {"game_process": True}, None, "cuda"),  # the second core plays the games
-    (ModelKind.mlp, 2, {"device": "cuda"}, None, "cuda"),  # named: always as named
-    (ModelKind.cnn, 2, {"device": "cpu"}, None, "cpu"),
-    # a resumed run keeps the device of where it learned: in this process (one core, or before the learner
-    # process), or in a second one; a setting wins over what the run did before
-    (ModelKind.mlp, 2, {}, False, "cuda"),
-    (ModelKind.mlp, 2, {}, True, "cpu"),
-    (ModelKind.mlp, 2, {"learner_process": True}, False, "cpu"),
-])
-def test_auto_device_keeps_an_mlp_on_a_multicore_cpu(monkeypatch, kind, cores, trainer, before, expected):
-    """The rule behind ``trainer.device=auto``, on a machine that reports a GPU (CI has none to report)."""
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr("os.cpu_count", lambda: cores)
-    cfg = RunConfig(game=GameDescription(factory="f", actions=["a"], reward="r"), model=ModelConfig(kind=kind),
-                    trainer=TrainerConfig(**trainer))
-    assert training_device(cfg, before) == torch.device(expected)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -28,9 +30,28 @@ def test_train_speed_prints_throughput_and_sizes(tmp_path: Path):
     assert "env steps/s" in out and "policy checkpoint:" in out and "bytes per transition" in out
 
 
-def test_policy_latency_prints_the_median(tmp_path: Path, trained_snake: Path):
-    out = bench(str(BENCH / "policy_latency.py"), str(trained_snake), "--calls", "200", cwd=tmp_path)
-    assert "get_action over 200 calls: median" in out
+def test_policy_latency_prints_and_records_the_figures_and_stops_its_busy_processes(tmp_path: Path, trained_snake: Path):
+    command = [sys.executable, str(BENCH / "policy_latency.py"), str(trained_snake), "--calls", "200", "--busy", "1"]
+    env = {**os.environ, "RETRO_GAMER_BENCHMARK_RESULTS": str(tmp_path / "results")}
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0, out
+    assert re.search(r"snake: get_action over 200 calls with 1 busy processes: median [\d.]+ ms, mean [\d.]+ ms, "
+                     r"p99 [\d.]+ ms, max [\d.]+ ms", out), out
+    record = json.loads((tmp_path / "results" / "policy_latency_busy1.json").read_text())
+    assert record["settings"]["busy"] == 1 and record["cores"]["usable"] >= 1 and record["commit"]["hash"]
+    assert set(record["figures"]["snake"]) >= {"median_ms", "mean_ms", "p99_ms", "max_ms"}
+    spinners = [pid for pid in os.listdir("/proc") if pid.isdigit() and _spins_for(int(pid), proc.pid)]
+    assert not spinners, "busy processes outlived the benchmark"
+
+
+def _spins_for(pid: int, parent: int) -> bool:
+    """Whether process ``pid`` is one of the spinning processes that policy_latency.py started as ``parent``."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(b"getppid" in arg for arg in argv) and str(parent).encode() in argv
 
 
 def test_snake_skill_prints_a_learning_curve(tmp_path: Path):

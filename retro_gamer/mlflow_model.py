@@ -19,7 +19,6 @@ tracking URI or active run.
 from __future__ import annotations
 
 import atexit
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -45,7 +44,7 @@ from retro_gamer.config import CONFIG_FILE, read_config
 from retro_gamer.errors import RetroGamerError
 from retro_gamer.games.loading import absolute
 from retro_gamer.network import QNetwork
-from retro_gamer.store import resolve_uri, sqlite_path
+from retro_gamer.store import environment, resolve_uri, sqlite_path
 
 MODEL_NAME = "policy"
 # MLflow reserves the alias "latest" (any case; see mlflow.utils.validation._validate_model_alias_name_reserved)
@@ -70,19 +69,6 @@ _FAIL_FAST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKO
               "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 _QUIET = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 _MISSING = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}
-
-
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """``values`` in ``os.environ`` for the duration (MLflow reads them per request); a variable the
-    user set keeps the user's value."""
-    added = {key: value for key, value in values.items() if key not in os.environ}
-    os.environ.update(added)
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
 
 
 class PolicyModel(mlflow.pyfunc.PythonModel):
@@ -153,7 +139,7 @@ def log_policy_model(client: MlflowClient, run_id: str, run_dir: Path, checkpoin
     model = client.create_logged_model(experiment, name=MODEL_NAME, source_run_id=run_id,
                                        tags={"retro_gamer.checkpoint": checkpoint_path.stem})
     try:
-        with tempfile.TemporaryDirectory(prefix="retro-gamer-log-") as tmp, _environment(_QUIET):
+        with tempfile.TemporaryDirectory(prefix="retro-gamer-log-") as tmp, environment(_QUIET):
             code = Path(tmp) / "policy_model.py"
             code.write_text(_MODEL_CODE)
             staged = _stage_run(run_dir, checkpoint_path, payload, Path(tmp) / RUN_ARTIFACT)
@@ -215,7 +201,7 @@ def _open(uri: str, store: str) -> MlflowClient:
 def _store_call(uri: str, store: str) -> Iterator[None]:
     """Fail fast on an unreachable server, and turn MLflow's other errors into one paragraph."""
     try:
-        with _environment({**_FAIL_FAST, **_QUIET}):
+        with environment({**_FAIL_FAST, **_QUIET}):
             yield
     except (MlflowException, OSError) as err:  # requests' errors are OSErrors too
         reason = (getattr(err, "message", None) or str(err)).strip().splitlines()[0]

@@ -6,16 +6,18 @@ project folder: ``DVC_ROOT`` inside a DVC stage or experiment (``dvc exp run`` w
 that DVC throws away), otherwise the nearest folder at or above the run directory that holds
 ``.git``, ``.dvc``, ``dvc.yaml`` or ``pyproject.toml``, otherwise the run directory's parent.
 (MLflow 3.13+ refuses its old plain-file store, so the default is SQLite.)
+
+Loading and playing a trained model must work on Windows, which has no ``fcntl``: this module is on
+that path, so only the locking that training needs imports it.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Mapping
 from urllib.parse import unquote, urlparse
 
 if TYPE_CHECKING:
@@ -25,6 +27,8 @@ STORE_FOLDER = "mlruns"
 DB_FILE = "mlflow.db"
 ARTIFACTS_FOLDER = "artifacts"
 PROJECT_MARKERS = (".git", ".dvc", "dvc.yaml", "pyproject.toml")
+# The experiment tag MLflow 3's UI reads to choose its view: the classic runs table with metric columns.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
 def project_root(start: Path) -> Path:
@@ -67,7 +71,10 @@ def artifact_location(uri: str) -> str | None:
 @contextmanager
 def _store_lock(db: Path) -> Iterator[None]:
     """Several processes (a Hydra multirun with joblib) may create the same database at once:
-    MLflow's schema migrations must run in one of them only."""
+    MLflow's schema migrations must run in one of them only. (Creating a store is the training side,
+    which runs on POSIX systems only.)"""
+    import fcntl
+
     db.parent.mkdir(parents=True, exist_ok=True)
     with open(db.parent / ".lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -98,19 +105,52 @@ def open_store(uri: str) -> MlflowClient:
 
 
 def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
-    """The id of experiment ``name``, created (with :func:`artifact_location`) when missing."""
+    """The id of experiment ``name``, created (with :func:`artifact_location`) when missing.
+
+    Every experiment retro-gamer uses comes from here, so every one carries :data:`EXPERIMENT_KIND`:
+    without that tag MLflow 3's UI opens an experiment on its GenAI overview, and its runs table
+    shows no metric columns. An experiment made without the tag (by an older retro-gamer) gets it
+    here; a kind someone chose stays.
+    """
     from mlflow.exceptions import MlflowException
 
+    key, kind = EXPERIMENT_KIND
     found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
+    if found is None:
+        try:
+            return client.create_experiment(name, artifact_location=artifact_location(uri), tags={key: kind})
+        except MlflowException:  # another process created it first
+            found = client.get_experiment_by_name(name)
+            if found is None:
+                raise
+    if key not in found.tags:
+        client.set_experiment_tag(found.experiment_id, key, kind)
+    return found.experiment_id
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` in ``os.environ`` for the duration, then the environment as it was. MLflow reads
+    its HTTP settings from the environment on every request, so they cannot be passed to a client;
+    library code must not leave them behind in the caller's process. A variable the user set keeps
+    the user's value."""
+    added = {key: value for key, value in values.items() if key not in os.environ}
+    os.environ.update(added)
     try:
-        return client.create_experiment(name, artifact_location=artifact_location(uri))
-    except MlflowException:  # another process created it first
-        found = client.get_experiment_by_name(name)
-        if found is None:
-            raise
-        return found.experiment_id
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def disable_telemetry_unless_chosen() -> None:
+    """Switch off MLflow's usage telemetry unless the user decided: ``MLFLOW_DISABLE_TELEMETRY`` set
+    either way, or ``DO_NOT_TRACK`` set to a value that allows tracking (``DO_NOT_TRACK=1`` is an
+    opt-out that MLflow itself ignores, as it only reads ``true``). For entry points only, before
+    MLflow is imported (it reads the setting then): library code leaves its caller's environment alone."""
+    allows_tracking = os.environ.get("DO_NOT_TRACK", "").strip().lower() in ("0", "false", "no")
+    if "MLFLOW_DISABLE_TELEMETRY" not in os.environ and not allows_tracking:
+        os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
 
 def ui_command(uri: str) -> str:

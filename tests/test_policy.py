@@ -16,8 +16,10 @@ from retro.views import HeadlessView
 
 from retro_gamer import PolicyInput, TrainedPolicy
 from retro_gamer import checkpoint
-from retro_gamer.config import read_config, write_config
+from retro_gamer.config import ModelConfig, ModelKind, read_config, to_toml_dict, write_config
 from retro_gamer.errors import IncompatibleRunError, RetroGamerError
+from retro_gamer.network import QNetwork
+from retro_gamer.policy import NumpyForward
 
 KEYS = {"KEY_RIGHT", "KEY_UP", "KEY_LEFT", "KEY_DOWN", None}
 
@@ -161,3 +163,104 @@ def test_a_custom_observation_function_trains_and_drives_a_policy(tmp_path: Path
 
     game = my_game.create_game()
     assert ai.q_values(game).shape == (3,) and ai.get_action(game) in {"KEY_LEFT", "KEY_RIGHT", None}
+
+
+# -- the fast path: get_action in numpy on the calling thread ----------------------------------------
+
+MODELS = {
+    "mlp": ModelConfig(kind=ModelKind.mlp, hidden=[32, 16]),
+    "mlp without hidden layers or dueling": ModelConfig(kind=ModelKind.mlp, hidden=[], dueling=False),
+    "cnn_small": ModelConfig(kind=ModelKind.cnn, channels=[8, 16], strides=[1, 2], hidden=[32]),
+    "cnn of three strided layers": ModelConfig(kind=ModelKind.cnn, channels=[4, 6, 5], strides=[2, 1, 3], hidden=[8], dueling=False),
+}
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("board_shape, extras_size", [((11, 11), 2), ((7, 10), 0), ((0, 0), 3)])
+def test_numpy_forward_matches_torch_over_random_observations(name: str, board_shape: tuple[int, int], extras_size: int):
+    torch.manual_seed(0)
+    q = QNetwork(MODELS[name], board_shape, n_classes=6, extras_size=extras_size, n_actions=5).eval()
+    forward = NumpyForward(q)
+    rng = np.random.default_rng(0)
+    boards = rng.integers(0, 6, (500, *board_shape), dtype=np.uint8)
+    extras = rng.normal(size=(500, extras_size)).astype(np.float32)
+    with torch.inference_mode():
+        expected = q(torch.from_numpy(boards), torch.from_numpy(extras)).numpy()
+    got = np.stack([forward(board, extra).copy() for board, extra in zip(boards, extras)])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert (got.argmax(axis=1) == expected.argmax(axis=1)).all()
+
+
+def _cnn_run(trained_snake: Path, tmp_path: Path) -> Path:
+    """A copy of the snake run whose checkpoint holds a cnn_small network (untrained weights: the fast path must
+    give the same actions whatever the weights)."""
+    run = tmp_path / "cnn_run"
+    shutil.copytree(trained_snake, run)
+    cfg = read_config(run)
+    cfg.model = MODELS["cnn_small"]
+    write_config(cfg, run)
+    path = checkpoint.latest_checkpoint(run)
+    payload = checkpoint.load(path)
+    torch.manual_seed(1)
+    payload["weights"] = QNetwork.from_dims(cfg.model, payload["observation"]).state_dict()
+    payload["config"] = to_toml_dict(read_config(run))
+    torch.save(payload, path)
+    return run
+
+
+def _torch_action(ai: TrainedPolicy, game) -> str | None:
+    obs = ai.encoder.encode(game, rendered=False)
+    with torch.inference_mode():
+        q = ai.network(torch.from_numpy(obs.board)[None], torch.from_numpy(obs.extras)[None])
+    return ai.keys[int(q.argmax())]
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn_small"])
+def test_get_action_is_the_torch_networks_action_through_many_games(kind: str, trained_snake: Path, tmp_path: Path):
+    ai = TrainedPolicy(trained_snake if kind == "mlp" else _cnn_run(trained_snake, tmp_path))
+    assert ai.config.model.kind.value == kind.removesuffix("_small")
+    random.seed(2)
+    turns, game = 0, None
+    while turns < 1000:
+        if game is None or not game.playing:
+            game = create_game()
+            game.input_source = ProgrammaticInput()
+            game.start()
+        key = ai.get_action(game)
+        assert key == _torch_action(ai, game)
+        game.input_source.press(random.choice([key, "KEY_UP", "KEY_LEFT"]))  # wander beyond the policy's own games
+        game.step()
+        turns += 1
+
+
+def test_get_action_leaves_torch_and_blas_thread_counts_as_they_were(trained_snake: Path):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    ai = TrainedPolicy(trained_snake)
+    game = create_game()
+    before = torch.get_num_threads()
+    try:
+        for threads in (3, 1):
+            torch.set_num_threads(threads)
+            with threadpool_limits(limits=threads, user_api="blas"):
+                ai.get_action(game)
+                ai.q_values(game)
+                assert torch.get_num_threads() == threads
+                assert {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"} == {threads}
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_q_values_are_the_callers_to_keep(trained_snake: Path):
+    ai = TrainedPolicy(trained_snake)
+    random.seed(3)
+    game = create_game()
+    first = ai.q_values(game)
+    kept = first.copy()
+    game.input_source = ProgrammaticInput()
+    game.start()
+    for _ in range(3):
+        game.step()
+    ai.q_values(game)
+    np.testing.assert_array_equal(first, kept)
+

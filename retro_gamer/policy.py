@@ -19,7 +19,7 @@ from blessed.keyboard import Keystroke
 from retro.input import InputSource
 
 from retro_gamer.checkpoint import compatibility_problems, load as load_checkpoint, resolve_checkpoint
-from retro_gamer.config import ModelKind, RunConfig, read_config, to_toml_dict
+from retro_gamer.config import CONFIG_FILE, ModelKind, RunConfig, read_config, to_toml_dict
 from retro_gamer.errors import IncompatibleRunError, RetroGamerError
 from retro_gamer.env import check_board_size, make_encoder
 from retro_gamer.games import is_model_uri
@@ -40,6 +40,11 @@ def resolve_source(source: str | os.PathLike, tracking_uri: str | None = None) -
             f"Policy source '{source}' {problem}. Pass the folder that holds config.toml "
             "and checkpoints/ (for example runs/snake/), or a model URI such as models:/NAME@champion."
         )
+    if not (path / CONFIG_FILE).is_file():
+        # a common slip: the folder that holds the runs (runs/) instead of one run (runs/snake/)
+        runs = sorted(str(path / child.name) for child in path.iterdir() if (child / CONFIG_FILE).is_file())
+        if runs:
+            raise RetroGamerError(f"{source} is not a run directory; it holds runs: {', '.join(runs)} — pass one of them.")
     return path
 
 

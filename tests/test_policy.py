@@ -264,3 +264,14 @@ def test_q_values_are_the_callers_to_keep(trained_snake: Path):
     ai.q_values(game)
     np.testing.assert_array_equal(first, kept)
 
+
+def test_the_folder_of_runs_names_the_runs_inside_it(tmp_path: Path):
+    for name in ("snake", "gems"):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "config.toml").write_text("")
+    (tmp_path / "runs" / "notes").mkdir()  # not a run: not named
+    source = f"{tmp_path}/runs/"
+    runs = f"{tmp_path}/runs/gems, {tmp_path}/runs/snake"
+    with pytest.raises(RetroGamerError) as err:
+        TrainedPolicy(source)
+    assert str(err.value) == f"{source} is not a run directory; it holds runs: {runs} — pass one of them."

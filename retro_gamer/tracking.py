@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -34,6 +34,9 @@ TRACKING_FILE = "tracking.json"  # which store and MLflow run this run directory
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
 REPLAY_SHARE = 0.01  # with replay_every unset, replays may take this share of the training wall time
 STATUS = {"finished": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
+# MLflow's HTTP settings while a run is tracked: a stopped server costs seconds, not minutes.
+HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 
 
 def flatten_config(cfg: RunConfig) -> dict[str, str]:
@@ -58,20 +61,106 @@ def flatten_config(cfg: RunConfig) -> dict[str, str]:
     return flat
 
 
-def git_tags(folder: Path) -> dict[str, str]:
-    """Commit and dirty flag of the git repository holding ``folder`` (none outside one)."""
-    def git(*args: str) -> str | None:
+def git_state(file: Path) -> tuple[str, bool] | None:
+    """``(commit, dirty)`` of the git repository whose work ``file`` is part of; ``None`` outside a
+    repository, in one with no commit yet, and for a file the repository ignores (a package installed
+    into a virtual environment inside a project is not that project's code). A file the repository does
+    not track yet is a change the commit lacks: dirty. Dirty means any tracked file differs from the commit."""
+    file = Path(file).resolve()
+
+    def git(*args: str) -> subprocess.CompletedProcess | None:
         try:
-            done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=10)
+            return subprocess.run(["git", "-C", str(file.parent), *args], capture_output=True, text=True, timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             return None
-        return done.stdout.strip() if done.returncode == 0 else None
 
-    commit = git("rev-parse", "HEAD")
-    if commit is None:
-        return {}
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    return {"git_commit": commit, "mlflow.source.git.commit": commit, "git_dirty": str(bool(dirty)).lower()}
+    head = git("rev-parse", "HEAD")
+    if head is None or head.returncode != 0:
+        return None
+    commit = head.stdout.strip()
+    tracked = git("ls-files", "--error-unmatch", "--", file.name)
+    if tracked is None or tracked.returncode != 0:
+        ignored = git("check-ignore", "-q", "--", file.name)
+        return None if ignored is None or ignored.returncode == 0 else (commit, True)
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return commit, status is None or status.returncode != 0 or bool(status.stdout.strip())
+
+
+def factory_file(spec: str, base_dir: Path) -> Path | None:
+    """The file that defines the game factory ``spec`` names (a ``module`` or ``package`` spec resolves
+    to the file of its ``create_game``); ``None`` when it cannot be found."""
+    import inspect
+
+    from retro_gamer.errors import RetroGamerError
+    from retro_gamer.games import load_factory
+
+    try:
+        source = inspect.getsourcefile(load_factory(spec, base_dir))
+    except (RetroGamerError, TypeError):  # TypeError: a builtin has no source file
+        return None
+    return Path(source) if source else None
+
+
+def source_tags(game_spec: str, base_dir: Path) -> dict[str, str]:
+    """Where the code of a run comes from, as run tags: the game (its factory file, and that file's
+    repository commit and dirty flag) and retro-gamer (its version, and commit and dirty flag when it
+    runs from a git checkout). The run directory's own repository says nothing about either."""
+    import retro_gamer
+
+    tags = {"retro_gamer_version": __version__}
+    ours = git_state(Path(retro_gamer.__file__))
+    if ours is not None:
+        tags |= {"retro_gamer_git_commit": ours[0], "retro_gamer_git_dirty": str(ours[1]).lower()}
+    game = factory_file(game_spec, base_dir)
+    if game is not None:
+        tags["game_file"] = str(game.resolve())
+        state = git_state(game)
+        if state is not None:
+            tags |= {"game_git_commit": state[0], "game_git_dirty": str(state[1]).lower(),
+                     "mlflow.source.git.commit": state[0]}  # MLflow's UI shows this one as the run's source version
+    return tags
+
+
+def run_name(run_dir: Path) -> str:
+    """The MLflow run name: the run directory's name, or for a job of a Hydra multirun the values it
+    sweeps (``lr=0.0003,seed=2``). A job's folder is named after all of its overrides (or a hash when
+    they are too long), and a path among them splits that name into folders: neither reads well in the
+    runs table. A value that is a path shows only its last part."""
+    import yaml
+
+    run_dir = Path(run_dir).resolve()
+    try:
+        hydra = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text(encoding="utf-8"))["hydra"]
+        multirun = hydra["mode"] == "MULTIRUN"
+        job_overrides, job_number = hydra["overrides"]["task"], hydra["job"]["num"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return run_dir.name
+    if not multirun:
+        return run_dir.name
+    sweep = next((folder for folder in run_dir.parents if (folder / "multirun.yaml").is_file()), None)
+    fallback = f"{sweep.name if sweep else run_dir.name} job {job_number}"
+    if sweep is None:
+        return fallback
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        swept_overrides = yaml.safe_load((sweep / "multirun.yaml").read_text(encoding="utf-8"))["hydra"]["overrides"]["task"]
+        parser = OverridesParser.create()
+        swept = [o.key_or_group for o in parser.parse_overrides(swept_overrides) if o.is_sweep_override()]
+        values = {o.key_or_group: o for o in parser.parse_overrides(job_overrides)}
+    except (OSError, yaml.YAMLError, KeyError, TypeError, HydraException):
+        return fallback
+    shorts = [key.rpartition(".")[2] for key in swept]
+    parts = []
+    for key, short in zip(swept, shorts):
+        if key not in values:
+            continue
+        value = values[key].value()
+        text = value if isinstance(value, str) else values[key].get_value_element_as_str()
+        text = text.rstrip("/\\").replace("\\", "/").rpartition("/")[2] or text
+        parts.append(f"{short if shorts.count(short) == 1 else key}={text}")
+    return ",".join(parts) or fallback
 
 
 def log_replay(client: Any, run_id: str, policy: Any, name: str, seed: int) -> None:
@@ -141,6 +230,7 @@ class MlflowTracking(Callback):
         self._failure_lock = threading.Lock()
         self.unsent = {"metrics": 0, "artifacts": 0}
         self.seconds: dict[str, float] = {}  # time spent in each hook, for the overhead benchmark
+        self._environment = ExitStack()  # HTTP_SETTINGS while training; closing it restores os.environ
 
     # --- talking to the store, never fatally ------------------------------------------------
     def _safely(self, what: str, action: Callable[[], Any], metrics: int = 0, artifacts: int = 0,
@@ -168,9 +258,7 @@ class MlflowTracking(Callback):
     # --- hooks ------------------------------------------------------------------------------
     @_timed
     def on_train_start(self, trainer: DQNTrainer) -> None:
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # a stopped server costs seconds, not minutes
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+        self._environment.enter_context(store.environment(HTTP_SETTINGS))  # until on_train_end
         logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # our one warning says it all
         self._safely("opening the store", lambda: self._start(trainer))
 
@@ -183,7 +271,7 @@ class MlflowTracking(Callback):
         previous = self._previous_run()
         tags = self._tags(trainer)
         if previous is None:
-            run = self.client.create_run(self.experiment_id, run_name=self.run_dir.name, tags=tags)
+            run = self.client.create_run(self.experiment_id, run_name=run_name(self.run_dir), tags=tags)
             self.run_id = run.info.run_id
             logged: dict[str, str] = {}
         else:
@@ -236,9 +324,8 @@ class MlflowTracking(Callback):
             "game": self.cfg.game.name or self.cfg.game.factory,
             "role": t.role,
             "device": str(trainer.device),
-            "retro_gamer_version": __version__,
             "run_dir": str(self.run_dir.resolve()),
-            **git_tags(self.run_dir),
+            **source_tags(self.cfg.game.factory, self.run_dir),
             **{str(k): str(v) for k, v in t.tags.items()},
         }
 
@@ -311,6 +398,10 @@ class MlflowTracking(Callback):
 
     @_timed
     def on_train_end(self, trainer: DQNTrainer, summary: dict[str, Any]) -> None:
+        with self._environment:
+            self._end(summary)
+
+    def _end(self, summary: dict[str, Any]) -> None:
         self._flush()
         if self._sender is not None:
             self._sender.close()

@@ -17,11 +17,12 @@ import pytest
 from mlflow import MlflowClient
 
 from conftest import TINY, run_module
+import retro_gamer
 from retro_gamer import checkpoint, store
 from retro_gamer.callbacks import Callback
 from retro_gamer.compose import compose_app, run_config_from_hydra
 from retro_gamer.run import prepare_run, train_run
-from retro_gamer.tracking import TRACKING_FILE
+from retro_gamer.tracking import TRACKING_FILE, factory_file, git_state, source_tags
 
 TRACKED = [*[o for o in TINY if not o.startswith("tracking.")], "trainer.checkpoint_every=3"]
 
@@ -73,7 +74,10 @@ def test_a_run_is_tracked_by_default_in_the_projects_mlruns(project: Path):
     assert params["trainer.episodes"] == "6" and params["game.crop.radius"] == "5"
     head = subprocess.run(["git", "-C", str(project), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert tags["game"] == "snake" and tags["role"] == "single" and tags["device"] == "cpu"
-    assert tags["git_commit"] == head and tags["git_dirty"] == "false" and tags["retro_gamer_version"]
+    assert tags["retro_gamer_version"] == retro_gamer.__version__
+    assert head not in tags.values()  # the run directory's repository holds neither the game nor retro-gamer
+    assert Path(tags["game_file"]).name == "snake.py" and "game_git_commit" not in tags  # an installed package
+    assert experiment_kinds(client) == {"snake": store.EXPERIMENT_KIND[1]}
 
     returns = client.get_metric_history(run.info.run_id, "episode_return")
     assert sorted(m.step for m in returns) == [1, 2, 3, 4, 5, 6]  # one value per episode, none overwritten
@@ -90,6 +94,85 @@ def test_a_run_is_tracked_by_default_in_the_projects_mlruns(project: Path):
     assert model_uri.startswith("models:/")
     version = client.get_model_version_by_alias("snake-policy", "newest")
     assert str(version.version) == "1" and f"Policy model: {model_uri}" in result.stdout
+
+
+def experiment_kinds(client: MlflowClient) -> dict[str, str | None]:
+    """The UI kind of every experiment in the store but MLflow's own Default one."""
+    return {e.name: e.tags.get(store.EXPERIMENT_KIND[0]) for e in client.search_experiments() if e.name != "Default"}
+
+
+def git(folder: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def test_git_tags_come_from_the_games_repository_not_the_run_directorys(project: Path, user_game: Path):
+    git(user_game, "init", "-q")
+    git(user_game, "add", "-A")
+    git(user_game, "commit", "-q", "-m", "the game")
+    game_head, project_head = git(user_game, "rev-parse", "HEAD"), git(project, "rev-parse", "HEAD")
+    run_dir = project / "runs" / "walker"
+    created = run_module(["-m", "retro_gamer.cli", "create", "--game", str(user_game / "my_game.py"), "--output",
+                          str(run_dir), "trainer.episodes=3", *TRACKED, "tracking.replay_every=0"], cwd=project)
+    assert created.returncode == 0, created.stderr
+    trained = run_module(["-m", "retro_gamer.cli", "train", str(run_dir)], cwd=project)
+    assert trained.returncode == 0, trained.stderr
+    client, run = only_run(store.default_uri(run_dir))
+    tags = run.data.tags
+    assert tags["game_file"] == str((user_game / "my_game.py").resolve())
+    assert tags["game_git_commit"] == game_head == tags["mlflow.source.git.commit"] and tags["game_git_dirty"] == "false"
+    assert project_head not in tags.values()
+
+    (user_game / "my_game.py").write_text((user_game / "my_game.py").read_text() + "# a change not committed\n")
+    again = run_module(["-m", "retro_gamer.cli", "train", str(run_dir), "--episodes", "6"], cwd=project)
+    assert again.returncode == 0, again.stderr
+    client, run = only_run(store.default_uri(run_dir))
+    assert run.data.tags["game_git_commit"] == game_head and run.data.tags["game_git_dirty"] == "true"
+
+
+def test_retro_gamers_own_commit_is_tagged_when_it_runs_from_a_checkout():
+    package = Path(retro_gamer.__file__)
+    tags = source_tags("retro_gamer.examples.gems:create_game", package.parent)  # a game inside the checkout
+    if git_state(package) is None:
+        assert "retro_gamer_git_commit" not in tags
+        pytest.skip(f"retro-gamer is installed at {package.parent}, not run from a git checkout")
+    commit = tags["retro_gamer_git_commit"]
+    assert git(package.parent, "cat-file", "-t", commit) == "commit" and tags["retro_gamer_git_dirty"] in ("true", "false")
+    assert tags["game_git_commit"] == commit and tags["retro_gamer_version"] == retro_gamer.__version__
+
+
+def test_git_state_knows_what_a_repository_holds(tmp_path: Path):
+    repo = tmp_path / "repo"
+    (repo / "games").mkdir(parents=True)
+    git(repo, "init", "-q")
+    (repo / "games" / "maze.py").write_text("def create_game(): ...\n")
+    assert git_state(repo / "games" / "maze.py") is None  # no commit yet
+    (repo / ".gitignore").write_text(".venv/\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "maze")
+    head = git(repo, "rev-parse", "HEAD")
+    assert git_state(repo / "games" / "maze.py") == (head, False)
+    (repo / "games" / "comet.py").write_text("def create_game(): ...\n")
+    assert git_state(repo / "games" / "comet.py") == (head, True)  # the commit lacks it
+    (repo / ".venv" / "site-packages").mkdir(parents=True)
+    (repo / ".venv" / "site-packages" / "installed.py").write_text("")
+    assert git_state(repo / ".venv" / "site-packages" / "installed.py") is None  # not the repository's code
+    (repo / "games" / "maze.py").write_text("def create_game(): return None\n")
+    assert git_state(repo / "games" / "maze.py") == (head, True)
+    (tmp_path / "loose.py").write_text("")
+    assert git_state(tmp_path / "loose.py") is None
+
+
+def test_the_game_file_is_the_file_its_factory_resolves_to(tmp_path: Path):
+    name = f"mazegame_{tmp_path.name.replace('-', '_')}"  # a module name no other test imports
+    (tmp_path / f"{name}.py").write_text("def create_game(): ...\ndef other(): ...\n")
+    (tmp_path / f"{name}_pkg").mkdir()
+    (tmp_path / f"{name}_pkg" / "__init__.py").write_text("from .board import create_game\n")
+    (tmp_path / f"{name}_pkg" / "board.py").write_text("def create_game(): ...\n")
+    assert factory_file(f"{name}.py", tmp_path) == tmp_path / f"{name}.py"
+    assert factory_file(f"{name}:other", tmp_path) == tmp_path / f"{name}.py"
+    assert factory_file(f"{name}_pkg", tmp_path) == tmp_path / f"{name}_pkg" / "board.py"
 
 
 def test_resuming_from_another_folder_continues_the_same_mlflow_run(project: Path, tmp_path: Path):
@@ -166,9 +249,21 @@ def test_a_hydra_multirun_with_joblib_records_every_job(project: Path):
     client = MlflowClient(store.default_uri(project / "sweep"))
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert sorted(r.data.params["trainer.seed"] for r in runs) == ["1", "2"]
+    assert sorted(r.info.run_name for r in runs) == ["seed=1", "seed=2"]  # the folders are named after every override
     for run in runs:
         assert run.info.status == "FINISHED"
         assert len(client.get_metric_history(run.info.run_id, "episode_return")) == 6
+
+
+def test_multirun_names_show_the_swept_values_and_never_a_path_fragment(project: Path, tmp_path: Path):
+    uri = f"sqlite:///{tmp_path}/elsewhere/mlflow.db"
+    result = run_module(["-m", "retro_gamer.train", "+game=snake", "trainer.episodes=2", "run_dir=sweep", *TRACKED,
+                         "tracking.replay_every=0", f"tracking.uri={uri}", "-m", "trainer.lr=0.001,0.0003"], cwd=project)
+    assert result.returncode == 0, result.stderr
+    client = MlflowClient(uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert sorted(r.info.run_name for r in runs) == ["lr=0.0003", "lr=0.001"]
+    assert experiment_kinds(client) == {"snake": store.EXPERIMENT_KIND[1]}
 
 
 # --- a real MLflow server ----------------------------------------------------------------------

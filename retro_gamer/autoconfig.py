@@ -8,8 +8,9 @@ the same ``config.toml``, busy or idle.
 
 * **Who is playing**: the agents whose class defines ``handle_keystroke`` (:func:`keyboard_agents`),
   the ones the trainer's key presses move.
-* **What it sees**: on a large board, an egocentric window centred on the one keyboard agent, so the
-  network's input stays small and the same wherever the agent is (walls beyond the edge show).
+* **What it sees**: whenever one agent on the board reads the keyboard, an egocentric window centred on it,
+  whatever the board's size: what the network learns in one place ("the star is to my left") then holds in
+  every other, and its input stays small (walls beyond the edge show).
 * **Which network**: an MLP over a small input; a small strided CNN over a large one, and over a small one of
   a spatial game with many agents (its turns are slow enough to hide the convolution's learning).
 * **How long to explore**: with a budget (``trainer.total_env_steps`` or ``trainer.time_limit``), epsilon
@@ -90,7 +91,7 @@ def _one_hot_inputs(desc: GameDescription, crop: Crop | None) -> int:
 
 
 def choose_observation(desc: GameDescription, game: Any, explicit_crop: bool, rule: dict[str, Any]) -> tuple[Crop | None, str]:
-    """An egocentric window on a large board with one keyboard agent; the reason either way."""
+    """An egocentric window around the one keyboard agent, on any board; the reason either way."""
     width, height = game.board_size
     if explicit_crop:
         if desc.crop is None:
@@ -103,16 +104,14 @@ def choose_observation(desc: GameDescription, game: Any, explicit_crop: bool, ru
         return None, f"a {side}x{side} window around '{desc.crop.agent}' as the description says{note}"
     if not desc.board or desc.observation_function:
         return None, "no board (the description observes state values only)"
-    if width * height <= rule["crop_above_cells"]:
-        return None, f"the whole {width}x{height} board (small enough to see at once)"
     target, reason = crop_target(game)
     if target is None:
         return None, f"the whole {width}x{height} board: {reason}"
     radius = rule["crop_radius"]
     side = 2 * radius + 1
     return (Crop(agent=target.name, radius=radius),
-            f"a {side}x{side} window around '{target.name}' because the {width}x{height} board is large and {reason} "
-            f"(game.crop=null for the whole board)")
+            f"a {side}x{side} window around '{target.name}' because {reason}: seen from where it stands, what it "
+            f"learns in one place holds in every other (game.crop=null for the whole {width}x{height} board)")
 
 
 def choose_network(inputs: int, spatial: bool, agents: int, rule: dict[str, Any]) -> tuple[str, str]:

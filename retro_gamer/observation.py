@@ -84,6 +84,11 @@ def turn_map(game: Any, layouts: dict[tuple[int, int], bool]) -> dict[tuple[int,
     return positions if current else None
 
 
+def _ended(game: Any) -> bool:
+    """Whether ``game`` has played turns and stopped (``game.end()``); a game not started yet has not ended."""
+    return not game.playing and getattr(game, "turn_number", 0) > 0
+
+
 class IndexView(HeadlessView):
     """A retro ``HeadlessView`` that renders into a numpy grid of character indices.
 
@@ -119,11 +124,11 @@ class IndexView(HeadlessView):
         if positions is None:
             self.redraw(game)
         else:
-            self._draw(positions.items(), self._bounds(game))
+            self._draw(positions.items(), self._bounds(game), final=_ended(game))
 
     def redraw(self, game: Any) -> None:
         """Drawn from the agents themselves: right whatever happened since the last turn."""
-        self._draw(top_agents(game).items(), self._bounds(game))
+        self._draw(top_agents(game).items(), self._bounds(game), final=_ended(game))
 
     def window(self) -> np.ndarray:
         """The crop's window (a view into the grid, off-board cells marked) around :attr:`center`."""
@@ -143,9 +148,10 @@ class IndexView(HeadlessView):
         (x, y), r = self.center, self.crop.radius
         return max(0, x - r), max(0, y - r), min(width, x + r + 1), min(height, y + r + 1)
 
-    def _draw(self, occupied: Iterable[tuple[tuple[int, int], Any]], bounds: tuple[int, int, int, int]) -> None:
+    def _draw(self, occupied: Iterable[tuple[tuple[int, int], Any]], bounds: tuple[int, int, int, int],
+              final: bool) -> None:
         """Each cell within ``bounds`` shows its agent: the one given, or of a list of them (retro's map) the
-        highest ``z``, the first added on a tie, as retro's views draw."""
+        highest ``z``, the first added on a tie, as retro's views draw. ``final``: the game ended this turn."""
         cells, index = self._cells, self.index
         width = self.grid.shape[1]
         x0, y0, x1, y1 = bounds
@@ -159,14 +165,16 @@ class IndexView(HeadlessView):
                     char = get_agent_character(agent, (x, y))  # a multi-cell agent's character here
                     code = index.get(char)
                     if code is None:
-                        code = self.unknown(char)
+                        code = self.unknown(char, final)
                 cells[y * width + x] = code
         self.grid[:] = self._cells_grid
 
-    def unknown(self, char: str) -> int:
-        """A character outside the character set is drawn blank (0); say so once per character."""
+    def unknown(self, char: str, final: bool = False) -> int:
+        """A character outside the character set is drawn blank (0); say so once per character, unless it shows
+        only as the game ends (``final``: nav's explosion): no action is chosen on the last board of a game that
+        ended, and its value is never learned from, so the agent loses nothing by not seeing it."""
         known = "".join(self.characters[1:])
-        if (char, known) not in _warned and char != " ":
+        if not final and (char, known) not in _warned and char != " ":
             _warned.add((char, known))
             message = (f"the game drew {char!r}, which is not in the character set {known!r}, so the agent sees a blank "
                        f"there. Add it to the game's character_set (conf/game/NAME.yaml or [tool.retro-gamer]: "

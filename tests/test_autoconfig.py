@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
+from pathlib import Path
 
 import pytest
 from retro.game import Game
 
 from retro_gamer import observation
 from retro_gamer.autoconfig import choose_network, crop_target, keyboard_agents, model_config
-from retro_gamer.compose import compose_run
+from retro_gamer.compose import apply_choices, compose_run
 from retro_gamer.config import TrainerConfig
 from retro_gamer.env import declared_characters, discover_characters
 from retro_gamer.games import load_factory
 from retro_gamer.observation import IndexView, UnseenCharacterWarning
 
 CHASE = "retro_gamer.examples.chase"
+SMALL_BOARDS = Path(__file__).resolve().parent.parent / "benchmarks" / "small_boards"
 
 
 class Pilot:
@@ -131,13 +134,37 @@ def test_the_tuned_snake_is_unchanged():
     cfg, _, why = compose_run("snake", [])
     assert "as the description says" in why
     placed = {"learner_process": cfg.trainer.learner_process, "game_process": cfg.trainer.game_process}
-    assert cfg.game.observe_state == ["apple_dx", "apple_dy"] and cfg.trainer == TrainerConfig(**placed)
+    assert cfg.game.observe_state == ["apple_dx", "apple_dy"]
+    assert cfg.trainer == TrainerConfig(**placed, keep_checkpoints=10)  # conf/trainer/dqn.yaml's, for new runs
 
 
-def test_a_small_board_is_seen_whole():
+def test_a_small_board_is_seen_whole_when_asked():
     cfg, _, why = compose_run(f"{CHASE}:create_enemy_training_game", ["game.crop=null"])
     assert cfg.game.crop is None and "the whole board (game.crop is set to none)" in why
     assert cfg.model.kind.value == "mlp"
+
+
+@pytest.mark.parametrize("game, size", [("stars", "20x10"), ("vault", "20x12")])
+def test_a_small_board_with_one_keyboard_agent_gets_a_window(game: str, size: str):
+    """The benchmarks' own small boards (200 and 240 cells): a window whatever the board's size."""
+    cfg, _, why = compose_run(str(SMALL_BOARDS / game / f"{game}.py"), [])
+    assert (cfg.game.crop.agent, cfg.game.crop.radius) == ("player", 7)
+    assert f"window around 'player' because 'player' reads the keyboard" in why and f"whole {size} board" in why
+    assert cfg.model.kind.value == "mlp"  # 15x15 cells of a few characters: an MLP
+
+
+def test_a_run_created_with_the_whole_board_keeps_it(tmp_path):
+    """A run created before the window rule changed resumes as it was made, by the Hydra entry point too."""
+    from retro_gamer.config import read_config
+    from retro_gamer.run import prepare_run
+
+    source = str(SMALL_BOARDS / "stars" / "stars.py")
+    whole, _, _ = compose_run(source, ["game.crop=null", "tracking.enabled=false"])
+    prepare_run(whole, tmp_path / "run", "stars")
+    previous = read_config(tmp_path / "run")
+    kept = apply_choices(dataclasses.replace(whole, game=dataclasses.replace(whole.game, crop=None)), explicit_crop=False,
+                         explicit_model=False, explicit_decay=False, previous=previous)[0]
+    assert kept.game.crop is None
 
 
 def test_explicit_choices_win():
@@ -197,6 +224,20 @@ def test_an_unseen_character_is_blank_with_one_warning_naming_it():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         IndexView(["A", "d"], (4, 4)).render(game)  # known characters: no warning
+
+
+def test_nav_as_shipped_trains_without_warnings(tmp_path):
+    """Its explosion is drawn only as the game ends, where nothing is chosen or learned from it: no warning."""
+    from conftest import TINY
+    from retro_gamer.run import prepare_run, train_run
+
+    cfg, _, _ = compose_run("retro.examples.nav", [*TINY, "trainer.episodes=12"])
+    assert "*" not in cfg.game.character_set  # its pyproject.toml lists ["^", "O"]
+    observation._warned.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary = train_run(tmp_path / "nav", prepare_run(cfg, tmp_path / "nav", "nav"), progress=False)
+    assert summary["episodes"] == 12  # every game ended by a crash, each drawing the explosion
 
 
 def test_a_factory_that_returns_no_game_is_refused_before_anything_is_chosen(user_game, monkeypatch):

@@ -110,7 +110,10 @@ class RunLog(Callback):
         self._write_metrics(trainer.summary())
 
     def on_train_end(self, trainer: DQNTrainer, summary: dict[str, Any]) -> None:
-        self._write_metrics(summary)
+        """The totals of a run that stopped with everything saved; after a failure, metrics.json keeps those of
+        the last checkpoint, so it describes only what was saved."""
+        if summary["status"] != "failed":
+            self._write_metrics(summary)
 
     def _append(self, line: str) -> None:
         with open(self.log_path, "a", encoding="utf-8") as f:

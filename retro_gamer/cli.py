@@ -81,7 +81,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir)
     read_config(run_dir)  # a folder that is not a run is refused before the lock creates anything (and before torch loads)
-    from retro_gamer.run import finish_message, progress_so_far, train_run
+    from retro_gamer.run import check_game, finish_message, progress_so_far, train_run
     from retro_gamer.runlock import run_lock
 
     with run_lock(run_dir):
@@ -104,6 +104,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       f"(to {env_steps + t.total_env_steps:,}). Use --steps N to set the total instead.")
         cfg = check_settings(replace(cfg, trainer=replace(t, **session)), given or "config.toml")
         if given:
+            check_game(cfg, run_dir)  # a game that changed is refused before config.toml changes
             write_config(cfg, run_dir)  # this session's limits, so a plain resume keeps them
         summary = train_run(run_dir, cfg)
     print(finish_message(summary, run_dir, f"retro-gamer train {run_dir}"))

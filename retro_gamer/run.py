@@ -19,7 +19,7 @@ from retro_gamer.config import (
     CONFIG_FILE, RunConfig, check_settings, from_toml_dict, read_config, to_toml_dict, write_config,
 )
 from retro_gamer.errors import ConfigError
-from retro_gamer.env import discover_characters, ends_by_itself
+from retro_gamer.env import check_board_size, discover_characters, ends_by_itself
 from retro_gamer.games import GameDescription, check_against_game, game_factory, is_model_uri, portable, rebase
 from retro_gamer.runlock import run_lock
 
@@ -61,6 +61,14 @@ def prepare_run(cfg: RunConfig, run_dir: Path, source: str, base_dir: Path | Non
             checkpoint.check_compatible(to_toml_dict(previous), to_toml_dict(resolved), run_dir)
         write_config(resolved, run_dir)
     return resolved
+
+
+def check_game(cfg: RunConfig, run_dir: Path) -> None:
+    """The run's game as its code is now, against its config.toml: the keys it names exist and the board is the
+    size the network reads. A session checks this before it writes anything."""
+    game = game_factory(cfg.game, run_dir)()
+    check_against_game(cfg.game, game, str(Path(run_dir) / CONFIG_FILE))
+    check_board_size(game, cfg.game, "this run was set up for")
 
 
 ENDLESS_CHECK_TURNS = 3_000

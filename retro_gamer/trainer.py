@@ -191,7 +191,8 @@ class DQNTrainer:
         return float(np.mean(self.returns[-n:])) if self.returns else 0.0
 
     def summary(self) -> dict[str, Any]:
-        """Totals for ``metrics.json``. Only the two timing keys depend on the machine's speed."""
+        """Totals for ``metrics.json``. Only the two timing keys, and a time-limited run's exploration, depend on the
+        machine's speed."""
         wall = self.total_wall_seconds()
         window = self.cfg.trainer.checkpoint_every
         return {
@@ -255,12 +256,17 @@ class DQNTrainer:
         The end-of-training callbacks always run (``finally``), told in ``summary["status"]``
         whether the run ``finished``, was ``interrupted`` (Ctrl+C, SIGTERM) or ``failed``.
         """
+        try:  # the first games, checked against config.toml (their board size), before anything is written
+            first = self.games.reset()
+        except BaseException:
+            self._close()
+            raise
         stop_reason, status = "error", "failed"
         try:
             for cb in self.callbacks:
                 cb.on_train_start(self)
             with StopRequest() as stop, threadpool_limits(limits=1, user_api="blas"):  # see NumpyMLP
-                stop_reason = self._loop(stop)
+                stop_reason = self._loop(stop, first)
             self._save_final()
             status = "interrupted" if stop_reason == "interrupted" else "finished"
         except KeyboardInterrupt:
@@ -273,7 +279,7 @@ class DQNTrainer:
             self._end_callbacks(summary)
         return summary
 
-    def _loop(self, stop: StopRequest) -> str:
+    def _loop(self, stop: StopRequest, first: tuple[np.ndarray, np.ndarray]) -> str:
         """Step every game, store transitions, learn; returns why it stopped.
 
         With the games in a second process they play in two groups, taking turns: while one group's turn
@@ -291,7 +297,7 @@ class DQNTrainer:
         n = t.num_envs
         count = min(self.games.groups, n)
         groups = [list(range(k * n // count, (k + 1) * n // count)) for k in range(count)]
-        board, extras = self.games.reset()
+        board, extras = first  # every game's first observations
         seen = [(board[g], extras[g]) for g in groups]  # each group's latest observations
         actions: list[np.ndarray] = [np.empty(0)] * len(groups)
         asked = [0] * len(groups)  # how many of each group's games (the first ones) play the turn asked of it
@@ -506,7 +512,11 @@ class DQNTrainer:
         })
         manifest = self.learner.call("save_replay", self.run_dir, self._replay_manifest) if t.save_replay else None
         state["replay"] = manifest
-        checkpoint.save(self.run_dir / checkpoint.RESUME_FILE, state)
+        try:
+            checkpoint.save(self.run_dir / checkpoint.RESUME_FILE, state)
+        except BaseException:  # the saved resume.pt still lists the chunks before these: only those stay
+            checkpoint.prune_replay(self.run_dir, self._replay_manifest)
+            raise
         self.learner.call("mark_saved")
         self._replay_manifest = manifest
         checkpoint.prune_replay(self.run_dir, manifest)

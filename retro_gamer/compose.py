@@ -126,6 +126,13 @@ def compose_app(overrides: list[str]) -> DictConfig:
         raise RetroGamerError("\n".join([f"Bad override: {message}".rstrip(), *hints])) from None
 
 
+def description_source(base: str, overrides: list[str]) -> str:
+    """Where a game description came from: ``base`` and the command line's ``game.*`` overrides, since a problem
+    found in the description later (a reward that is not a key of ``game.state``) may be the override's."""
+    given = [o.lstrip("+~") for o in overrides if _key(o).startswith("game.")]
+    return base + (f" with the command-line override{'s' * (len(given) > 1)} {' '.join(given)}" if given else "")
+
+
 def run_config_from_hydra(cfg: DictConfig, game_choice: str | None, overrides: list[str] | None = None,
                           why: list[str] | None = None, previous: RunConfig | None = None) -> RunConfig:
     """Turn a composed :class:`AppConfig` into a :class:`RunConfig`, validating the game node and filling in
@@ -134,11 +141,11 @@ def run_config_from_hydra(cfg: DictConfig, game_choice: str | None, overrides: l
     if cfg.game is None:
         games = ", ".join(available_games())
         raise ConfigError("command line", [f"no game chosen. Add +game=NAME, one of: {games}. Example: python -m retro_gamer.train +game=snake"])
-    source = f"conf/game/{game_choice}.yaml" if game_choice else "game config"
-    game = parse_description(OmegaConf.to_container(cfg.game, resolve=True), source)
-    app: AppConfig = OmegaConf.to_object(cfg)
     if overrides is None:
         overrides = _hydra_overrides()
+    source = description_source(f"conf/game/{game_choice}.yaml" if game_choice else "game config", overrides)
+    game = parse_description(OmegaConf.to_container(cfg.game, resolve=True), source)
+    app: AppConfig = OmegaConf.to_object(cfg)
     explicit = _explicit(overrides)
     run = RunConfig(game=game, model=app.model, trainer=app.trainer, tracking=app.tracking)
     run, reasons = apply_choices(run, explicit_crop="crop" in cfg.game or "game.crop" in explicit,
@@ -221,12 +228,10 @@ def compose_run(game: str, overrides: list[str], base_dir: Path | None = None) -
     The source names the command line's ``game.*`` overrides too: a problem found in the description later
     (a reward that is not a key of ``game.state``) may be the override's, not the file's."""
     explicit = _explicit(overrides)
-    given = [o.lstrip("+~") for o in overrides if _key(o).startswith("game.")]
-    on_top = f" with the command-line override{'s' * (len(given) > 1)} {' '.join(given)}" if given else ""
     if game in available_games():
         why: list[str] = []
         cfg = run_config_from_hydra(compose_app([f"+game={game}", *overrides]), game, overrides, why)
-        return cfg, f"conf/game/{game}.yaml{on_top}", why[0]
+        return cfg, description_source(f"conf/game/{game}.yaml", overrides), why[0]
     game_overrides = {}
     for item in overrides:
         key, _, value = item.partition("=")
@@ -236,11 +241,11 @@ def compose_run(game: str, overrides: list[str], base_dir: Path | None = None) -
     explicit_crop = desc.crop is not None or "crop" in game_overrides
     if game_overrides:
         data = {k: v for k, v in asdict(desc).items() if v is not None and k != "board_size"}
-        desc = parse_description({**data, **game_overrides}, "[tool.retro-gamer] of " + game + on_top)
+        desc = parse_description({**data, **game_overrides}, description_source(f"[tool.retro-gamer] of {game}", overrides))
     rest = [o for o in overrides if not o.split("=", 1)[0].startswith("game.")]
     app: AppConfig = OmegaConf.to_object(compose_app(rest))
     cfg = RunConfig(game=desc, model=app.model, trainer=app.trainer, tracking=app.tracking)
+    source = description_source(f"[tool.retro-gamer] of {game}", overrides)
     cfg, why = apply_choices(cfg, explicit_crop=explicit_crop, explicit_model="model" in explicit,
-                             explicit_decay="trainer.epsilon_decay_steps" in explicit, base_dir=base_dir,
-                             source="[tool.retro-gamer] of " + game + on_top)
-    return cfg, "[tool.retro-gamer] of " + game + on_top, why
+                             explicit_decay="trainer.epsilon_decay_steps" in explicit, base_dir=base_dir, source=source)
+    return cfg, source, why

@@ -18,7 +18,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from retro_gamer.compose import number_problems, run_config_from_hydra, typo_hints
+from retro_gamer.compose import description_source, number_problems, run_config_from_hydra, typo_hints
 from retro_gamer.config import config_dir, register_configs
 from retro_gamer.errors import RetroGamerError, explain_failure
 from retro_gamer.files import describe_os_error
@@ -41,7 +41,9 @@ def main(cfg: DictConfig) -> float | None:
         if any(reasons):
             print(f"Chosen for this game: {'; '.join(r for r in reasons if r)}")
         with run_lock(run_dir):
-            run_cfg = prepare_run(run_cfg, run_dir, source=f"conf/game/{hydra_cfg.runtime.choices.get('game')}.yaml")
+            source = description_source(f"conf/game/{hydra_cfg.runtime.choices.get('game')}.yaml",
+                                        list(hydra_cfg.overrides.task))
+            run_cfg = prepare_run(run_cfg, run_dir, source=source)
             summary = train_run(run_dir, run_cfg)
     except RetroGamerError as err:
         print(f"error: {err}", file=sys.stderr)

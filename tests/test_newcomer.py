@@ -101,6 +101,9 @@ def test_a_reward_given_on_the_command_line_is_blamed_on_the_command_line(capsys
     code, _, err = run_cli(capsys, "create", "--game", "my_game.py", "--output", "run", "game.reward=nosuchkey")
     assert code == 2 and "reward 'nosuchkey'" in err
     assert "command-line override game.reward=nosuchkey" in err
+    result = run_module(["-m", "retro_gamer.train", "+game=snake", "game.reward=nosuchkey", "run_dir=run"], cwd=user_game)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "conf/game/snake.yaml with the command-line override game.reward=nosuchkey" in result.stderr
 
 
 def test_an_absurdly_long_number_is_a_clear_error_at_both_entry_points(capsys, tmp_path: Path, monkeypatch):

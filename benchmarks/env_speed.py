@@ -20,6 +20,7 @@ from retro_gamer.config import config_dir
 from retro_gamer.env import GameEnvironment
 from retro_gamer.games import load_factory, parse_description
 from retro_gamer.run import resolve_game
+from results import write_results  # this folder's
 
 
 def raw_rate(factory, keys, steps: int, view: bool) -> float:
@@ -64,6 +65,10 @@ def main() -> None:
     print(f"raw game.step(), no view       : {no_view:10,.0f} steps/s")
     print(f"GameEnvironment.step() (crop 11x11 + apple_dx/dy): {wrapped:10,.0f} steps/s")
     print(f"ratio vs raw + HeadlessView: {wrapped / with_view:.2f}   ratio vs raw, no view: {wrapped / no_view:.2f}")
+    path = write_results("env_speed", settings={"steps": args.steps, "game": "snake"}, seeds=[0], figures={
+        "raw_with_view_steps_per_s": round(with_view), "raw_no_view_steps_per_s": round(no_view),
+        "game_environment_steps_per_s": round(wrapped)})
+    print(f"Wrote {path}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from retro_gamer.evaluate import evaluate
 from retro_gamer.trainer import build_q_network
 from retro_gamer.env import GameEnvironment
 from retro_gamer.games import load_factory
+from results import write_results  # this folder's
 
 
 def main() -> None:
@@ -48,14 +49,23 @@ def main() -> None:
     print(f"\ntrained {metrics['episodes']} episodes, {metrics['env_steps']:,} env steps, "
           f"{metrics['env_steps_per_s']:,.0f} env steps/s over {metrics['wall_seconds'] / 60:.1f} min")
     print(f"{'minutes':>8} {'episode':>8} {'apples':>8} {'return':>8}")
+    curve = []
     for episode, path in chosen:
         payload = checkpoint.load(path)
         q.load_state_dict(payload["weights"])
         result = evaluate(cfg, q, episodes=args.episodes, base_dir=run_dir)
         apples = result["final_state"]["score"] / 50
         print(f"{payload['wall_seconds'] / 60:8.1f} {episode:8d} {apples:8.2f} {result['mean_return']:8.1f}", flush=True)
+        curve.append({"minutes": round(payload["wall_seconds"] / 60, 2), "episode": episode, "env_steps": payload["env_steps"],
+                      "apples": apples, "mean_return": result["mean_return"]})
     size = max(p.stat().st_size for _, p in found)
     print(f"\npolicy checkpoint size: {size / 1e6:.2f} MB")
+    path = write_results("snake_skill", settings={"minutes": args.minutes, "episodes": args.episodes,
+                                                  "points": args.points, "overrides": args.overrides},
+                         seeds=[cfg.trainer.seed], figures={
+                             "env_steps": metrics["env_steps"], "env_steps_per_s": metrics["env_steps_per_s"],
+                             "curve": curve, "checkpoint_mb": round(size / 1e6, 3)})
+    print(f"Wrote {path}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from retro_gamer.compose import compose_app, run_config_from_hydra
 from retro_gamer.replay import ReplayBuffer
 from retro_gamer.run import prepare_run
 from retro_gamer.trainer import DQNTrainer
+from results import write_results  # this folder's
 
 
 def main() -> None:
@@ -52,6 +53,13 @@ def main() -> None:
         per = ReplayBuffer(1, tuple(dims["board_shape"]), dims["extras_size"]).bytes_per_transition
         capacity = cfg.trainer.buffer_size
         print(f"replay memory: {per} bytes per transition ({capacity:,} transitions = {per * capacity / 1e6:.0f} MB)")
+        resume_mb = (run_dir / "resume.pt").stat().st_size / 1e6
+    path = write_results("train_speed", settings={"seconds": args.seconds, "overrides": args.overrides},
+                         seeds=[cfg.trainer.seed], figures={
+                             "env_steps": summary["env_steps"], "env_steps_per_s": summary["env_steps_per_s"],
+                             "checkpoint_mb": round(size / 1e6, 3), "resume_mb": round(resume_mb, 3),
+                             "resume_save_ms": round(save_ms), "replay_bytes_per_transition": per})
+    print(f"Wrote {path}")
 
 
 if __name__ == "__main__":

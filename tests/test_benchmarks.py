@@ -15,19 +15,31 @@ BENCH = REPO / "benchmarks"
 
 
 def bench(*args: str, cwd: Path) -> str:
-    result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    """Run a benchmark script; its results file goes to ``cwd/results``, leaving the recorded ones alone."""
+    env = {**os.environ, "RETRO_GAMER_BENCHMARK_RESULTS": str(cwd / "results")}
+    result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
+
+
+def recorded(cwd: Path, name: str) -> dict:
+    """The results file a benchmark wrote: what it measured, and on what (machine, cores, commit, date)."""
+    record = json.loads((cwd / "results" / f"{name}.json").read_text())
+    assert record["benchmark"] == name and record["date"] and record["machine"] and record["cores"]["usable"] >= 1
+    assert record["commit"]["hash"] and record["seeds"] is not None and record["settings"]
+    return record["figures"]
 
 
 def test_env_speed_prints_both_ratios(tmp_path: Path):
     out = bench(str(BENCH / "env_speed.py"), "--steps", "2000", cwd=tmp_path)
     assert "ratio vs raw + HeadlessView" in out and "ratio vs raw, no view" in out
+    assert recorded(tmp_path, "env_speed")["game_environment_steps_per_s"] > 0
 
 
 def test_train_speed_prints_throughput_and_sizes(tmp_path: Path):
     out = bench(str(BENCH / "train_speed.py"), "--seconds", "3", *TINY, cwd=tmp_path)
     assert "env steps/s" in out and "policy checkpoint:" in out and "bytes per transition" in out
+    assert recorded(tmp_path, "train_speed")["replay_bytes_per_transition"] > 0
 
 
 def test_policy_latency_prints_and_records_the_figures_and_stops_its_busy_processes(tmp_path: Path, trained_snake: Path):
@@ -58,12 +70,14 @@ def test_snake_skill_prints_a_learning_curve(tmp_path: Path):
     out = bench(str(BENCH / "snake_skill.py"), "--minutes", "0.05", "--episodes", "2", "--points", "2",
                 "--run-dir", "runs/bench", *TINY, cwd=tmp_path)
     assert "minutes  episode   apples" in out and "policy checkpoint size" in out
+    assert len(recorded(tmp_path, "snake_skill")["curve"]) >= 1
 
 
 def test_tracking_overhead_prints_the_share_of_time(tmp_path: Path):
     overrides = [o for o in TINY if not o.startswith("tracking.")]
     out = bench(str(BENCH / "tracking_overhead.py"), "--seconds", "1", *overrides, cwd=tmp_path)
     assert "tracking off:" in out and "time in tracking while training" in out and "one-off:" in out
+    assert recorded(tmp_path, "tracking_overhead")["on_env_steps_per_s"] > 0
 
 
 def test_games_prints_what_was_chosen_and_a_row_per_time(tmp_path: Path):
@@ -72,5 +86,7 @@ def test_games_prints_what_was_chosen_and_a_row_per_time(tmp_path: Path):
                 *overrides, cwd=tmp_path)
     assert "# chase_enemy: sees a 7x7 window around 'enemy'" in out
     assert out.count("chase_enemy   7x7 window, mlp[32]") == 2 and "catches a random player" in out
-    # each row: greedy mean return vs random, then their mean game lengths
-    assert len(re.findall(r"-?\d+\.\d\d vs +-?\d+\.\d\d +[\d,]+ vs +[\d,]+  \(eval", out)) == 2, out
+    # each row: greedy mean return vs random and the standard errors between them, then their mean game lengths
+    assert len(re.findall(r"-?\d+\.\d\d vs +-?\d+\.\d\d \([+-](\d+\.\d|inf) SE\) +[\d,]+ vs +[\d,]+  \(eval", out)) == 2, out
+    rows = recorded(tmp_path, "games")["rows"]
+    assert [row["minutes"] for row in rows] == [0.01, 0.02] and {"greedy", "random", "standard_errors_apart"} <= set(rows[0])

@@ -55,3 +55,29 @@ def test_a_board_that_grew_is_refused_before_anything_is_written(tmp_path: Path,
     assert snapshot(tmp_path / "run") == before  # config.toml, metrics.json and training.log included
     refused(capsys, "train", "run", says=("the game's board is 9x4",))  # found by the trainer itself: the same
     assert snapshot(tmp_path / "run") == before
+
+
+def test_torch_threads_come_back_when_the_games_cannot_open(tmp_path: Path, monkeypatch, capsys):
+    import torch
+
+    from retro_gamer.config import read_config
+    from retro_gamer.trainer import DQNTrainer
+
+    module = f"vanishing_{tmp_path.name}"[:50].replace("-", "_")
+    write_game(tmp_path, module, WALKER + "\ndef create_game():\n    return Game([Walker()], {'points': 0}, board_size=(8, 4))\n")
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(capsys, "create", "--game", f"{module}.py", "--output", "run", *TINY)[0] == 0  # trainer.threads=1
+    (tmp_path / f"{module}.py").unlink()
+    sys.modules.pop(module, None)
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        try:
+            DQNTrainer(read_config(tmp_path / "run"), tmp_path / "run")
+        except Exception as err:  # the game file is gone
+            assert "does not exist" in str(err)
+        else:
+            raise AssertionError("the trainer opened games whose file is gone")
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)

@@ -164,7 +164,11 @@ def ui_command(uri: str) -> str:
 
 
 def runs_url(uri: str, experiment: str, run_id: str | None = None) -> str:
-    """The UI page of an experiment's runs table (MLflow opens experiments on another tab) or of one run."""
+    """The UI page of an experiment's runs table (MLflow opens experiments on another tab) or of one run.
+
+    MLflow 3's UI shows its GenAI pages (an overview of traces, judges, prompts) unless its
+    "Model training" switch is on; the switch is a browser setting, so the link turns it on itself
+    (the UI keeps ``workflowType`` on the links it draws)."""
     base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
     page = f"{base}/#/experiments/{experiment}/runs"
-    return f"{page}/{run_id}" if run_id else page
+    return (f"{page}/{run_id}" if run_id else page) + "?workflowType=machine_learning"

@@ -63,7 +63,8 @@ def test_a_run_is_tracked_by_default_in_the_projects_mlruns(project: Path):
     assert result.returncode == 0, result.stderr
     uri = store.default_uri(project / "runs" / "snake")
     assert uri == f"sqlite:///{project}/mlruns/mlflow.db"
-    assert f"mlflow ui --backend-store-uri {uri}" in result.stdout and "#/experiments/" in result.stdout
+    assert f"mlflow ui --backend-store-uri {uri}" in result.stdout
+    assert "http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning (runs table)" in result.stdout
     assert "warning" not in result.stderr.lower(), result.stderr
 
     client, run = only_run(uri)

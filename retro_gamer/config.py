@@ -135,7 +135,7 @@ class TrackingConfig:
     role: str = field(default="single", metadata=_NAME)  # player, enemy or single: tagged, so adversarial rounds filter apart
     tags: dict[str, str] = field(default_factory=dict)  # more tags, e.g. round and opponent from the pipeline
     replay_every: int | None = field(default=None, metadata=_number(0, _UNLIMITED))  # a replay at every Nth checkpoint; 0 never; None: as often as 1 % of the time allows
-    log_checkpoints: bool = True  # copy each policy checkpoint to the run's artifacts
+    log_checkpoints: bool = False  # copy each policy checkpoint to the run's artifacts (the final policy is the logged model)
     register_as: str | None = field(default=None, metadata=_NAME)  # register the final policy model under this name, alias "newest"
 
 

@@ -19,6 +19,7 @@ tracking URI or active run.
 from __future__ import annotations
 
 import atexit
+import logging
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -68,6 +69,19 @@ set_model(PolicyModel())
 _FAIL_FAST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
               "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 _QUIET = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Only warnings from ``logger_name`` while logging a model: every run would print MLflow's INFO line about
+    checking the input example, which tells a user nothing (the example is ours and always fits)."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 _MISSING = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}
 
 
@@ -139,7 +153,7 @@ def log_policy_model(client: MlflowClient, run_id: str, run_dir: Path, checkpoin
     model = client.create_logged_model(experiment, name=MODEL_NAME, source_run_id=run_id,
                                        tags={"retro_gamer.checkpoint": checkpoint_path.stem})
     try:
-        with tempfile.TemporaryDirectory(prefix="retro-gamer-log-") as tmp, environment(_QUIET):
+        with tempfile.TemporaryDirectory(prefix="retro-gamer-log-") as tmp, environment(_QUIET), _quiet("mlflow.pyfunc"):
             code = Path(tmp) / "policy_model.py"
             code.write_text(_MODEL_CODE)
             staged = _stage_run(run_dir, checkpoint_path, payload, Path(tmp) / RUN_ARTIFACT)

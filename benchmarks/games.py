@@ -31,7 +31,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from results import write_results  # this folder's
+from results import seeds_in, write_results  # this folder's
 
 CHASE = "retro_gamer.examples.chase"
 SMALL = Path(__file__).resolve().parent / "small_boards"
@@ -155,7 +155,7 @@ def main() -> None:
     path = write_results("games", settings={"games": args.games, "minutes": args.minutes, "episodes": args.episodes,
                                             "overrides": args.overrides, "whole_board": args.whole_board},
                          figures={"rows": rows},
-                         seeds=[int(o.split("=", 1)[1]) for o in args.overrides if o.startswith("trainer.seed=")] or [0])
+                         seeds=seeds_in(args.overrides))
     print(f"Wrote {path}")
 
 

@@ -49,6 +49,11 @@ def write_results(name: str, settings: dict[str, Any], figures: dict[str, Any], 
     return path
 
 
+def seeds_in(overrides: list[str]) -> list[int]:
+    """The ``trainer.seed`` a benchmark's Hydra overrides set, else the default seed 0."""
+    return [int(o.split("=", 1)[1]) for o in overrides if o.startswith("trainer.seed=")] or [0]
+
+
 def _commit() -> dict[str, Any]:
     """The repository's HEAD and whether files differ from it: figures from a dirty tree are not that commit's."""
     def git(*args: str) -> str | None:

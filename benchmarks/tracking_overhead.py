@@ -19,7 +19,7 @@ from retro_gamer.compose import compose_app, run_config_from_hydra
 from retro_gamer.run import prepare_run
 from retro_gamer.tracking import MlflowTracking
 from retro_gamer.trainer import DQNTrainer
-from results import write_results  # this folder's
+from results import seeds_in, write_results  # this folder's
 
 
 def train(seconds: float, overrides: list[str], tracked: bool, folder: Path) -> tuple[dict, MlflowTracking | None]:
@@ -52,7 +52,8 @@ def main() -> None:
         print(f"one-off: opening the store {tracking.seconds.get('on_train_start', 0):.2f} s; after training "
               f"(final replay, model, files) {tracking.seconds.get('on_train_end', 0):.2f} s")
         print(f"throughput cost: {100 * (1 - on['env_steps_per_s'] / off['env_steps_per_s']):.1f} % fewer env steps/s")
-    path = write_results("tracking_overhead", settings={"seconds": args.seconds, "overrides": args.overrides}, figures={
+    path = write_results("tracking_overhead", settings={"seconds": args.seconds, "overrides": args.overrides},
+                         seeds=seeds_in(args.overrides), figures={
         "off_env_steps_per_s": off["env_steps_per_s"], "on_env_steps_per_s": on["env_steps_per_s"],
         "seconds_in_tracking_while_training": round(during, 3), "sender_cpu_seconds": round(tracking.sender_cpu_seconds, 3),
         "replays": len(replays)})

@@ -189,7 +189,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     run_dir = resolve_source(args.run_dir, args.tracking_uri)
     cfg = read_config(run_dir)
     print(f"Run {args.run_dir}" + (f" (downloaded to {run_dir})" if str(run_dir) != args.run_dir else ""))
-    print(describe(cfg, run_dir, "config.toml"))
+    print(describe(cfg, run_dir, "config.toml", "; ".join(cfg.chosen.values()) or None))
     t = cfg.trainer
     print(f"  training    {t.episodes} episodes, lr {t.lr}, gamma {t.gamma}, {t.n_step}-step, batch {t.batch_size}, "
           f"{t.num_envs} games at once, seed {t.seed}")

@@ -17,7 +17,8 @@ separate the two means. chase_enemy adds how often it catches a random player. `
 boards of our own (benchmarks/small_boards/: a moving hazard, reward only on pickup, nothing that points at the
 goal); ``--whole-board`` trains each game a second time with ``game.crop=null``, for comparison.
 Tracking is off; run directories go under ``--out`` (default: a temporary folder). The figures are also
-written to benchmarks/results/games.json.
+written to benchmarks/results/games.json (``--name`` for another file: games_shipped.json and
+games_small_boards.json hold the shipped games' and the small boards' figures).
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=30, help="evaluation games, trained and random")
     parser.add_argument("--out", type=Path, help="run directories (default: a temporary folder)")
     parser.add_argument("--whole-board", action="store_true", help="train each game again with game.crop=null")
+    parser.add_argument("--name", default="games", help="the results file: benchmarks/results/NAME.json")
     parser.add_argument("overrides", nargs="*", help="more overrides for every game, e.g. trainer.seed=1")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -152,7 +154,7 @@ def main() -> None:
             rows += bench_game(name, args.minutes, args.episodes, out, args.overrides)
             if args.whole_board:
                 rows += bench_game(name, args.minutes, args.episodes, out, [*args.overrides, "game.crop=null"])
-    path = write_results("games", settings={"games": args.games, "minutes": args.minutes, "episodes": args.episodes,
+    path = write_results(args.name, settings={"games": args.games, "minutes": args.minutes, "episodes": args.episodes,
                                             "overrides": args.overrides, "whole_board": args.whole_board},
                          figures={"rows": rows},
                          seeds=seeds_in(args.overrides))

@@ -149,7 +149,7 @@ def test_a_small_board_with_one_keyboard_agent_gets_a_window(game: str, size: st
     """The benchmarks' own small boards (200 and 240 cells): a window whatever the board's size."""
     cfg, _, why = compose_run(str(SMALL_BOARDS / game / f"{game}.py"), [])
     assert (cfg.game.crop.agent, cfg.game.crop.radius) == ("player", 7)
-    assert f"window around 'player' because 'player' reads the keyboard" in why and f"whole {size} board" in why
+    assert "window around 'player' because 'player' reads the keyboard" in why and f"whole {size} board" in why
     assert cfg.model.kind.value == "mlp"  # 15x15 cells of a few characters: an MLP
 
 

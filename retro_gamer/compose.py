@@ -137,7 +137,8 @@ def run_config_from_hydra(cfg: DictConfig, game_choice: str | None, overrides: l
                           why: list[str] | None = None, previous: RunConfig | None = None) -> RunConfig:
     """Turn a composed :class:`AppConfig` into a :class:`RunConfig`, validating the game node and filling in
     what the game leaves open (:mod:`retro_gamer.autoconfig`). ``overrides`` (default: Hydra's own, inside a
-    Hydra app) tell which choices the user made; ``why``, when given, receives the reasons."""
+    Hydra app) tell which choices the user made; ``why``, when given, receives the reasons; ``previous``, the
+    config.toml of a run directory that exists, whose automatic choices are kept (:func:`keep_choices`)."""
     if cfg.game is None:
         games = ", ".join(available_games())
         raise ConfigError("command line", [f"no game chosen. Add +game=NAME, one of: {games}. Example: python -m retro_gamer.train +game=snake"])

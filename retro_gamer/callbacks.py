@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,8 +124,20 @@ class RunLog(Callback):
         atomic_write_bytes(self.metrics_path, (json.dumps(summary, indent=2) + "\n").encode())
 
 
+def bar_limit(trainer: DQNTrainer) -> tuple[str, int, Callable[[DQNTrainer], int]]:
+    """What the live bar counts, its total, and how far the run is: the step budget when there is one (over all of
+    the run's sessions), else the time limit (this session's seconds), else episodes."""
+    t = trainer.cfg.trainer
+    if t.total_env_steps is not None:
+        return "env steps", t.total_env_steps, lambda tr: tr.env_steps
+    if t.time_limit is not None:
+        start = time.perf_counter()
+        return "seconds", round(60 * t.time_limit), lambda tr: int(time.perf_counter() - start)
+    return "episodes", t.episodes, lambda tr: tr.episode
+
+
 class ConsoleProgress(Callback):
-    """A live bar (episodes, mean return, epsilon, env steps/s) on a terminal; plain lines otherwise."""
+    """A live bar (the run's limit, mean return, epsilon, env steps/s) on a terminal; plain lines otherwise."""
 
     def __init__(self, stream: Any = None, refresh_s: float = 0.25):
         self.stream = stream or sys.stdout
@@ -149,11 +162,12 @@ class ConsoleProgress(Callback):
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+            unit, limit, self._done = bar_limit(trainer)
             self._progress = Progress(
-                TextColumn("episodes"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
+                TextColumn(unit), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
                 TimeElapsedColumn(), console=Console(file=self.stream), transient=False,
             )
-            self._task = self._progress.add_task("train", total=total, completed=trainer.episode, stats="")
+            self._task = self._progress.add_task("train", total=limit, completed=self._done(trainer), stats="")
             self._progress.start()
 
     def on_episode_end(self, trainer: DQNTrainer, episode: int, episode_return: float, length: int) -> None:
@@ -163,7 +177,7 @@ class ConsoleProgress(Callback):
         warmup = "  warm-up: random play" if trainer.env_steps < trainer.cfg.trainer.warmup_steps else ""
         stats = (f"return {trainer.recent_mean_return():.1f}  eps {trainer.epsilon():.3f}  "
                  f"{trainer.steps_per_s():,.0f} steps/s{warmup}")
-        self._progress.update(self._task, completed=episode, stats=stats)
+        self._progress.update(self._task, completed=self._done(trainer), stats=f"episode {episode:,}  {stats}")
 
     def on_checkpoint(self, trainer: DQNTrainer, path: Path, window: Window) -> None:
         line = window.line(self._warmup.of(trainer, window))
@@ -174,5 +188,5 @@ class ConsoleProgress(Callback):
 
     def on_train_end(self, trainer: DQNTrainer, summary: dict[str, Any]) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, completed=summary["episodes"])
+            self._progress.update(self._task, completed=self._done(trainer))
             self._progress.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -117,7 +118,7 @@ def test_an_absurdly_long_number_is_a_clear_error_at_both_entry_points(capsys, t
 
 # --- the start line and warm-up ---------------------------------------------------------------------------------
 def _trainer(**settings) -> SimpleNamespace:
-    trainer = {"time_limit": None, "episodes": 20_000, "warmup_steps": 5_000, **settings}
+    trainer = {"time_limit": None, "total_env_steps": None, "episodes": 20_000, "warmup_steps": 5_000, **settings}
     return SimpleNamespace(cfg=SimpleNamespace(trainer=SimpleNamespace(**trainer)), episode=0, env_steps=0)
 
 
@@ -154,3 +155,19 @@ def test_a_time_limited_run_says_so_when_it_starts(tmp_path: Path):
     assert "until 1 min or 2 episodes, whichever comes first (now at episode 0)" in lines[0]
     assert lines[1].endswith("(warm-up: random play, no learning yet)")
     assert "until 1 min or 2 episodes" in (run / "training.log").read_text()
+
+
+def test_the_live_bar_counts_the_limit_that_ends_the_run():
+    assert callbacks.bar_limit(_trainer())[:2] == ("episodes", 20_000)
+    assert callbacks.bar_limit(_trainer(time_limit=1.5))[:2] == ("seconds", 90)
+    unit, total, done = callbacks.bar_limit(_trainer(time_limit=1.5, total_env_steps=200_000))
+    assert (unit, total) == ("env steps", 200_000)
+    assert done(SimpleNamespace(env_steps=1_234)) == 1_234  # counted on the run's counter
+
+
+def test_a_step_budget_shows_on_the_live_bar_in_a_terminal(tmp_path: Path):
+    from conftest import run_in_terminal
+
+    out = run_in_terminal([sys.executable, "-m", "retro_gamer.train", "+game=snake", *TINY, "trainer.total_env_steps=600",
+                           "trainer.episodes=100000", "run_dir=run"], cwd=tmp_path)
+    assert "env steps" in out and "600/600" in out and "Trained" in out

@@ -75,17 +75,12 @@ def evaluate_run(run_dir: Path, episodes: int, epsilon: float, factory: str | No
     return evaluate(cfg, policy.network, episodes=episodes, epsilon=epsilon, base_dir=policy.run_dir)
 
 
-def standard_errors_apart(a: dict, b: dict) -> float:
-    """How many standard errors of the difference separate two evaluations' mean returns."""
-    se = math.sqrt(a["std_return"] ** 2 / a["episodes"] + b["std_return"] ** 2 / b["episodes"])
-    return (a["mean_return"] - b["mean_return"]) / se if se else math.inf
-
-
 def bench_game(name: str, minutes: list[float], episodes: int, out: Path, extra: list[str]) -> list[dict]:
     from env_speed import raw_rate  # this folder's script
 
     from retro_gamer.compose import compose_run
     from retro_gamer.config import write_config
+    from retro_gamer.evaluate import standard_errors_apart
     from retro_gamer.games import game_factory
     from retro_gamer.run import prepare_run, train_run
 
@@ -122,7 +117,7 @@ def bench_game(name: str, minutes: list[float], episodes: int, out: Path, extra:
         # and the training speed so far is compared with the mean of every timing so far
         raws.append(raw_rate(factory, keys, RAW_TURNS, view=False))
         share = speed / (sum(raws) / len(raws))
-        apart = standard_errors_apart(trained, random_play)
+        apart = standard_errors_apart(trained, random_play)  # retro_gamer.evaluate's, as `retro-gamer eval` prints it
         print(f"{name:<13} {observation_text(cfg):<32} {mark:>5g} min {speed:>8,.0f}/s {share:>4.0%} of raw "
               f"{trained['mean_return']:>9.2f} vs {random_play['mean_return']:>8.2f} ({apart:+.1f} SE) "
               f"{trained['mean_length']:>7,.0f} vs {random_play['mean_length']:>6,.0f}  (eval {time.perf_counter() - start:.0f}s){extra_text}",

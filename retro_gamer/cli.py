@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 from dataclasses import replace
@@ -81,7 +82,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir)
     read_config(run_dir)  # a folder that is not a run is refused before the lock creates anything (and before torch loads)
-    from retro_gamer.run import check_game, finish_message, progress_so_far, train_run
+    from retro_gamer.run import budget_reached, check_game, finish_message, progress_so_far, train_run
     from retro_gamer.runlock import run_lock
 
     with run_lock(run_dir):
@@ -94,11 +95,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.episodes is None and args.steps is None:
             # a finished run trains one more round of its budget (adversarial alternation)
             episodes, env_steps = progress_so_far(run_dir)
-            if episodes >= t.episodes:
+            reached = budget_reached(cfg, episodes, env_steps)
+            if reached == "episodes":
                 session["episodes"] = episodes + t.episodes
                 print(f"{run_dir} finished {episodes:,} episodes; training {t.episodes:,} more (to {episodes + t.episodes:,}). "
                       "Use --episodes N to set the total instead.")
-            elif t.total_env_steps is not None and env_steps >= t.total_env_steps:
+            elif reached == "total_env_steps":
                 session["total_env_steps"] = env_steps + t.total_env_steps
                 print(f"{run_dir} finished {env_steps:,} env steps; training {t.total_env_steps:,} more "
                       f"(to {env_steps + t.total_env_steps:,}). Use --steps N to set the total instead.")
@@ -139,9 +141,11 @@ def _eval_table(agent: dict, rand: dict | None, epsilon: float) -> list[str]:
     width = [max(len(row[i]) for row in rows) for i in range(len(played))]
     lines = ["  " + "  ".join(f"{cell:<{w}}" for cell, w in zip(row, width)) + f"  {row[-1]}".rstrip() for row in rows]
     if rand:
-        gap = agent["mean_return"] - rand["mean_return"]
-        error = (agent["std_return"] ** 2 / agent["episodes"] + rand["std_return"] ** 2 / rand["episodes"]) ** 0.5
-        apart = f"{abs(gap) / error:.1f} standard errors; below 2 the gap may be chance" if error else "neither varies"
+        from retro_gamer.evaluate import standard_errors_apart
+
+        gap, errors = agent["mean_return"] - rand["mean_return"], standard_errors_apart(agent, rand)
+        apart = (f"{abs(errors):.1f} standard errors; below 2 the gap may be chance" if math.isfinite(errors)
+                 else "neither varies")
         verdict = f"{abs(gap):.2f} {'above' if gap > 0 else 'below'}" if gap else "level with"
         lines.append(f"  The agent's mean return is {verdict} random play's ({apart}).")
     return lines

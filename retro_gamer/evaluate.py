@@ -5,6 +5,7 @@ agent pressed (an agent that learned to press one key into a wall shows up there
 
 from __future__ import annotations
 
+import math
 import numbers
 import random
 from pathlib import Path
@@ -20,6 +21,14 @@ from retro_gamer.network import QNetwork
 
 
 NO_OP = "no-op"  # the name the key shares use for the last action, no key pressed this turn
+
+
+def standard_errors_apart(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """How many standard errors of the difference separate two :func:`evaluate` results' mean returns, ``a``'s
+    above ``b``'s; infinite, with the gap's sign, when neither varies."""
+    error = (a["std_return"] ** 2 / a["episodes"] + b["std_return"] ** 2 / b["episodes"]) ** 0.5
+    gap = a["mean_return"] - b["mean_return"]
+    return gap / error if error else math.copysign(math.inf, gap)
 
 
 def evaluate(cfg: RunConfig, q: QNetwork, episodes: int = 50, epsilon: float = 0.0, seed: int = 12345,

@@ -114,14 +114,25 @@ def progress_so_far(run_dir: Path) -> tuple[int, int]:
     return int(state["episode"]), int(state["env_steps"])
 
 
+def budget_reached(cfg: RunConfig, episodes: int, env_steps: int) -> str | None:
+    """The budget (``episodes`` or ``total_env_steps``) a run with these counts has used up, or None."""
+    t = cfg.trainer
+    if episodes >= t.episodes:
+        return "episodes"
+    if t.total_env_steps is not None and env_steps >= t.total_env_steps:
+        return "total_env_steps"
+    return None
+
+
 def nothing_to_do(run_dir: Path, cfg: RunConfig) -> str | None:
     """Why a run has already trained all its budget allows, or None: then training would only rewrite what is saved."""
     episodes, env_steps = progress_so_far(run_dir)
     t = cfg.trainer
-    if episodes >= t.episodes:
+    reached = budget_reached(cfg, episodes, env_steps)
+    if reached == "episodes":
         return (f"{run_dir} already has {episodes:,} episodes (trainer.episodes = {t.episodes:,}): nothing to do. Raise "
                 "trainer.episodes (or `retro-gamer train RUN --episodes N`) to train further.")
-    if t.total_env_steps is not None and env_steps >= t.total_env_steps:
+    if reached == "total_env_steps":
         return (f"{run_dir} already has {env_steps:,} env steps (trainer.total_env_steps = {t.total_env_steps:,}): nothing "
                 "to do. Raise trainer.total_env_steps (or `retro-gamer train RUN --steps N`) to train further.")
     return None

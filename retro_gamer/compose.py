@@ -22,7 +22,7 @@ from retro_gamer.config import (
     AppConfig, ModelConfig, RunConfig, TrackingConfig, TrainerConfig, available_games, config_dir, register_configs,
 )
 from retro_gamer.errors import ConfigError, RetroGamerError
-from retro_gamer.games import description_from_pyproject, parse_description
+from retro_gamer.games import DISCOVERED_KEYS, description_from_pyproject, parse_description
 
 
 _SCHEMAS = {"trainer": TrainerConfig, "model": ModelConfig, "tracking": TrackingConfig}
@@ -241,7 +241,7 @@ def compose_run(game: str, overrides: list[str], base_dir: Path | None = None) -
     desc = description_from_pyproject(game, base_dir)
     explicit_crop = desc.crop is not None or "crop" in game_overrides
     if game_overrides:
-        data = {k: v for k, v in asdict(desc).items() if v is not None and k != "board_size"}
+        data = {k: v for k, v in asdict(desc).items() if v is not None and k not in DISCOVERED_KEYS}
         desc = parse_description({**data, **game_overrides}, description_source(f"[tool.retro-gamer] of {game}", overrides))
     rest = [o for o in overrides if not o.split("=", 1)[0].startswith("game.")]
     app: AppConfig = OmegaConf.to_object(compose_app(rest))

@@ -241,7 +241,7 @@ def available_games() -> list[str]:
 # Section layout of the published retro-gamer package: where each game key lives.
 _GAME_SECTIONS = {
     "game": ("name", "factory", "opponent"),
-    "metadata": ("actions", "reward", "board_size", "character_set", "observation_function", "max_turns"),
+    "metadata": ("actions", "reward", "board_size", "character_set", "observation_function", "max_turns", "rules"),
     "preprocessing": ("spatial", "board", "observe_state", "crop"),
 }
 _SECTIONS = {"model": ModelConfig, "training": TrainerConfig, "tracking": TrackingConfig}

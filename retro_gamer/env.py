@@ -178,13 +178,37 @@ def discover_characters(factory: Callable[[], Any], actions: list[str], turns: i
     return sorted(found)
 
 
+def _module_name(factory: Callable[[], Any]) -> str | None:
+    return getattr(getattr(factory, "func", factory), "__module__", None)  # functools.partial: an opponent filled in
+
+
+def rules_of(factory: Callable[[], Any]) -> str | None:
+    """The version of the rules the factory's module declares (a module-level ``RULES`` text), if any."""
+    import sys
+
+    module = sys.modules.get(_module_name(factory) or "")
+    rules = getattr(module, "RULES", None)
+    return str(rules) if rules is not None else None
+
+
+def check_rules(desc: GameDescription, factory: Callable[[], Any], what: str) -> None:
+    """Refuse to go on training a run under rules other than those it was created with: its policy has
+    learned another game. A module without ``RULES`` never refuses."""
+    now = rules_of(factory)
+    if now is not None and desc.rules != now:
+        was = f"version {desc.rules}" if desc.rules is not None else "an earlier version (before versions were recorded)"
+        raise GameFault(
+            f"{what} was created under {was} of the rules of {desc.name or desc.factory}; the game is now at version "
+            f"{now}, so its policy learned another game. Start a new run (or, in the adversarial pipeline, `dvc repro`).")
+
+
 def declared_characters(factory: Callable[[], Any]) -> set[str]:
     """Single characters set as a class attribute ``character`` by the classes of the factory's module
     (and of the modules inside it, when it is a package: ``retro.examples.beast.agents.player``, ...)."""
     import inspect
     import sys
 
-    module = getattr(getattr(factory, "func", factory), "__module__", None)  # functools.partial: an opponent filled in
+    module = _module_name(factory)
     if not module or module == "__main__":
         return set()
     found: set[str] = set()

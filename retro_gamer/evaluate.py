@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from retro_gamer.config import RunConfig
-from retro_gamer.env import GameEnvironment
+from retro_gamer.env import GameEnvironment, check_rules
 from retro_gamer.games import game_factory
 from retro_gamer.network import QNetwork
 
@@ -62,6 +62,7 @@ def _play(cfg: RunConfig, q: QNetwork, episodes: int, epsilon: float, rng: np.ra
           base_dir: Path | None, parallel: int) -> dict[str, Any]:
     device = next(q.parameters()).device
     factory = game_factory(cfg.game, base_dir)
+    check_rules(cfg.game, factory, "This policy")
     envs = [GameEnvironment(cfg.game, factory, base_dir) for _ in range(min(parallel, episodes))]
     observations = [env.reset() for env in envs]
     board = np.stack([o.board for o in observations])

@@ -19,20 +19,21 @@ from retro_gamer.config import (
     CONFIG_FILE, RunConfig, check_settings, from_toml_dict, read_config, to_toml_dict, write_config,
 )
 from retro_gamer.errors import ConfigError
-from retro_gamer.env import check_board_size, discover_characters, ends_by_itself
+from retro_gamer.env import check_board_size, discover_characters, ends_by_itself, rules_of
 from retro_gamer.games import GameDescription, check_against_game, game_factory, is_model_uri, portable, rebase
 from retro_gamer.runlock import run_lock
 
 
 def resolve_game(desc: GameDescription, source: str, base_dir: Path, exploration_turns: int, seed: int) -> GameDescription:
-    """Check the description against a real game and fill in what is discovered (board size, characters)."""
+    """Check the description against a real game and fill in what is discovered (board size, characters, the
+    version of its rules)."""
     factory = game_factory(desc, base_dir)
     game = factory()
     check_against_game(desc, game, source)
     characters = desc.character_set
     if characters is None:
         characters = discover_characters(factory, desc.actions, exploration_turns, seed)
-    return replace(desc, board_size=tuple(game.board_size), character_set=list(characters))
+    return replace(desc, board_size=tuple(game.board_size), character_set=list(characters), rules=rules_of(factory))
 
 
 def prepare_run(cfg: RunConfig, run_dir: Path, source: str, base_dir: Path | None = None) -> RunConfig:
@@ -59,6 +60,8 @@ def prepare_run(cfg: RunConfig, run_dir: Path, source: str, base_dir: Path | Non
     with run_lock(run_dir):
         if previous is not None and has_training_state(run_dir):
             checkpoint.check_compatible(to_toml_dict(previous), to_toml_dict(resolved), run_dir)
+            # the rules it learned under stay on record, so training refuses to go on under others
+            resolved = replace(resolved, game=replace(resolved.game, rules=previous.game.rules))
         write_config(resolved, run_dir)
     return resolved
 

@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from retro_gamer import checkpoint
 from retro_gamer.callbacks import Callback, Window
 from retro_gamer.config import ModelKind, RunConfig, to_toml_dict
-from retro_gamer.env import GameEnvironment
+from retro_gamer.env import GameEnvironment, check_rules
 from retro_gamer.game_batch import GameProcess, open_games
 from retro_gamer.games import game_factory
 from retro_gamer.learner import LearnerProcess, Outbox, copy_weights, open_learner
@@ -98,6 +98,7 @@ class DQNTrainer:
             self.rng = np.random.default_rng(t.seed)
             from retro_gamer.autoconfig import rules
 
+            check_rules(cfg.game, game_factory(cfg.game, self.run_dir), f"The run {self.run_dir}")
             self.learner_elsewhere, second_process, self.games_note = settled_placement(
                 cfg, saved, lambda: len(game_factory(cfg.game, self.run_dir)().agents), rules()["busy_game_agents"])
             self.device = training_device(cfg, self.learner_elsewhere)

@@ -94,7 +94,8 @@ def test_a_catch_ends_the_game_and_rewards_both_sides(variant, key):
     assert not game.playing
     assert game.state["caught"] == 1
     assert game.state["enemy_reward"] == chase.CATCH == 1
-    assert game.state["player_reward"] == chase.CAUGHT < 0
+    assert game.state["player_reward"] == chase.CAUGHT == -1
+    assert chase.outcome(game) == {"player": "loss", "enemy": "win"}
 
 
 def test_coins_score_and_respawn():
@@ -105,21 +106,67 @@ def test_coins_score_and_respawn():
     coin.position = (8, 2)
     press(game, "KEY_RIGHT")
     assert game.state["coins"] == 1 and game.playing
-    assert game.state["player_reward"] > chase.COIN - 0.2  # the coin, give or take the shaping
+    assert game.state["player_reward"] > chase.COIN - 0.1  # the coin, give or take the shaping
+    assert game.state["enemy_reward"] < -chase.COIN + 0.1  # zero-sum: the enemy loses what the player gains
     assert coin.position not in chase.walls_of(game) and game.on_board(coin.position)
     assert coin.position not in {(8, 2), game.get_agent_by_name("coin 2").position}
     assert chase.path_distance(game, (8, 2), coin.position) >= chase.COIN_GAP
 
 
-def test_the_turn_limit_ends_the_game_and_survival_pays_the_player():
+def test_the_turn_limit_ends_the_game_in_a_draw_that_pays_nobody_for_hiding():
     game = started(chase.create_match_game(player=Still(), enemy=Still(), turn_limit=5))
     for _ in range(4):
         game.step()
-    assert game.playing
+    assert game.playing and game.state["clock"] == pytest.approx(4 / 5)
     game.step()
     assert not game.playing and game.state["turn"] == 5 and game.state["caught"] == 0
-    assert game.state["player_reward"] == pytest.approx(5 * chase.SURVIVE)
-    assert game.state["enemy_reward"] == pytest.approx(5 * chase.ENEMY_TURN)
+    assert game.state["player_reward"] == 0 and game.state["enemy_reward"] == 0  # nobody moved: no shaping either
+    assert chase.outcome(game) == {"player": "draw", "enemy": "draw"}
+
+
+def test_the_fifth_coin_wins_for_the_player():
+    game = started(chase.create_player_training_game(opponent=Still()))
+    place(game, player=(7, 2), enemy=(12, 9))
+    game.state["coins"] = chase.COINS_TO_WIN - 1
+    game.get_agent_by_name("coin 1").position = (8, 2)
+    press(game, "KEY_RIGHT")
+    assert not game.playing and game.state["coins"] == chase.COINS_TO_WIN
+    assert chase.outcome(game) == {"player": "win", "enemy": "loss"}
+
+
+@pytest.mark.parametrize("state, player", [
+    ({"caught": 1, "coins": 0}, "loss"),
+    ({"caught": 1, "coins": 4}, "loss"),
+    ({"caught": 0, "coins": 5}, "win"),
+    ({"caught": 0, "coins": 4}, "draw"),
+    ({"caught": 0, "coins": 0}, "draw"),
+])
+def test_the_outcome_of_constructed_positions(state, player):
+    class Finished:
+        pass
+
+    game = Finished()
+    game.state = state
+    other = {"win": "loss", "loss": "win", "draw": "draw"}[player]
+    assert chase.outcome(game) == {"player": player, "enemy": other}
+
+
+def test_returns_add_up_to_the_outcome_give_or_take_shaping():
+    """Zero-sum but for shaping: over whole scripted games, the two returns sum to the shaping alone, which
+    is bounded by the board (potential-based), and each return has the sign of its side's outcome."""
+    random.seed(5)
+    for _ in range(20):
+        game = started(chase.create_match_game(player=None, enemy=None))
+        while game.playing:
+            game.step()
+        state, result = game.state, chase.outcome(game)
+        core = state["coins"] * chase.COIN - state["caught"]
+        assert abs(state["player_reward"] - core) < chase.COIN_STEP * chase.GAP_SCALE * (state["coins"] + 1)
+        assert abs(state["enemy_reward"] + core) <= chase.ENEMY_STEP * chase.GAP_SCALE
+        if result["player"] == "win":
+            assert core == pytest.approx(1)
+        elif result["player"] == "loss":
+            assert core < 0
 
 
 def test_scripted_baselines_differ_from_random_play():
@@ -200,3 +247,22 @@ def test_a_human_plays_against_a_trained_enemy_example(enemy_run: Path):
             break
         press(game, "KEY_LEFT")  # the human's keys
     assert game.turn_number > 0
+
+
+def test_a_policy_trained_on_other_rules_is_refused_saying_was_and_now(enemy_run: Path, tmp_path: Path):
+    import shutil
+    from dataclasses import replace
+
+    from retro_gamer.config import read_config
+    from retro_gamer.run import train_run
+
+    assert 'rules = "2"' in (enemy_run / "config.toml").read_text()
+    old = tmp_path / "old_enemy"
+    shutil.copytree(enemy_run, old)
+    config = old / "config.toml"
+    config.write_text(config.read_text().replace('rules = "2"\n', ""))  # as a run from before rule versions
+    with pytest.raises(RetroGamerError, match=r"(?s)trained on version 1 .*survi.*chase is now version 2: 5 coins win"):
+        chase.create_player_training_game(opponent=str(old))
+    with pytest.raises(RetroGamerError, match="created under an earlier version .* now at version 2"):
+        cfg = read_config(old)
+        train_run(old, replace(cfg, trainer=replace(cfg.trainer, episodes=4)), progress=False)

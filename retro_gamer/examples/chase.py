@@ -4,17 +4,21 @@ The running example of docs/integrating-a-trained-model.rst, grown into a game w
 the game of the adversarial pipeline (player and enemy trained against each other in rounds, then
 a round-robin tournament: :mod:`retro_gamer.tournament`).
 
-Rules
------
+Rules (version :data:`RULES`)
+-----------------------------
 * A 16x10 board with 28 wall cells ``#`` (:data:`LAYOUT`): pillars and corners to run around, so
   the player can shake off a chaser and the enemy must plan a path. Pieces move one cell a turn
   (arrow keys) and cannot walk into a wall or off the board; pressing nothing stays put.
 * Two coins are on the board at any time; the player collects one by stepping on it
   (``state['coins']`` +1) and it reappears on a random free cell at least 3 steps away.
-* The enemy catches the player by stepping onto its cell (or the player walks into the enemy):
-  ``state['caught'] = 1`` and the game ends. Otherwise the game ends by itself after
-  :data:`TURN_LIMIT` turns (200, the description's ``max_turns``), so a human game ends too:
-  the player has then survived, which is the player's win.
+* **The player wins** by collecting :data:`COINS_TO_WIN` coins. **The enemy wins** by catching the
+  player: stepping onto its cell, or the player walking into it (``state['caught'] = 1``). Either
+  ends the game. When neither has happened after :data:`TURN_LIMIT` turns (200, the description's
+  ``max_turns``) the game ends by itself in a **draw**. :func:`outcome` is that rule, read from a
+  finished game: the tournament judges with it and nothing else.
+* Why coins decide: under the first rules (version 1) surviving 200 turns was the player's win and
+  its reward paid +0.01 a turn, so hiding in a corner and collecting nothing was a safe optimum
+  that rated well. Now hiding earns a draw at best, and the enemy has a reason to guard coins.
 * Turn order: every side decides from the same position (the end of the previous turn; the
   keyboard side presses its key, the AI sides ask their policy in :meth:`Arena.play_turn`), then
   the player moves, then the enemy. Both perspectives therefore see the same kind of position.
@@ -23,20 +27,28 @@ Rules
 
 Rewards (both keys are in ``game.state`` in every variant; a variant's description names its own)
 ----------------------------------------------------------------------------------------------------
-``enemy_reward``: +1 for a catch; +0.02 for every step the path distance to the player shrinks
-(-0.02 when it grows: potential-based shaping on the true path distance, so it never rewards
-running into a wall that only looks closer), -0.005 a turn so quicker catches are worth more.
+The rewards follow the outcome and are zero-sum but for shaping: what one side gains, the other loses.
 
-``player_reward``: +1 a coin; -2 when caught; +0.01 a turn survived; +0.01 for every step the path
-distance to the nearest coin shrinks (-0.01 when it grows; potential-based again).
+``player_reward``: +1/:data:`COINS_TO_WIN` a coin (so the coins of a win add up to +1); -1 when
+caught. ``enemy_reward``: +1 for a catch; -1/:data:`COINS_TO_WIN` for every coin the player takes.
+A win is worth +1, a loss -1, and a draw lies between, by the coins collected: partial progress
+toward the win, which keeps the player collecting and the enemy denying coins until the end.
+
+Shaping, potential-based (a step's worth is the change of a distance, so it adds up to the change
+between the first and last position and cannot be farmed by walking back and forth): the enemy gets
++0.02 for every step the path distance to the player shrinks (-0.02 when it grows; the true path
+distance, so running into a wall that only looks closer earns nothing); the player +0.01 for every
+step the path distance to the nearest coin shrinks. No side is paid for time passing: a player paid
+to survive would hide, an enemy charged per turn would be paid by a quick loss.
 
 Observation (``[tool.retro-gamer]`` in ``retro_gamer/examples/pyproject.toml``)
 ---------------------------------------------------------------------------------
 A 7x7 egocentric crop (``radius = 3``) around the trained piece (walls nearby, beyond-edge cells
-marked) plus five numbers from ``game.state``, identical in every variant so a policy trained on
+marked) plus seven numbers from ``game.state``, identical in every variant so a policy trained on
 one side can drive that side in any other variant: ``gap_dx``/``gap_dy`` (player minus enemy
-position, as fractions of the board), ``gap`` (path distance between them / 26) and
-``coin_dx``/``coin_dy`` (nearest coin minus player). The table describes the enemy; the player run
+position, as fractions of the board), ``gap`` (path distance between them / 26),
+``coin_dx``/``coin_dy`` (nearest coin minus player), ``progress`` (the player's coins as a
+fraction of :data:`COINS_TO_WIN`) and ``clock`` (turns played as a fraction of the turn limit). The table describes the enemy; the player run
 overrides two keys on the command line::
 
     retro-gamer create --game retro_gamer.examples.chase:create_enemy_training_game --output runs/enemy
@@ -50,6 +62,9 @@ along a shortest path to the player 3 turns in 4 (a random key otherwise), and
 so a side trained against random play learns little worth watching; against these scripts each
 side has a real opponent from round 1, and the scripts are beatable (a player can circle a pillar,
 a chaser that sometimes stumbles can be ambushed), so improvement shows in the tournament.
+
+A trained policy records the rules it was trained on (``[metadata] rules`` in its ``config.toml``,
+from :data:`RULES`); one trained on other rules is refused as an opponent, saying which.
 
 Variants: :func:`create_enemy_training_game` (the enemy reads the keyboard),
 :func:`create_player_training_game` (the player does; also a human against a trained enemy),
@@ -88,18 +103,27 @@ LAYOUT = (
 )
 BOARD_SIZE = (len(LAYOUT[0]), len(LAYOUT))
 CHARACTERS = ["#", "$", "@", "E"]
+# the rules' version: a policy trained under other rules is refused (see _load_policy); bump it when the rules,
+# rewards or observation change meaning
+RULES = "2"
+RULES_SUMMARY = {
+    None: "version 1 (before versions were recorded): surviving 200 turns won, the player was paid +0.01 a turn",
+    "2": "version 2: 5 coins win for the player, a catch wins for the enemy, else a draw at 200 turns",
+}
 TURN_LIMIT = 200
 COINS = 2
+COINS_TO_WIN = 5
 START_GAP = 8  # the enemy starts at least this many steps from the player
 COIN_GAP = 3  # a coin reappears at least this many steps from the player
 GAP_SCALE = BOARD_SIZE[0] + BOARD_SIZE[1]  # path distances are divided by this for `gap`
 
-CATCH, CAUGHT, ENEMY_STEP, ENEMY_TURN = 1.0, -2.0, 0.02, -0.005
-COIN, SURVIVE, COIN_STEP = 1.0, 0.01, 0.01
+CATCH, CAUGHT, COIN = 1.0, -1.0, 1.0 / COINS_TO_WIN  # zero-sum: the enemy's reward per player coin is -COIN
+ENEMY_STEP, COIN_STEP = 0.02, 0.01  # potential-based shaping per step of path distance
 GREED = 0.75  # how often the scripted sides follow their script rather than a random key
 FLEE_GAP = 3
 
-FEATURES = ["gap_dx", "gap_dy", "gap", "coin_dx", "coin_dy"]
+FEATURES = ["gap_dx", "gap_dy", "gap", "coin_dx", "coin_dy", "progress", "clock"]
+WIN, DRAW, LOSS = "win", "draw", "loss"
 PLAYER, ENEMY = "player", "enemy"
 
 
@@ -288,7 +312,24 @@ def settle(game: Any, mover: Any) -> None:
             if coin.position == player.position:
                 state["coins"] += 1
                 state["player_reward"] += COIN
+                if "enemy_reward" in state:
+                    state["enemy_reward"] -= COIN
+                if state["coins"] >= COINS_TO_WIN:
+                    game.end()
+                    return
                 arena.place_coin(game, coin)
+
+
+def outcome(game: Any) -> dict[str, str]:
+    """Each side's result of a finished game, ``{"player": "win", "enemy": "loss"}`` and so on: the enemy
+    wins by a catch, the player by :data:`COINS_TO_WIN` coins, anything else is a draw (the turn limit, or a
+    game someone stopped early). The one definition of winning: the tournament judges by it."""
+    state = game.state
+    if state.get("caught", 0):
+        return {PLAYER: LOSS, ENEMY: WIN}
+    if state.get("coins", 0) >= COINS_TO_WIN:
+        return {PLAYER: WIN, ENEMY: LOSS}
+    return {PLAYER: DRAW, ENEMY: DRAW}
 
 
 # -- the referee ----------------------------------------------------------------------------------
@@ -348,6 +389,8 @@ class Arena:
         state["gap_dx"], state["gap_dy"] = (px - ex) / width, (py - ey) / height
         state["gap"] = self._gap / GAP_SCALE
         state["coin_dx"], state["coin_dy"] = (cx - px) / width, (cy - py) / height
+        state["progress"] = state["coins"] / COINS_TO_WIN
+        state["clock"] = state["turn"] / self.turn_limit
 
     def _plan(self, game: Any) -> None:
         for piece in self.pieces:
@@ -361,8 +404,8 @@ class Arena:
         state = game.state
         state["turn"] += 1
         gap, coin_gap = self._measure(player, enemy)
-        state["enemy_reward"] += ENEMY_STEP * (self._gap - gap) + ENEMY_TURN
-        state["player_reward"] += SURVIVE + COIN_STEP * (self._coin_gap - coin_gap)
+        state["enemy_reward"] += ENEMY_STEP * (self._gap - gap)
+        state["player_reward"] += COIN_STEP * (self._coin_gap - coin_gap)
         self._gap, self._coin_gap = gap, coin_gap
         self._observe(game, player, enemy)
         if state["turn"] >= self.turn_limit:
@@ -467,6 +510,14 @@ def _load_policy(source: str) -> Any:
         from retro_gamer.errors import RetroGamerError
 
         raise RetroGamerError(f"The policy '{source}' was not trained on chase: " + "; ".join(problems) + ".")
+    if desc.rules != RULES:
+        from retro_gamer.errors import RetroGamerError
+
+        was = RULES_SUMMARY.get(desc.rules, f"version {desc.rules}")
+        raise RetroGamerError(
+            f"The policy '{source}' was trained on other rules of chase, so it would play the wrong game. It was "
+            f"trained on {was}; chase is now {RULES_SUMMARY[RULES]}. Train it again under the current rules (for the "
+            "adversarial pipeline: `dvc repro`).")
     return policy
 
 

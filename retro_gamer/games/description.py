@@ -41,6 +41,9 @@ class GameDescription:
     crop: Crop | None = None
     opponent: str | None = None  # a policy source (run dir or model URI) passed to the factory as opponent=
     board_size: tuple[int, int] | None = None  # discovered from the game, never declared
+    # the game module's RULES (a version text) when the run was created, discovered, never declared: a game whose
+    # rules change meaning refuses a policy trained under other rules
+    rules: str | None = None
 
     @property
     def n_actions(self) -> int:
@@ -48,7 +51,8 @@ class GameDescription:
         return len(self.actions) + 1
 
 
-KNOWN_KEYS = [f.name for f in fields(GameDescription) if f.name != "board_size"]
+DISCOVERED_KEYS = ("board_size", "rules")
+KNOWN_KEYS = [f.name for f in fields(GameDescription) if f.name not in DISCOVERED_KEYS]
 _CROP_KEYS = ["agent", "radius"]
 
 
@@ -85,7 +89,7 @@ def parse_description(data: Mapping[str, Any], source: str, defaults: Mapping[st
     merged = {**(defaults or {}), **dict(data)}
     problems: list[str] = []
     for key in merged:
-        if key not in KNOWN_KEYS and key != "board_size":
+        if key not in KNOWN_KEYS and key not in DISCOVERED_KEYS:
             problems.append(_unknown(key, KNOWN_KEYS, ""))
     for key in ("factory", "actions", "reward"):
         if merged.get(key) in (None, "", []):
@@ -166,6 +170,7 @@ def parse_description(data: Mapping[str, Any], source: str, defaults: Mapping[st
         crop=crop,
         opponent=merged.get("opponent") or None,
         board_size=tuple(board_size) if board_size else None,
+        rules=str(merged["rules"]) if merged.get("rules") is not None else None,
     )
 
 

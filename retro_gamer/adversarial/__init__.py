@@ -1,0 +1,1 @@
+"""The match protocol between trained sides: who plays whom (opponent pools, :mod:`retro_gamer.adversarial.pool`)."""

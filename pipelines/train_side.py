@@ -1,23 +1,73 @@
-"""DVC stage ``player@rN`` / ``enemy@rN``: train one side of round N against the other side's latest generation.
+"""DVC stage ``player@rN`` / ``enemy@rN``: train one side's generation of round N.
 
-    python pipelines/train_side.py player 2     # player_r2 against enemy_r1
-    python pipelines/train_side.py enemy 2      # enemy_r2 against player_r2
+    python pipelines/train_side.py player 2     # player_r2: continues player_r1, against enemies r0..r1
+    python pipelines/train_side.py enemy 2      # enemy_r2: continues enemy_r1, against players r0..r2
 
-The run directory is the stage's output, complete (config.toml, checkpoints, logs, metrics.json and,
-when tracking, tracking.json with the MLflow run id): ``TrainedPolicy`` loads it as it is.
+* **Budget**: every generation trains exactly ``adversarial.<side>.steps`` new env steps (counted on the side's
+  cumulative counter), so a rating rise cannot be bought with extra steps and the weights do not depend on the
+  machine's speed. ``adversarial.safety_minutes`` only stops a stage that hangs or crawls: a stage stopped by
+  it fails, since stopping by the clock would make its weights depend on how busy the machine was.
+* **Warm start**: generation N continues generation N-1 of its side (weights, optimizer, counters, replay
+  memory) with a short exploration bump (``adversarial.warm_start``); round 1 starts from scratch.
+* **Opponent pool**: each game draws one of the other side's generations by the shares of
+  ``adversarial.pool`` (:mod:`retro_gamer.adversarial.pool`), with the stage's seed. The pool is written to
+  ``opponents.json`` in the run directory and logged as the MLflow param ``opponent_pool``.
+
+The run directory is the stage's output, complete (config.toml, checkpoints, logs, metrics.json and, when
+tracking, tracking.json with the MLflow run id): ``TrainedPolicy`` loads it as it is.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
-from adversarial import ROOT, cycle, generation, params, policy_source
+from adversarial import EXPERIMENT, ROOT, generation, is_baseline, opponents, other, params, parent_run, policy_source
 
+from retro_gamer.adversarial.pool import POOL_FILE, PoolShares, pool_members, write_pool
 from retro_gamer.compose import compose_app, run_config_from_hydra
 from retro_gamer.errors import RetroGamerError
-from retro_gamer.run import finish_message, prepare_run, train_run
+from retro_gamer.run import finish_message, prepare_run, saved_metrics, train_run
+from retro_gamer.warm_start import warm_start
+
+UNLIMITED_EPISODES = 10**9  # the step budget ends a generation, never an episode count
+
+
+def stage_config(settings: dict[str, Any], side: str, round_number: int, total_steps: int, run_dir: Path) -> Any:
+    """The generation's RunConfig: Hydra's conf/ for ``chase_<side>``, the budget, seed and safety cap of
+    params.yaml, the opponent pool as the game's opponent, and tracking under the experiment's parent run."""
+    adversarial = settings["adversarial"]
+    game = f"chase_{side}"
+    overrides = [f"+game={game}", f"trainer.episodes={UNLIMITED_EPISODES}", f"trainer.total_env_steps={total_steps}",
+                 f"trainer.time_limit={adversarial['safety_minutes']}", f"trainer.seed={adversarial['seed'] + round_number}",
+                 *adversarial[side].get("overrides", [])]
+    cfg = run_config_from_hydra(compose_app(overrides), game)
+    parent = parent_run(settings)
+    latest = generation(other(side), opponents(settings, side, round_number)[-1])
+    tags = {"round": str(round_number), "opponent": latest.name, "cycle": ROOT.as_posix()}
+    if parent:
+        tags["mlflow.parentRunId"] = parent["run_id"]
+    return replace(
+        cfg,
+        game=replace(cfg.game, opponent=str(run_dir / POOL_FILE)),
+        tracking=replace(cfg.tracking, enabled=bool(adversarial["tracking"]), uri=parent.get("tracking_uri"),
+                         experiment=EXPERIMENT, role=side, tags=tags),
+    )
+
+
+def log_pool(run_dir: Path, description: str) -> None:
+    """The pool as an MLflow param of the generation's run (its tracking.json names the run)."""
+    import json
+
+    from retro_gamer import store
+    from retro_gamer.tracking import TRACKING_FILE
+
+    tracked = json.loads((run_dir / TRACKING_FILE).read_text(encoding="utf-8"))
+    store.open_store(tracked["tracking_uri"]).log_param(tracked["run_id"], "opponent_pool", description)
 
 
 def main() -> int:
@@ -26,32 +76,38 @@ def main() -> int:
     parser.add_argument("round", type=int)
     args = parser.parse_args()
     settings = params()
-    adversarial, rounds = settings["adversarial"], settings["rounds"]
-    entry = rounds.get(f"r{args.round}")
+    adversarial, side, number = settings["adversarial"], args.side, args.round
+    entry = settings["rounds"].get(f"r{number}")
     if entry is None:
-        raise RetroGamerError(f"params.yaml has no rounds.r{args.round}: add r{args.round}: {{round: {args.round}, "
-                              f"previous: {args.round - 1}}} under rounds.")
-    opponent = generation("enemy", entry["previous"]) if args.side == "player" else generation("player", args.round)
-    side = adversarial[args.side]
-    game = f"chase_{args.side}"
-    overrides = [f"+game={game}", f"trainer.episodes={side['episodes']}", f"trainer.time_limit={side.get('minutes') or 'null'}",
-                 f"trainer.seed={adversarial['seed'] + args.round}", *side.get("overrides", [])]
-    cfg = run_config_from_hydra(compose_app(overrides), game)
-    parent = cycle()
-    tags = {"round": str(args.round), "opponent": opponent.name, "cycle": ROOT.as_posix()}
-    if parent:
-        tags["mlflow.parentRunId"] = parent["run_id"]
-    cfg = replace(
-        cfg,
-        game=replace(cfg.game, opponent=policy_source(opponent)),
-        tracking=replace(cfg.tracking, enabled=bool(adversarial["tracking"]), uri=parent.get("tracking_uri"),
-                         experiment="chase-adversarial", role=args.side, tags=tags),
-    )
-    run_dir = generation(args.side, args.round)
-    cfg = prepare_run(cfg, run_dir, f"conf/game/{game}.yaml")
-    print(f"{args.side}@r{args.round}: training against {opponent} ({'scripted' if cfg.game.opponent is None else 'trained'})")
+        raise RetroGamerError(f"params.yaml has no rounds.r{number}: add r{number}: {{round: {number}, "
+                              f"previous: {number - 1}}} under rounds.")
+    previous = generation(side, entry["previous"])
+    steps = int(adversarial[side]["steps"])
+    start = 0 if is_baseline(previous) else int(saved_metrics(previous)["env_steps"])
+    run_dir = generation(side, number)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+
+    pool = pool_members([(generation(other(side), n).name, policy_source(generation(other(side), n)))
+                         for n in opponents(settings, side, number)], PoolShares(**adversarial["pool"]))
+    write_pool(run_dir / POOL_FILE, pool, seed=adversarial["seed"] + number)
+    described = ", ".join(f"{m.name} {m.share:.0%}" for m in pool)
+    cfg = prepare_run(stage_config(settings, side, number, start + steps, run_dir), run_dir, f"conf/game/chase_{side}.yaml")
+    print(f"{side}@r{number}: {steps:,} env steps against {described}")
+    if start:
+        bump = adversarial["warm_start"]
+        print(warm_start(previous, run_dir, cfg, epsilon=bump["epsilon"], over_steps=bump["steps"],
+                         keep_replay=bump["replay"]))
     summary = train_run(run_dir, cfg, progress=False)
-    print(finish_message(summary, run_dir, f"dvc repro {args.side}@r{args.round}"))
+    print(finish_message(summary, run_dir, f"dvc repro {side}@r{number}"))
+    if summary["stopped_by"] != "env_steps" or summary.get("status", "finished") != "finished":
+        raise RetroGamerError(
+            f"{side}@r{number} stopped by {summary['stopped_by']} after {summary['env_steps']:,} of its "
+            f"{start + steps:,} env steps, so its weights would depend on when it stopped; the stage fails rather than "
+            f"hand on a different generation. The safety cap is adversarial.safety_minutes = "
+            f"{adversarial['safety_minutes']} minutes: raise it, or lower adversarial.{side}.steps, and run `dvc repro`.")
+    if cfg.tracking.enabled:
+        log_pool(run_dir, described)
     return 0
 
 
@@ -60,4 +116,4 @@ if __name__ == "__main__":
         sys.exit(main())
     except RetroGamerError as err:
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
+        sys.exit(err.exit_code or 1)

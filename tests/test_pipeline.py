@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from conftest import REPO, TINY
@@ -42,6 +43,14 @@ def set_params(repo: Path, change) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def tiny_params(params: dict) -> None:
+    adversarial = params["adversarial"]
+    for side in ("player", "enemy"):
+        adversarial[side] = {"steps": 300, "overrides": [*SMALL, "trainer.checkpoint_every=2", "tracking.replay_every=0"]}
+    adversarial["warm_start"] = {"epsilon": 0.3, "steps": 100, "replay": True}
+    adversarial["tournament"].update(episodes=4)
+
+
 def make_repo(root: Path, tracking: bool, rounds: dict | None = None) -> Path:
     """A git + DVC repository holding this project's pipeline, with tiny budgets."""
     root.mkdir(parents=True)
@@ -54,12 +63,8 @@ def make_repo(root: Path, tracking: bool, rounds: dict | None = None) -> Path:
             shutil.copy(source, target)
 
     def tiny(params: dict) -> None:
-        adversarial = params["adversarial"]
-        for side in ("player", "enemy"):
-            adversarial[side] = {"minutes": None, "episodes": 4, "overrides": [*SMALL, "trainer.checkpoint_every=2",
-                                                              "tracking.replay_every=0"]}
-        adversarial["tournament"]["episodes"] = 2
-        adversarial["tracking"] = tracking
+        tiny_params(params)
+        params["adversarial"]["tracking"] = tracking
         if rounds is not None:
             params["rounds"] = rounds
 
@@ -81,31 +86,64 @@ def repo(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.mark.slow
-def test_repro_trains_every_round_then_evaluates(repo: Path):
-    out = (repo / "first_repro.log").read_text()
-    assert ran(out) == ["baselines", "player@r1", "enemy@r1", "player@r2", "enemy@r2", "evaluate"]
+def weights(run: Path) -> dict:
+    """The generation's final policy weights."""
     from retro_gamer.policy import TrainedPolicy
 
-    for side in ("player", "enemy"):
-        run = repo / "runs" / "adversarial" / f"{side}_r2"
-        assert {"config.toml", "metrics.json", "training.log", "checkpoints"} <= {p.name for p in run.iterdir()}
-        TrainedPolicy(run)
-    tournament = json.loads((repo / "metrics" / "tournament.json").read_text())
-    assert set(tournament["ratings"]["player"]) == {"r0", "r1", "r2"}
-    assert "player" in (repo / "metrics" / "ratings.csv").read_text().splitlines()[0]
-    metrics = sh(DVC, "metrics", "show", cwd=repo)
-    assert "tournament.json" in metrics
+    return TrainedPolicy(run).network.state_dict()
 
 
 @pytest.mark.slow
-def test_a_second_repro_runs_nothing(repo: Path):
+def test_repro_trains_every_round_warm_started_against_a_pool_then_evaluates(repo: Path):
+    out = (repo / "first_repro.log").read_text()
+    assert ran(out) == ["baselines", "player@r1", "enemy@r1", "player@r2", "enemy@r2", "evaluate"]
+    from retro_gamer.adversarial.pool import read_pool
+
+    generations = repo / "runs" / "adversarial"
+    for side in ("player", "enemy"):
+        first, second = (json.loads((generations / f"{side}_r{n}" / "metrics.json").read_text()) for n in (1, 2))
+        assert (first["env_steps"], second["env_steps"]) == (300, 600)  # the budget is exact, and cumulative
+        assert second["episodes"] > first["episodes"]  # the counters continue
+        assert {"config.toml", "metrics.json", "training.log", "checkpoints", "opponents.json"} <= {
+            p.name for p in (generations / f"{side}_r2").iterdir()}
+    members, seed = read_pool(generations / "player_r2" / "opponents.json")
+    assert [(m.name, m.share) for m in members] == [("enemy_r0", pytest.approx(0.2)), ("enemy_r1", pytest.approx(0.8))]
+    assert seed == 2
+    members, _ = read_pool(generations / "enemy_r2" / "opponents.json")
+    assert [m.name for m in members] == ["player_r0", "player_r1", "player_r2"]
+    assert "continues" in out  # the warm start said what it carried over
+    tournament = json.loads((repo / "metrics" / "tournament.json").read_text())
+    assert set(tournament["ratings"]["player"]) == {"r0", "r1", "r2"}
+    gates = json.loads((repo / "metrics" / "gates.json").read_text())
+    assert {"player_gate", "enemy_gate"} <= set(gates) and all(isinstance(gates[k], bool) for k in ("player_gate", "enemy_gate"))
+    assert (repo / "metrics" / "payoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "player" in (repo / "metrics" / "ratings.csv").read_text().splitlines()[0]
+    assert "gates.json" in sh(DVC, "metrics", "show", cwd=repo)
+
+
+@pytest.mark.slow
+def test_two_fresh_pipelines_give_the_same_weights_and_verdicts(repo: Path, tmp_path: Path):
+    again = make_repo(tmp_path / "again", tracking=False, rounds=TWO_ROUNDS)
+    sh(DVC, "repro", cwd=again)
+    for name in ("player_r1", "enemy_r1", "player_r2", "enemy_r2"):
+        first, second = weights(repo / "runs" / "adversarial" / name), weights(again / "runs" / "adversarial" / name)
+        assert first.keys() == second.keys()
+        assert all(torch.equal(first[k], second[k]) for k in first), name
+    for name in ("tournament.json", "gates.json", "matches.json"):
+        assert (repo / "metrics" / name).read_text() == (again / "metrics" / name).read_text()
+
+
+@pytest.mark.slow
+def test_a_second_repro_runs_nothing_even_after_python_writes_bytecode(repo: Path):
+    cache = repo / "retro_gamer" / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    (cache / "stale.cpython-311.pyc").write_bytes(b"bytecode")
     assert ran(sh(DVC, "repro", cwd=repo)) == []
 
 
 @pytest.mark.slow
 def test_changing_the_enemy_budget_reruns_the_enemy_and_what_follows(repo: Path):
-    set_params(repo, lambda p: p["adversarial"]["enemy"].update(episodes=6))
+    set_params(repo, lambda p: p["adversarial"]["enemy"].update(steps=400))
     stages = ran(sh(DVC, "repro", cwd=repo))
     assert "player@r1" not in stages and "baselines" not in stages
     assert stages == ["enemy@r1", "player@r2", "enemy@r2", "evaluate"]
@@ -115,6 +153,18 @@ def test_changing_the_enemy_budget_reruns_the_enemy_and_what_follows(repo: Path)
 def test_another_round_trains_only_that_round(repo: Path):
     set_params(repo, lambda p: p["rounds"].update(r3={"round": 3, "previous": 2}))
     assert ran(sh(DVC, "repro", cwd=repo)) == ["player@r3", "enemy@r3", "evaluate"]
+    metrics = json.loads((repo / "runs" / "adversarial" / "player_r3" / "metrics.json").read_text())
+    assert metrics["env_steps"] == 900
+
+
+@pytest.mark.slow
+def test_a_changed_early_generation_reruns_every_later_stage(repo: Path):
+    """The pool of a later stage holds every older generation; depending on the latest opponent and the side's own
+    previous generation reaches all of them through the chain."""
+    log = repo / "runs" / "adversarial" / "enemy_r1" / "training.log"
+    log.write_text(log.read_text() + "edited\n")
+    sh(DVC, "commit", "-f", "enemy@r1", cwd=repo)
+    assert ran(sh(DVC, "repro", cwd=repo)) == ["player@r2", "enemy@r2", "player@r3", "enemy@r3", "evaluate"]
 
 
 @pytest.mark.slow
@@ -133,30 +183,68 @@ def test_push_and_pull_through_a_local_remote(repo: Path, tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_mlflow_records_the_cycle_as_a_parent_run_with_a_child_per_stage(tmp_path: Path):
+def test_a_stage_stopped_by_the_safety_cap_fails(tmp_path: Path):
+    root = make_repo(tmp_path / "repo", tracking=False, rounds={"r1": {"round": 1, "previous": 0}})
+
+    def slow(params: dict) -> None:
+        params["adversarial"]["safety_minutes"] = 0.002
+        params["adversarial"]["player"]["steps"] = 10**7
+
+    set_params(root, slow)
+    result = subprocess.run([DVC, "repro", "player@r1"], cwd=root, capture_output=True, text=True, timeout=600, env=ACTIVATED)
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert "stopped by time_limit" in message and "adversarial.safety_minutes" in message
+    assert not (root / "runs" / "adversarial" / "player_r1" / "metrics.json").exists() or "player@r1" not in sh(
+        DVC, "status", cwd=root)
+
+
+@pytest.mark.slow
+def test_mlflow_records_each_experiment_as_a_parent_run_with_a_child_per_generation(tmp_path: Path):
     from mlflow import MlflowClient
 
     from retro_gamer import store
     from retro_gamer.policy import TrainedPolicy
 
-    root = make_repo(tmp_path / "repo", tracking=True, rounds={"r1": {"round": 1, "previous": 0}})
-    assert ran(sh(DVC, "repro", cwd=root)) == ["baselines", "player@r1", "enemy@r1", "evaluate"]
+    root = make_repo(tmp_path / "repo", tracking=True, rounds=TWO_ROUNDS)
+    assert ran(sh(DVC, "repro", cwd=root)) == ["baselines", "player@r1", "enemy@r1", "player@r2", "enemy@r2", "evaluate"]
     uri = store.default_uri(root / "runs" / "adversarial")
     assert uri == f"sqlite:///{root}/mlruns/mlflow.db"
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("chase-adversarial").experiment_id
     runs = {r.info.run_name: r for r in client.search_runs([experiment])}
-    assert set(runs) == {"cycle", "player_r1", "enemy_r1"}
-    parent = runs["cycle"]
+    parents = [r for r in runs.values() if r.data.tags.get("role") == "cycle"]
+    assert len(parents) == 1 and set(runs) == {parents[0].info.run_name, "player_r1", "enemy_r1", "player_r2", "enemy_r2"}
+    parent = parents[0]
     assert parent.info.status == "FINISHED"
-    for name, role, opponent in (("player_r1", "player", "enemy_r0"), ("enemy_r1", "enemy", "player_r1")):
-        tags = runs[name].data.tags
-        assert (tags["mlflow.parentRunId"], tags["role"], tags["round"], tags["opponent"]) == (parent.info.run_id, role, "1", opponent)
+    for name, role, opponent, pool in (("player_r1", "player", "enemy_r0", "enemy_r0 100%"),
+                                       ("enemy_r2", "enemy", "player_r2", "player_r0 20%, player_r1 30%, player_r2 50%")):
+        run = runs[name]
+        assert (run.data.tags["mlflow.parentRunId"], run.data.tags["role"], run.data.tags["opponent"]) == (
+            parent.info.run_id, role, opponent)
+        assert run.data.params["opponent_pool"] == pool
+    first = [m.step for m in client.get_metric_history(runs["player_r1"].info.run_id, "episode_return")]
+    second = [m.step for m in client.get_metric_history(runs["player_r2"].info.run_id, "episode_return")]
+    assert min(second) == max(first) + 1  # the warm start continues the side's curve end to end
     files = {a.path for folder in ("tournament", "replays") for a in client.list_artifacts(parent.info.run_id, folder)}
-    assert {"tournament/tournament.json", "tournament/ratings.csv", "replays/final_match_r1.html"} <= files
-    assert {"player_rating", "enemy_rating"} <= set(parent.data.metrics)
+    assert {"tournament/tournament.json", "tournament/ratings.csv", "tournament/payoff.png",
+            "replays/final_match_r2.html", "replays/final_player_vs_scripted_enemy.html",
+            "replays/scripted_player_vs_final_enemy.html"} <= files
+    assert {"player_rating", "enemy_rating", "player_gate", "enemy_gate", "player_score_vs_scripted",
+            "enemy_score_vs_scripted"} <= set(parent.data.metrics)
+    assert [m.step for m in client.get_metric_history(parent.info.run_id, "player_rating")] == [0, 1, 2]
     for side in ("player", "enemy"):
-        assert client.get_model_version_by_alias(f"chase-{side}", "champion")
-        TrainedPolicy(f"models:/chase-{side}@champion", tracking_uri=uri)
+        gate = parent.data.metrics[f"{side}_gate"]
+        versions = client.search_model_versions(f"name = 'chase-{side}'")
+        if gate:
+            TrainedPolicy(f"models:/chase-{side}@champion", tracking_uri=uri)
+        else:
+            assert not any("champion" in v.aliases for v in versions)
     assert ran(sh(DVC, "repro", cwd=root)) == []  # a stage DVC skips creates no MLflow run
-    assert len(client.search_runs([experiment])) == 3
+    assert len(client.search_runs([experiment])) == 5
+    ended = parent.info.end_time
+
+    sh(DVC, "exp", "run", "-S", "adversarial.seed=1", cwd=root)  # another experiment: its own parent
+    parents = [r for r in client.search_runs([experiment]) if r.data.tags.get("role") == "cycle"]
+    assert len(parents) == 2
+    assert client.get_run(parent.info.run_id).info.end_time == ended  # the older parent is left as it was

@@ -69,8 +69,9 @@ from :data:`RULES`); one trained on other rules is refused as an opponent, sayin
 Variants: :func:`create_enemy_training_game` (the enemy reads the keyboard),
 :func:`create_player_training_game` (the player does; also a human against a trained enemy),
 :func:`create_match_game` (both sides AI: the tournament). ``opponent`` is a policy source (a run
-directory or an MLflow model URI, loaded once per process by :func:`load_opponent`) or an object
-with ``get_action(game)``.
+directory or an MLflow model URI, loaded once per process by :func:`load_opponent`), an opponent
+pool file (``opponents.json``: each game draws one member, see :mod:`retro_gamer.adversarial.pool`)
+or an object with ``get_action(game)``.
 
     python -m retro_gamer.examples.chase [ENEMY_SOURCE]    # play against the scripted or a trained enemy
 """
@@ -535,12 +536,36 @@ def _check_side(policy: Any, side: str) -> None:
         )
 
 
+def _scripted(side: str) -> Any:
+    return ChaserPolicy() if side == ENEMY else CoinGrabberPolicy()
+
+
+def _side_policy(side: str, source: Any) -> Any:
+    """A loaded opponent that may play ``side``."""
+    policy = load_opponent(source)
+    _check_side(policy, side)
+    return policy
+
+
+@functools.cache
+def _load_pool(path: str, side: str) -> Any:
+    """An opponent pool file (``opponents.json``), loaded once per process and side so that its draws continue
+    from game to game; its members are this side's scripted policy and trained runs."""
+    from retro_gamer.adversarial.pool import OpponentPool
+
+    return OpponentPool.from_file(path, scripted=functools.partial(_scripted, side),
+                                  load=functools.partial(_side_policy, side))
+
+
 def _ai(side: str, source: Any) -> _Piece:
+    from retro_gamer.adversarial.pool import is_pool_file
+
     if source is None:
-        policy = ChaserPolicy() if side == ENEMY else CoinGrabberPolicy()
+        policy = _scripted(side)
+    elif is_pool_file(source):
+        policy = _load_pool(os.path.abspath(os.fspath(source)), side)
     else:
-        policy = load_opponent(source)
-        _check_side(policy, side)
+        policy = _side_policy(side, source)
     return AIEnemy(policy) if side == ENEMY else AIPlayer(policy)
 
 

@@ -1,0 +1,142 @@
+"""The adversarial pipeline as a new user runs it: a fresh copy of the project, `dvc repro`, then the same with
+other seeds (`dvc exp run -S adversarial.seed=S`), timed, with the issue's four checks per seed.
+
+    python benchmarks/adversarial.py                          # the shipped demo (params.yaml), seeds 0 1 2
+    python benchmarks/adversarial.py --seeds 0 --name adversarial_demo_seed0
+    python benchmarks/adversarial.py --setting full --seeds 0  # the documented ~30-minute setting (5 rounds)
+    python benchmarks/adversarial.py --seeds 0 --twice         # and a second fresh copy: identical weights?
+
+The checks, per seed, from ``metrics/gates.json`` (written by the pipeline's evaluate stage):
+* each side's rating rises from r1 to its final round by at least ``--rise`` (100 for the demo, 300 for full);
+* each side's final generation rates above that side's scripted round 0;
+* both final generations pass their gate;
+* no generation's score against the scripted opponent falls more than 0.10 below the previous generation's.
+A setting passes when at least 2 of 3 seeds (all, for fewer) pass every check. The figures go to
+``benchmarks/results/<--name>.json``; the copies stay under ``--out`` (default: a temporary folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from results import REPO, write_results  # this folder's
+
+COPIED = ["dvc.yaml", "params.yaml", "pipelines", "conf", "retro_gamer", "pyproject.toml", ".dvc/config", ".dvcignore",
+          ".dvc/.gitignore", ".gitignore"]
+FULL_ROUNDS = 5
+DROP_LIMIT = 0.10
+
+
+def fresh_copy(folder: Path, setting: str) -> Path:
+    """The project's pipeline in a new git repository, as a clone would have it; ``full`` adds rounds 4 and 5."""
+    folder.mkdir(parents=True)
+    for name in COPIED:
+        source, target = REPO / name, folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, target)
+    if setting == "full":
+        path = folder / "params.yaml"
+        params = yaml.safe_load(path.read_text())
+        params["rounds"] = {f"r{n}": {"round": n, "previous": n - 1} for n in range(1, FULL_ROUNDS + 1)}
+        path.write_text(yaml.safe_dump(params, sort_keys=False))
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "copy"]):
+        subprocess.run(["git", *args], cwd=folder, check=True)
+    return folder
+
+
+def run(args: list[str], cwd: Path) -> float:
+    """Run a dvc command with this environment's executables first on PATH; its seconds."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    start = time.perf_counter()
+    result = subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=cwd, env=env, text=True,
+                            capture_output=True)
+    if result.returncode != 0:
+        raise SystemExit(f"dvc {' '.join(args)} failed in {cwd}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return time.perf_counter() - start
+
+
+def checks(gates: dict[str, Any], rise: float) -> dict[str, bool]:
+    """The four checks of one seed."""
+    out = {}
+    for side in ("player", "enemy"):
+        g = gates[side]
+        out[f"{side}_rise_at_least_{rise:g}"] = g["rating_rise"] >= rise
+        out[f"{side}_final_above_scripted"] = g["final_above_scripted"]
+        out[f"{side}_gate"] = g["gate"]
+        out[f"{side}_no_drop_vs_scripted"] = g["largest_drop_vs_scripted"] <= DROP_LIMIT
+    return out
+
+
+def weights_of(copy: Path) -> dict[str, Any]:
+    from retro_gamer.policy import TrainedPolicy
+
+    return {folder.name: TrainedPolicy(folder).network.state_dict()
+            for folder in sorted((copy / "runs" / "adversarial").iterdir()) if (folder / "config.toml").is_file()}
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    import torch
+
+    first, second = weights_of(a), weights_of(b)
+    return first.keys() == second.keys() and all(
+        first[g].keys() == second[g].keys() and all(torch.equal(first[g][k], second[g][k]) for k in first[g]) for g in first)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--setting", choices=["demo", "full"], default="demo")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--rise", type=float, help="the rating rise r1 -> final to check (default 100 demo, 300 full)")
+    parser.add_argument("--twice", action="store_true", help="also run the first seed in a second fresh copy and compare")
+    parser.add_argument("--out", type=Path, help="where the copies go (default: a temporary folder)")
+    parser.add_argument("--name", help="the results file's name (default adversarial_<setting>)")
+    args = parser.parse_args()
+    rise = args.rise if args.rise is not None else (100.0 if args.setting == "demo" else 300.0)
+    out = args.out or Path(tempfile.mkdtemp(prefix="adversarial_"))
+    copy = fresh_copy(out / "copy", args.setting)
+    per_seed, figures = {}, {}
+    for number, seed in enumerate(args.seeds):
+        # the first seed 0 as a new user runs it; others as experiments
+        command = ["repro"] if number == 0 and seed == 0 else ["exp", "run", "-S", f"adversarial.seed={seed}"]
+        seconds = run(command, copy)
+        gates = json.loads((copy / "metrics" / "gates.json").read_text())
+        tournament = json.loads((copy / "metrics" / "tournament.json").read_text())
+        verdict = checks(gates, rise)
+        per_seed[str(seed)] = {"command": "dvc " + " ".join(command), "seconds": round(seconds, 1),
+                               "checks": verdict, "passed": all(verdict.values()), "gates": gates,
+                               "ratings": tournament["ratings"]}
+        print(f"seed {seed}: {seconds:.0f} s; " + ", ".join(f"{k} {v}" for k, v in verdict.items()), flush=True)
+        if number == 0 and args.twice:  # the same command in a second fresh copy, before the next seed changes this one
+            second = fresh_copy(out / "second", args.setting)
+            run(command, second)
+            figures["twice"] = {
+                "same_weights": same_weights(copy, second),
+                "same_tournament": all((copy / "metrics" / f).read_text() == (second / "metrics" / f).read_text()
+                                       for f in ("tournament.json", "gates.json")),
+            }
+            print(f"second fresh copy: {figures['twice']}", flush=True)
+    passing = sum(s["passed"] for s in per_seed.values())
+    needed = 2 if len(args.seeds) >= 3 else len(args.seeds)
+    figures.update({"per_seed": per_seed, "seeds_passing": passing, "setting_passes": passing >= needed,
+                    "slowest_seconds": max(s["seconds"] for s in per_seed.values())})
+    path = write_results(args.name or f"adversarial_{args.setting}", settings={
+        "setting": args.setting, "rise": rise, "drop_limit": DROP_LIMIT, "twice": args.twice,
+        "params": yaml.safe_load((copy / "params.yaml").read_text())}, figures=figures, seeds=args.seeds)
+    print(f"{passing} of {len(args.seeds)} seeds pass every check; figures in {path}")
+
+
+if __name__ == "__main__":
+    main()

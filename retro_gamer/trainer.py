@@ -206,7 +206,9 @@ class DQNTrainer:
             "mean_length": round(float(np.mean(self.lengths[-window:])), 6) if self.lengths else None,
             "best_mean_return": self._best_window_mean(window),
             "epsilon_end_at_env_step": self._schedule[2],
-            **({"exploration_sized_to_time_limit": self.exploration} if self.exploration else {}),
+            # the schedule the run keeps: sized to its time limit, or set by a warm start (retro_gamer.warm_start)
+            **({("warm_start" if "warm_start_from" in self.exploration else "exploration_sized_to_time_limit"):
+                self.exploration} if self.exploration else {}),
         }
 
     def _best_window_mean(self, window: int) -> float | None:
@@ -540,7 +542,7 @@ class DQNTrainer:
             self.returns = state["returns"].tolist()
             self.lengths = state["lengths"].tolist()
             self._learn_credit = float(state["learn_credit"])
-            if state.get("exploration"):  # sized to a time limit once: kept for the rest of the run
+            if state.get("exploration"):  # sized to a time limit once, or set by a warm start: kept for the rest of the run
                 self.exploration = state["exploration"]
                 self._schedule = self._sized_schedule(self.exploration)
             self.games.set_random_state(state["python_random"])

@@ -11,6 +11,7 @@ The checks, per seed, from ``metrics/gates.json`` (written by the pipeline's eva
 * each side's final generation rates above that side's scripted round 0;
 * both final generations pass their gate;
 * no generation's score against the scripted opponent falls more than 0.10 below the previous generation's.
+Each generation's training speed is recorded too, as a share of player_r1's (trained against the script alone).
 A setting passes when at least 2 of 3 seeds (all, for fewer) pass every check. The figures go to
 ``benchmarks/results/<--name>.json``; the copies stay under ``--out`` (default: a temporary folder).
 """
@@ -62,7 +63,7 @@ def run(args: list[str], cwd: Path) -> float:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     start = time.perf_counter()
     result = subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=cwd, env=env, text=True,
-                            capture_output=True)
+                            capture_output=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"dvc {' '.join(args)} failed in {cwd}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     return time.perf_counter() - start
@@ -78,6 +79,22 @@ def checks(gates: dict[str, Any], rise: float) -> dict[str, bool]:
         out[f"{side}_gate"] = g["gate"]
         out[f"{side}_no_drop_vs_scripted"] = g["largest_drop_vs_scripted"] <= DROP_LIMIT
     return out
+
+
+def generation_speeds(copy: Path) -> dict[str, Any]:
+    """Each trained generation's env steps per second over its own steps (metrics.json's totals are cumulative
+    over the generations a warm start chains), and as a share of player_r1's, the stage against the script alone."""
+    root, speeds = copy / "runs" / "adversarial", {}
+    for side in ("player", "enemy"):
+        before = {"env_steps": 0, "wall_seconds": 0.0}
+        for folder in sorted(root.glob(f"{side}_r*"), key=lambda f: int(f.name.rpartition("_r")[2])):
+            if not (folder / "metrics.json").is_file():
+                continue
+            now = json.loads((folder / "metrics.json").read_text())
+            speeds[folder.name] = (now["env_steps"] - before["env_steps"]) / (now["wall_seconds"] - before["wall_seconds"])
+            before = now
+    against_script = speeds["player_r1"]
+    return {name: {"env_steps_per_s": round(v), "of_player_r1": round(v / against_script, 3)} for name, v in speeds.items()}
 
 
 def weights_of(copy: Path) -> dict[str, Any]:
@@ -117,7 +134,7 @@ def main() -> None:
         verdict = checks(gates, rise)
         per_seed[str(seed)] = {"command": "dvc " + " ".join(command), "seconds": round(seconds, 1),
                                "checks": verdict, "passed": all(verdict.values()), "gates": gates,
-                               "ratings": tournament["ratings"]}
+                               "ratings": tournament["ratings"], "speeds": generation_speeds(copy)}
         print(f"seed {seed}: {seconds:.0f} s; " + ", ".join(f"{k} {v}" for k, v in verdict.items()), flush=True)
         if number == 0 and args.twice:  # the same command in a second fresh copy, before the next seed changes this one
             second = fresh_copy(out / "second", args.setting)

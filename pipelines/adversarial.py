@@ -67,7 +67,7 @@ def cycle_key(settings: dict[str, Any]) -> str:
     name = os.environ.get("DVC_EXP_NAME")
     if name:
         return name
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
     text = json.dumps({"adversarial": settings["adversarial"], "rounds": settings["rounds"], "commit": commit},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import json
+from itertools import pairwise
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ def side_verdicts(result: Tournament, final: int) -> dict[str, dict[str, Any]]:
         rows = {row["generation"]: row for row in verdicts["generations"][side]}
         trained = [f"r{n}" for n in sorted(result.rounds[side].values()) if n > 0]
         scores = [rows[name]["score_vs_scripted"] for name in trained]
-        drops = [before - after for before, after in zip(scores, scores[1:])]
+        drops = [before - after for before, after in pairwise(scores)]
         worst = verdicts["exploitability"][side]
         out[side] = {
             "gate": bool(verdicts["gate"][side]["passed"]),

@@ -28,7 +28,7 @@ from typing import Any
 
 from adversarial import EXPERIMENT, ROOT, generation, is_baseline, opponents, other, params, parent_run, policy_source
 
-from retro_gamer.adversarial.pool import POOL_FILE, PoolShares, pool_members, write_pool
+from retro_gamer.adversarial.pool import POOL_FILE, PoolShares, describe, pool_members, write_pool
 from retro_gamer.compose import compose_app, run_config_from_hydra
 from retro_gamer.errors import RetroGamerError
 from retro_gamer.run import finish_message, prepare_run, saved_metrics, train_run
@@ -91,7 +91,7 @@ def main() -> int:
     pool = pool_members([(generation(other(side), n).name, policy_source(generation(other(side), n)))
                          for n in opponents(settings, side, number)], PoolShares(**adversarial["pool"]))
     write_pool(run_dir / POOL_FILE, pool, seed=adversarial["seed"] + number)
-    described = ", ".join(f"{m.name} {m.share:.0%}" for m in pool)
+    described = describe(pool)
     cfg = prepare_run(stage_config(settings, side, number, start + steps, run_dir), run_dir, f"conf/game/chase_{side}.yaml")
     print(f"{side}@r{number}: {steps:,} env steps against {described}")
     if start:

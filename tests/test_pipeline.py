@@ -107,7 +107,7 @@ def test_repro_trains_every_round_warm_started_against_a_pool_then_evaluates(rep
         assert {"config.toml", "metrics.json", "training.log", "checkpoints", "opponents.json"} <= {
             p.name for p in (generations / f"{side}_r2").iterdir()}
     members, seed = read_pool(generations / "player_r2" / "opponents.json")
-    assert [(m.name, m.share) for m in members] == [("enemy_r0", pytest.approx(0.2)), ("enemy_r1", pytest.approx(0.8))]
+    assert [(m.name, m.share) for m in members] == [("enemy_r0", pytest.approx(0.3)), ("enemy_r1", pytest.approx(0.7))]
     assert seed == 2
     members, _ = read_pool(generations / "enemy_r2" / "opponents.json")
     assert [m.name for m in members] == ["player_r0", "player_r1", "player_r2"]
@@ -217,8 +217,8 @@ def test_mlflow_records_each_experiment_as_a_parent_run_with_a_child_per_generat
     assert len(parents) == 1 and set(runs) == {parents[0].info.run_name, "player_r1", "enemy_r1", "player_r2", "enemy_r2"}
     parent = parents[0]
     assert parent.info.status == "FINISHED"
-    for name, role, opponent, pool in (("player_r1", "player", "enemy_r0", "enemy_r0 100%"),
-                                       ("enemy_r2", "enemy", "player_r2", "player_r0 20%, player_r1 30%, player_r2 50%")):
+    for name, role, opponent, pool in (("player_r1", "player", "enemy_r0", "enemy_r0 100 %"),
+                                       ("enemy_r2", "enemy", "player_r2", "player_r0 30 %, player_r1 20 %, player_r2 50 %")):
         run = runs[name]
         assert (run.data.tags["mlflow.parentRunId"], run.data.tags["role"], run.data.tags["opponent"]) == (
             parent.info.run_id, role, opponent)

@@ -49,7 +49,7 @@ class PoolShares:
     """
 
     latest: float = 0.5
-    scripted: float = 0.2
+    scripted: float = 0.3
     window: int = 10
 
     def __post_init__(self) -> None:
@@ -219,8 +219,13 @@ class OpponentPool:
         return dict(self._draws)
 
     def describe(self) -> str:
-        """The pool in one line, ``enemy_r0 20 %, enemy_r1 30 %, enemy_r2 50 %`` (for an MLflow param)."""
-        return ", ".join(f"{m.name} {100 * m.share:.3g} %" for m in self.members)
+        """The pool in one line (:func:`describe`)."""
+        return describe(self.members)
+
+
+def describe(members: Sequence[Member]) -> str:
+    """A pool in one line, ``enemy_r0 30 %, enemy_r1 20 %, enemy_r2 50 %`` (for an MLflow param and the log)."""
+    return ", ".join(f"{m.name} {100 * m.share:.3g} %" for m in members)
 
 
 def is_pool_file(source: object) -> bool:

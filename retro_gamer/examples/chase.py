@@ -493,7 +493,7 @@ def load_opponent(source: Any) -> Any:
     return source
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_policy(source: str) -> Any:
     from retro_gamer.policy import TrainedPolicy
 

@@ -107,7 +107,7 @@ def test_repro_trains_every_round_warm_started_against_a_pool_then_evaluates(rep
         assert {"config.toml", "metrics.json", "training.log", "checkpoints", "opponents.json"} <= {
             p.name for p in (generations / f"{side}_r2").iterdir()}
     members, seed = read_pool(generations / "player_r2" / "opponents.json")
-    assert [(m.name, m.share) for m in members] == [("enemy_r0", pytest.approx(0.3)), ("enemy_r1", pytest.approx(0.7))]
+    assert [(m.name, m.share) for m in members] == [("enemy_r0", pytest.approx(0.4)), ("enemy_r1", pytest.approx(0.6))]
     assert seed == 2
     members, _ = read_pool(generations / "enemy_r2" / "opponents.json")
     assert [m.name for m in members] == ["player_r0", "player_r1", "player_r2"]
@@ -115,7 +115,8 @@ def test_repro_trains_every_round_warm_started_against_a_pool_then_evaluates(rep
     tournament = json.loads((repo / "metrics" / "tournament.json").read_text())
     assert set(tournament["ratings"]["player"]) == {"r0", "r1", "r2"}
     gates = json.loads((repo / "metrics" / "gates.json").read_text())
-    assert {"player_gate", "enemy_gate"} <= set(gates) and all(isinstance(gates[k], bool) for k in ("player_gate", "enemy_gate"))
+    assert set(gates) == {"player", "enemy"} and all(isinstance(gates[side]["gate"], bool) for side in gates)
+    assert {"rating_rise", "final_above_scripted", "largest_drop_vs_scripted", "exploitability"} <= set(gates["player"])
     assert (repo / "metrics" / "payoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "player" in (repo / "metrics" / "ratings.csv").read_text().splitlines()[0]
     assert "gates.json" in sh(DVC, "metrics", "show", cwd=repo)
@@ -195,8 +196,7 @@ def test_a_stage_stopped_by_the_safety_cap_fails(tmp_path: Path):
     assert result.returncode != 0
     message = result.stdout + result.stderr
     assert "stopped by time_limit" in message and "adversarial.safety_minutes" in message
-    assert not (root / "runs" / "adversarial" / "player_r1" / "metrics.json").exists() or "player@r1" not in sh(
-        DVC, "status", cwd=root)
+    assert "player@r1" in sh(DVC, "status", cwd=root)  # not recorded as done: the next repro trains it again
 
 
 @pytest.mark.slow
@@ -218,7 +218,7 @@ def test_mlflow_records_each_experiment_as_a_parent_run_with_a_child_per_generat
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     for name, role, opponent, pool in (("player_r1", "player", "enemy_r0", "enemy_r0 100 %"),
-                                       ("enemy_r2", "enemy", "player_r2", "player_r0 30 %, player_r1 20 %, player_r2 50 %")):
+                                       ("enemy_r2", "enemy", "player_r2", "player_r0 40 %, player_r1 20 %, player_r2 40 %")):
         run = runs[name]
         assert (run.data.tags["mlflow.parentRunId"], run.data.tags["role"], run.data.tags["opponent"]) == (
             parent.info.run_id, role, opponent)

@@ -116,8 +116,8 @@ def test_pool_members_split_the_games_by_the_shares():
 
 def test_members_without_a_share_are_left_out():
     assert [m.name for m in pool_members(generations(4), PoolShares(latest=0.8, scripted=0.2))] == ["enemy_r0", "enemy_r3"]
-    assert shares_of(pool_members(generations(4), PoolShares(window=0))) == pytest.approx({"enemy_r0": 0.2, "enemy_r3": 0.8})
-    assert shares_of(pool_members(generations(3), PoolShares(scripted=0.0))) == pytest.approx({"enemy_r1": 0.5, "enemy_r2": 0.5})
+    assert shares_of(pool_members(generations(4), PoolShares(window=0))) == pytest.approx({"enemy_r0": 0.4, "enemy_r3": 0.6})
+    assert shares_of(pool_members(generations(3), PoolShares(scripted=0.0))) == pytest.approx({"enemy_r1": 0.6, "enemy_r2": 0.4})
 
 
 @pytest.mark.parametrize(("values", "key"), [({"latest": 1.5}, "adversarial.pool.latest"),

@@ -48,8 +48,8 @@ class PoolShares:
       form, and need no results between generations before training.
     """
 
-    latest: float = 0.5
-    scripted: float = 0.3
+    latest: float = 0.4
+    scripted: float = 0.4
     window: int = 10
 
     def __post_init__(self) -> None:

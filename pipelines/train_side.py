@@ -10,7 +10,7 @@
 * **Warm start**: generation N continues generation N-1 of its side (weights, optimizer, counters, replay
   memory) with a short exploration bump (``adversarial.warm_start``); round 1 starts from scratch.
 * **Opponent pool**: each game draws one of the other side's generations by the shares of
-  ``adversarial.pool`` (:mod:`retro_gamer.adversarial.pool`), with the stage's seed. The pool is written to
+  ``adversarial.pool`` (:mod:`retro_gamer.adversarial.pool`), drawn from the games' randomness (the stage's seed). The pool is written to
   ``opponents.json`` in the run directory and logged as the MLflow param ``opponent_pool``.
 
 The run directory is the stage's output, complete (config.toml, checkpoints, logs, metrics.json and, when
@@ -90,7 +90,7 @@ def main() -> int:
 
     pool = pool_members([(generation(other(side), n).name, policy_source(generation(other(side), n)))
                          for n in opponents(settings, side, number)], PoolShares(**adversarial["pool"]))
-    write_pool(run_dir / POOL_FILE, pool, seed=adversarial["seed"] + number)
+    write_pool(run_dir / POOL_FILE, pool)
     described = describe(pool)
     cfg = prepare_run(stage_config(settings, side, number, start + steps, run_dir), run_dir, f"conf/game/chase_{side}.yaml")
     print(f"{side}@r{number}: {steps:,} env steps against {described}")

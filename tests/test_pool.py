@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -35,8 +36,11 @@ POLICIES = {"chaser": chase.ChaserPolicy(greed=1.0), "random": chase.RandomPolic
 MEMBERS = [Member("enemy_r0", None, 0.2), Member("enemy_r1", "random", 0.3), Member("enemy_r2", "chaser", 0.5)]
 
 
-def pool(members=MEMBERS, seed: int = 0) -> OpponentPool:
-    return OpponentPool(members, seed, scripted=chase.ChaserPolicy, load=POLICIES.__getitem__)
+def pool(members=MEMBERS, seed: int | None = 0) -> OpponentPool:
+    """A pool over ``members``; the games' random (which its draws come from) seeded with ``seed`` unless None."""
+    if seed is not None:
+        random.seed(seed)
+    return OpponentPool(members, scripted=chase.ChaserPolicy, load=POLICIES.__getitem__)
 
 
 def opponents_met(opponents: OpponentPool, games: int) -> list[str]:
@@ -52,6 +56,17 @@ def test_the_same_seed_meets_the_same_opponents_game_after_game():
     assert opponents_met(pool(seed=7), 200) == first
     assert opponents_met(pool(seed=8), 200) != first
     assert set(first) == {"enemy_r0", "enemy_r1", "enemy_r2"}
+
+
+def test_a_resumed_run_meets_the_opponents_an_unstopped_run_would():
+    """The draws are the games' randomness, which resume.pt keeps and a replay recording puts back: a new pool
+    (a new process) continuing from the saved random state meets what one pool would have met."""
+    whole = opponents_met(pool(seed=5), 100)
+    first_half = opponents_met(pool(seed=5), 50)
+    saved = random.getstate()
+    random.seed(99)  # what a replay recorded in between does, before it restores the state
+    random.setstate(saved)
+    assert first_half + opponents_met(pool(seed=None), 50) == whole
 
 
 def test_draws_follow_the_shares():
@@ -85,7 +100,7 @@ def test_a_game_keeps_its_opponent_while_other_games_take_turns():
 
 def test_a_pool_file_named_as_the_opponent_plays_in_chase(tmp_path: Path):
     path = tmp_path / POOL_FILE
-    write_pool(path, [Member("enemy_r0", None, 1.0)], seed=0)
+    write_pool(path, [Member("enemy_r0", None, 1.0)])
     game = chase.create_player_training_game(opponent=str(path))
     assert isinstance(game.get_agent_by_name("enemy").policy, OpponentPool)
 
@@ -135,25 +150,25 @@ def test_the_pool_file_keeps_run_directories_relative_and_reads_them_back_absolu
     run = tmp_path / "runs" / "player_r2"
     members = [Member("enemy_r0", None, 0.2), Member("enemy_r1", str(tmp_path / "runs" / "enemy_r1"), 0.3),
                Member("enemy_r2", "models:/chase-enemy/2", 0.5)]
-    write_pool(run / POOL_FILE, members, seed=12)
+    write_pool(run / POOL_FILE, members)
     saved = json.loads((run / POOL_FILE).read_text())
-    assert saved == {"seed": 12, "members": [{"name": "enemy_r0", "source": None, "share": 0.2},
+    assert saved == {"members": [{"name": "enemy_r0", "source": None, "share": 0.2},
                                              {"name": "enemy_r1", "source": "../enemy_r1", "share": 0.3},
                                              {"name": "enemy_r2", "source": "models:/chase-enemy/2", "share": 0.5}]}
-    assert read_pool(run / POOL_FILE) == (members, 12)
+    assert read_pool(run / POOL_FILE) == members
     moved = tmp_path / "elsewhere"
     (tmp_path / "runs").rename(moved)  # the folders move together: the pool still names the same run
-    assert read_pool(moved / "player_r2" / POOL_FILE)[0][1].source == str(moved / "enemy_r1")
-    assert pool(read_pool(moved / "player_r2" / POOL_FILE)[0]).describe() == "enemy_r0 20 %, enemy_r1 30 %, enemy_r2 50 %"
+    assert read_pool(moved / "player_r2" / POOL_FILE)[1].source == str(moved / "enemy_r1")
+    assert pool(read_pool(moved / "player_r2" / POOL_FILE)).describe() == "enemy_r0 20 %, enemy_r1 30 %, enemy_r2 50 %"
 
 
 @pytest.mark.parametrize(("text", "says"), [
     (None, "does not exist"),
-    ('{"seed": 1, "members": [', "is not valid JSON"),
-    ('{"members": []}', "is damaged"),
-    ('{"seed": 1, "members": [{"name": "enemy_r0", "share": 1.0}]}', "is damaged"),
-    ('{"seed": 1, "members": []}', "has no members"),
-    ('{"seed": 1, "members": [{"name": "a", "source": null, "share": 0.5}]}', "sum to 0.5, not 1"),
+    ('{"members": [', "is not valid JSON"),
+    ('{"opponents": []}', "is damaged"),
+    ('{"members": [{"name": "enemy_r0", "share": 1.0}]}', "is damaged"),
+    ('{"members": []}', "has no members"),
+    ('{"members": [{"name": "a", "source": null, "share": 0.5}]}', "sum to 0.5, not 1"),
 ])
 def test_a_damaged_pool_file_says_what_where_and_how_to_fix(tmp_path: Path, text: str | None, says: str):
     path = tmp_path / POOL_FILE
@@ -172,7 +187,8 @@ def test_a_member_is_loaded_once_and_only_when_drawn():
         loaded.append(source)
         return POLICIES[source]
 
-    opponents = OpponentPool([Member("enemy_r0", None, 0.5), Member("enemy_r1", "random", 0.5)], 0,
+    random.seed(0)
+    opponents = OpponentPool([Member("enemy_r0", None, 0.5), Member("enemy_r1", "random", 0.5)],
                              scripted=chase.ChaserPolicy, load=load)
     assert loaded == []
     for _ in range(50):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -115,7 +116,7 @@ def _check_members(members: Sequence[Member], where: str) -> None:
         raise RetroGamerError(f"The shares of the opponent pool {where} sum to {total:g}, not 1; {fix}.")
 
 
-def write_pool(path: Path, members: Sequence[Member], seed: int) -> None:
+def write_pool(path: Path, members: Sequence[Member]) -> None:
     """Write the pool file. A run directory's source is kept relative to the file's folder, so the pool still
     names the same generations when the folders around it move together (a DVC checkout elsewhere); model URIs
     are kept as they are."""
@@ -128,13 +129,12 @@ def write_pool(path: Path, members: Sequence[Member], seed: int) -> None:
             return source
         return Path(os.path.relpath(Path(source).resolve(), folder)).as_posix()
 
-    data = {"seed": int(seed),
-            "members": [{"name": m.name, "source": portable(m.source), "share": m.share} for m in members]}
+    data = {"members": [{"name": m.name, "source": portable(m.source), "share": m.share} for m in members]}
     atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
 
-def read_pool(path: Path) -> tuple[list[Member], int]:
-    """The members (run directories made absolute) and seed of a pool file."""
+def read_pool(path: Path) -> list[Member]:
+    """The members of a pool file (run directories made absolute)."""
     path = Path(path)
     fix = "Write it again (the pipeline does: `dvc repro`), or name a run directory as the opponent instead."
     try:
@@ -145,11 +145,10 @@ def read_pool(path: Path) -> tuple[list[Member], int]:
         raise RetroGamerError(f"The opponent pool {path} cannot be read: {err.strerror or err}. {fix}") from None
     except ValueError as err:
         raise RetroGamerError(f"The opponent pool {path} is not valid JSON ({err}). {fix}") from None
-    expected = '{"seed": 0, "members": [{"name": "enemy_r0", "source": null, "share": 1.0}, ...]}'
+    expected = '{"members": [{"name": "enemy_r0", "source": null, "share": 1.0}, ...]}'
     try:
-        seed = data["seed"]
         rows = data["members"]
-        if isinstance(seed, bool) or not isinstance(seed, int) or not isinstance(rows, list):
+        if not isinstance(rows, list):
             raise TypeError
         folder = path.parent.resolve()
         members = []
@@ -163,27 +162,27 @@ def read_pool(path: Path) -> tuple[list[Member], int]:
     except (KeyError, TypeError):
         raise RetroGamerError(f"The opponent pool {path} is damaged: it should read {expected}. {fix}") from None
     _check_members(members, str(path))
-    return members, seed
+    return members
 
 
 class OpponentPool:
     """The opponent slot of a game (``policy.get_action(game)`` every turn), played by a pool.
 
     A game draws one member when it first asks for a move and keeps it for all its turns, so every episode
-    is against one opponent while the games a trainer steps together interleave their turns. The draws come
-    from ``numpy.random.default_rng(seed)`` in the order games are first seen: the same seed and the same games
-    meet the same opponents. Python's global ``random`` is the game's, and is never touched here.
+    is against one opponent while the games a trainer steps together interleave their turns. The draw is part
+    of the game's own randomness: Python's global ``random``, which the trainer seeds from ``trainer.seed`` and
+    keeps in ``resume.pt``, and which replay recordings and tournaments save and put back. So the same seed meets
+    the same opponents, a resumed run the ones an unstopped run would have met, and a replay recorded during
+    training (at moments the clock decides) changes nothing. A separate generator would fail both.
 
     ``scripted()`` makes the game's scripted policy for a member without a source; ``load(source)`` loads a
     trained one. Each member's policy is made once, when it is first drawn.
     """
 
-    def __init__(self, members: Sequence[Member], seed: int, scripted: Callable[[], Any], load: Callable[[str], Any]):
+    def __init__(self, members: Sequence[Member], scripted: Callable[[], Any], load: Callable[[str], Any]):
         _check_members(members, "given")
         self.members = list(members)
-        self.seed = seed
         self._scripted, self._load = scripted, load
-        self._rng = np.random.default_rng(seed)
         cumulative = np.cumsum([m.share for m in self.members])
         self._edges = cumulative / cumulative[-1]
         self._policies: dict[str, Any] = {}
@@ -192,8 +191,7 @@ class OpponentPool:
 
     @classmethod
     def from_file(cls, path: Path, scripted: Callable[[], Any], load: Callable[[str], Any]) -> OpponentPool:
-        members, seed = read_pool(path)
-        return cls(members, seed, scripted, load)
+        return cls(read_pool(path), scripted, load)
 
     def get_action(self, game: Any) -> Any:
         """The move of the member ``game`` drew."""
@@ -203,7 +201,7 @@ class OpponentPool:
         """The member ``game`` plays against (drawn now if the game is new)."""
         member = self._assigned.get(game)
         if member is None:
-            index = min(int(np.searchsorted(self._edges, self._rng.random(), side="right")), len(self.members) - 1)
+            index = min(int(np.searchsorted(self._edges, random.random(), side="right")), len(self.members) - 1)
             member = self._assigned[game] = self.members[index]
             self._draws[member.name] += 1
         return member

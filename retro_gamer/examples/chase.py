@@ -495,6 +495,7 @@ def load_opponent(source: Any) -> Any:
 
 @functools.cache
 def _load_policy(source: str) -> Any:
+    from retro_gamer.errors import RetroGamerError
     from retro_gamer.policy import TrainedPolicy
 
     policy = TrainedPolicy(source)
@@ -508,12 +509,8 @@ def _load_policy(source: str) -> Any:
     if missing:
         problems.append(f"it observes {missing}, which chase's game.state lacks")
     if problems:
-        from retro_gamer.errors import RetroGamerError
-
         raise RetroGamerError(f"The policy '{source}' was not trained on chase: " + "; ".join(problems) + ".")
     if desc.rules != RULES:
-        from retro_gamer.errors import RetroGamerError
-
         was = RULES_SUMMARY.get(desc.rules, f"version {desc.rules}")
         raise RetroGamerError(
             f"The policy '{source}' was trained on other rules of chase, so it would play the wrong game. It was "

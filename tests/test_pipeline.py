@@ -44,9 +44,11 @@ def set_params(repo: Path, change) -> None:
 
 
 def tiny_params(params: dict) -> None:
+    """Tiny budgets: 600 env steps a generation, 300 turns of each of 2 games, so every generation ends an episode
+    (a game lasts at most 200 turns) and writes a checkpoint of its own."""
     adversarial = params["adversarial"]
     for side in ("player", "enemy"):
-        adversarial[side] = {"steps": 300, "overrides": [*SMALL, "trainer.checkpoint_every=2", "tracking.replay_every=0"]}
+        adversarial[side] = {"steps": 600, "overrides": [*SMALL, "trainer.checkpoint_every=2", "tracking.replay_every=0"]}
     adversarial["warm_start"] = {"epsilon": 0.3, "steps": 100, "replay": True}
     adversarial["tournament"].update(episodes=4)
 
@@ -102,7 +104,7 @@ def test_repro_trains_every_round_warm_started_against_a_pool_then_evaluates(rep
     generations = repo / "runs" / "adversarial"
     for side in ("player", "enemy"):
         first, second = (json.loads((generations / f"{side}_r{n}" / "metrics.json").read_text()) for n in (1, 2))
-        assert (first["env_steps"], second["env_steps"]) == (300, 600)  # the budget is exact, and cumulative
+        assert (first["env_steps"], second["env_steps"]) == (600, 1200)  # the budget is exact, and cumulative
         assert second["episodes"] > first["episodes"]  # the counters continue
         assert {"config.toml", "metrics.json", "training.log", "checkpoints", "opponents.json"} <= {
             p.name for p in (generations / f"{side}_r2").iterdir()}
@@ -143,7 +145,7 @@ def test_a_second_repro_runs_nothing_even_after_python_writes_bytecode(repo: Pat
 
 @pytest.mark.slow
 def test_changing_the_enemy_budget_reruns_the_enemy_and_what_follows(repo: Path):
-    set_params(repo, lambda p: p["adversarial"]["enemy"].update(steps=400))
+    set_params(repo, lambda p: p["adversarial"]["enemy"].update(steps=800))
     stages = ran(sh(DVC, "repro", cwd=repo))
     assert "player@r1" not in stages and "baselines" not in stages
     assert stages == ["enemy@r1", "player@r2", "enemy@r2", "evaluate"]
@@ -154,7 +156,7 @@ def test_another_round_trains_only_that_round(repo: Path):
     set_params(repo, lambda p: p["rounds"].update(r3={"round": 3, "previous": 2}))
     assert ran(sh(DVC, "repro", cwd=repo)) == ["player@r3", "enemy@r3", "evaluate"]
     metrics = json.loads((repo / "runs" / "adversarial" / "player_r3" / "metrics.json").read_text())
-    assert metrics["env_steps"] == 900
+    assert metrics["env_steps"] == 1800
 
 
 @pytest.mark.slow

@@ -41,9 +41,8 @@ from retro_gamer.tournament import Tournament, round_robin
 METRICS = Path("metrics")
 
 
-def side_verdicts(result: Tournament, final: int) -> dict[str, dict[str, Any]]:
-    """What ``metrics/gates.json`` holds for each side (see the module docstring)."""
-    verdicts = result.verdicts()
+def side_verdicts(result: Tournament, verdicts: dict[str, Any], final: int) -> dict[str, dict[str, Any]]:
+    """What ``metrics/gates.json`` holds for each side (see the module docstring), from the tournament's verdicts."""
     out = {}
     for side in SIDES:
         ratings = result.ratings[side]
@@ -104,7 +103,8 @@ def replays(client: Any, run_id: str, final: int) -> None:
     log_replay(client, run_id, against("enemy", None), "scripted_player_vs_final_enemy", seed=0)
 
 
-def record_in_mlflow(settings: dict[str, Any], result: Tournament, gates: dict[str, Any], final: int) -> None:
+def record_in_mlflow(settings: dict[str, Any], result: Tournament, verdicts: dict[str, Any], gates: dict[str, Any],
+                     final: int) -> None:
     """Log the tournament on the experiment's parent run; promote the final generations that pass their gates."""
     from mlflow.entities import Metric
 
@@ -117,7 +117,6 @@ def record_in_mlflow(settings: dict[str, Any], result: Tournament, gates: dict[s
     run_id = parent["run_id"]
     for name in ("tournament.json", "gates.json", "ratings.csv", "matches.json", "payoff.png"):
         client.log_artifact(run_id, str(METRICS / name), "tournament")
-    verdicts = result.verdicts()
     metrics = []
     for side in SIDES:
         for row in verdicts["generations"][side]:
@@ -153,7 +152,8 @@ def main() -> None:
     tournament = settings["adversarial"]["tournament"]
     result = round_robin(players, enemies, episodes=tournament["episodes"], seed=settings["adversarial"]["seed"],
                          max_turns=TURN_LIMIT, workers=tournament["workers"], tolerance=tournament["tolerance"])
-    gates = side_verdicts(result, final)
+    verdicts = result.verdicts()
+    gates = side_verdicts(result, verdicts, final)
     write_metrics(result, gates)
     for side in SIDES:
         g = gates[side]
@@ -161,7 +161,7 @@ def main() -> None:
               + f" | gate {'passed' if g['gate'] else 'FAILED'}, rise r1->r{final} {g['rating_rise']:+.0f}, "
               f"worst score {g['exploitability']:.2f} (against {g['exploited_by']})")
     if settings["adversarial"]["tracking"]:
-        record_in_mlflow(settings, result, gates, final)
+        record_in_mlflow(settings, result, verdicts, gates, final)
 
 
 if __name__ == "__main__":

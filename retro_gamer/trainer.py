@@ -266,9 +266,9 @@ class DQNTrainer:
             raise
         stop_reason, status = "error", "failed"
         try:
-            for cb in self.callbacks:
-                cb.on_train_start(self)
             with StopRequest() as stop, threadpool_limits(limits=1, user_api="blas"):  # see NumpyMLP
+                for cb in self.callbacks:  # a Ctrl+C while they start (the console's first line is out) stops cleanly
+                    cb.on_train_start(self)
                 stop_reason = self._loop(stop, first)
             self._save_final()
             status = "interrupted" if stop_reason == "interrupted" else "finished"

@@ -3,7 +3,7 @@ other seeds (`dvc exp run -S adversarial.seed=S`), timed, with the issue's four 
 
     python benchmarks/adversarial.py                          # the shipped demo (params.yaml), seeds 0 1 2
     python benchmarks/adversarial.py --seeds 0 --name adversarial_demo_seed0
-    python benchmarks/adversarial.py --setting full --seeds 0  # the documented ~30-minute setting (5 rounds)
+    python benchmarks/adversarial.py --setting full --seeds 0  # the documented ~25-minute setting (5 rounds, 600k steps)
     python benchmarks/adversarial.py --seeds 0 --twice         # and a second fresh copy: identical weights?
 
 The checks, per seed, from ``metrics/gates.json`` (written by the pipeline's evaluate stage):
@@ -34,12 +34,13 @@ from results import REPO, write_results  # this folder's
 
 COPIED = ["dvc.yaml", "params.yaml", "pipelines", "conf", "retro_gamer", "pyproject.toml", ".dvc/config", ".dvcignore",
           ".dvc/.gitignore", ".gitignore"]
-FULL_ROUNDS = 5
+FULL_ROUNDS, FULL_STEPS = 5, 600_000  # the "full" setting: 5 rounds, twice the demo's env steps per generation
 DROP_LIMIT = 0.10
 
 
 def fresh_copy(folder: Path, setting: str) -> Path:
-    """The project's pipeline in a new git repository, as a clone would have it; ``full`` adds rounds 4 and 5."""
+    """The project's pipeline in a new git repository, as a clone would have it; ``full`` adds rounds 4 and 5
+    and doubles each generation's steps."""
     folder.mkdir(parents=True)
     for name in COPIED:
         source, target = REPO / name, folder / name
@@ -52,6 +53,8 @@ def fresh_copy(folder: Path, setting: str) -> Path:
         path = folder / "params.yaml"
         params = yaml.safe_load(path.read_text())
         params["rounds"] = {f"r{n}": {"round": n, "previous": n - 1} for n in range(1, FULL_ROUNDS + 1)}
+        for side in ("player", "enemy"):
+            params["adversarial"][side]["steps"] = FULL_STEPS
         path.write_text(yaml.safe_dump(params, sort_keys=False))
     for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "copy"]):
         subprocess.run(["git", *args], cwd=folder, check=True)
@@ -59,8 +62,10 @@ def fresh_copy(folder: Path, setting: str) -> Path:
 
 
 def run(args: list[str], cwd: Path) -> float:
-    """Run a dvc command with this environment's executables first on PATH; its seconds."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    """Run a dvc command with this environment's executables first on PATH and the copy's own ``retro_gamer``
+    first on the import path (not the checkout an editable install points at, which may change meanwhile);
+    its seconds."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(cwd)}
     start = time.perf_counter()
     result = subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=cwd, env=env, text=True,
                             capture_output=True, check=False)

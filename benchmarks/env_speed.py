@@ -16,10 +16,10 @@ from pathlib import Path
 from retro.input import ProgrammaticInput
 from retro.views import HeadlessView
 
-from retro_gamer.config import config_dir
-from retro_gamer.env import GameEnvironment
+from retro_gamer.config.schema import config_dir
+from retro_gamer.env.environment import GameEnvironment
 from retro_gamer.games import load_factory, parse_description
-from retro_gamer.run import resolve_game
+from retro_gamer.run.directory import resolve_game
 from results import write_results  # this folder's
 
 

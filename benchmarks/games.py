@@ -65,7 +65,7 @@ def observation_text(cfg) -> str:
 
 
 def evaluate_run(run_dir: Path, episodes: int, epsilon: float, factory: str | None = None) -> dict:
-    from retro_gamer.evaluate import evaluate
+    from retro_gamer.dqn.evaluate import evaluate
     from retro_gamer.policy import TrainedPolicy
 
     policy = TrainedPolicy(run_dir)
@@ -78,11 +78,12 @@ def evaluate_run(run_dir: Path, episodes: int, epsilon: float, factory: str | No
 def bench_game(name: str, minutes: list[float], episodes: int, out: Path, extra: list[str]) -> list[dict]:
     from env_speed import raw_rate  # this folder's script
 
-    from retro_gamer.compose import compose_run
-    from retro_gamer.config import write_config
-    from retro_gamer.evaluate import standard_errors_apart
+    from retro_gamer.config.compose import compose_run
+    from retro_gamer.config.schema import write_config
+    from retro_gamer.dqn.evaluate import standard_errors_apart
     from retro_gamer.games import game_factory
-    from retro_gamer.run import prepare_run, train_run
+    from retro_gamer.run.directory import prepare_run
+    from retro_gamer.launch import train_run
 
     game, overrides = GAMES[name]
     whole = "game.crop=null" in extra
@@ -117,7 +118,7 @@ def bench_game(name: str, minutes: list[float], episodes: int, out: Path, extra:
         # and the training speed so far is compared with the mean of every timing so far
         raws.append(raw_rate(factory, keys, RAW_TURNS, view=False))
         share = speed / (sum(raws) / len(raws))
-        apart = standard_errors_apart(trained, random_play)  # retro_gamer.evaluate's, as `retro-gamer eval` prints it
+        apart = standard_errors_apart(trained, random_play)  # retro_gamer.dqn.evaluate's, as `retro-gamer eval` prints it
         print(f"{name:<13} {observation_text(cfg):<32} {mark:>5g} min {speed:>8,.0f}/s {share:>4.0%} of raw "
               f"{trained['mean_return']:>9.2f} vs {random_play['mean_return']:>8.2f} ({apart:+.1f} SE) "
               f"{trained['mean_length']:>7,.0f} vs {random_play['mean_length']:>6,.0f}  (eval {time.perf_counter() - start:.0f}s){extra_text}",

@@ -76,8 +76,9 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
 
 def train_tiny_runs(root: Path) -> list[Path]:
     """One tiny snake run per model in :data:`MODELS`, under ``root``; their output is not printed."""
-    from retro_gamer.compose import compose_app, run_config_from_hydra
-    from retro_gamer.run import prepare_run, train_run
+    from retro_gamer.config.compose import compose_app, run_config_from_hydra
+    from retro_gamer.run.directory import prepare_run
+    from retro_gamer.launch import train_run
 
     runs = []
     for model in MODELS:

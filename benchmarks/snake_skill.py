@@ -12,11 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from retro_gamer import checkpoint
-from retro_gamer.config import read_config
-from retro_gamer.evaluate import evaluate
-from retro_gamer.trainer import build_q_network
-from retro_gamer.env import GameEnvironment
+from retro_gamer.run import checkpoint
+from retro_gamer.config.schema import read_config
+from retro_gamer.dqn.evaluate import evaluate
+from retro_gamer.dqn.trainer import build_q_network
+from retro_gamer.env.environment import GameEnvironment
 from retro_gamer.games import load_factory
 from results import write_results  # this folder's
 

@@ -14,11 +14,11 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from retro_gamer.callbacks import RunLog
-from retro_gamer.compose import compose_app, run_config_from_hydra
-from retro_gamer.run import prepare_run
-from retro_gamer.tracking import MlflowTracking
-from retro_gamer.trainer import DQNTrainer
+from retro_gamer.dqn.callbacks import RunLog
+from retro_gamer.config.compose import compose_app, run_config_from_hydra
+from retro_gamer.run.directory import prepare_run
+from retro_gamer.tracking.mlflow_run import MlflowTracking
+from retro_gamer.dqn.trainer import DQNTrainer
 from results import seeds_in, write_results  # this folder's
 
 

@@ -11,12 +11,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from retro_gamer import checkpoint
-from retro_gamer.callbacks import RunLog
-from retro_gamer.compose import compose_app, run_config_from_hydra
-from retro_gamer.replay import ReplayBuffer
-from retro_gamer.run import prepare_run
-from retro_gamer.trainer import DQNTrainer
+from retro_gamer.run import checkpoint
+from retro_gamer.dqn.callbacks import RunLog
+from retro_gamer.config.compose import compose_app, run_config_from_hydra
+from retro_gamer.dqn.replay_memory import ReplayBuffer
+from retro_gamer.run.directory import prepare_run
+from retro_gamer.dqn.trainer import DQNTrainer
 from results import write_results  # this folder's
 
 

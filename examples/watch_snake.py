@@ -7,7 +7,9 @@ import sys
 
 from retro.examples.snake import create_game
 
-from retro_gamer import PolicyInput, TrainedPolicy
+from retro_gamer import PolicyInput
+
+from retro_gamer import TrainedPolicy
 
 ai = TrainedPolicy(sys.argv[1] if len(sys.argv) > 1 else "runs/snake/")
 game = create_game()

@@ -78,7 +78,7 @@ def parent_run(settings: dict[str, Any]) -> dict[str, str]:
     tracking is off. Every training stage's run hangs under it and ``evaluate`` records the tournament on it."""
     if not settings["adversarial"]["tracking"]:
         return {}
-    from retro_gamer import store
+    from retro_gamer.tracking import store
 
     uri = store.resolve_uri(None, ROOT)
     client = store.open_store(uri)

@@ -36,7 +36,7 @@ from adversarial import SIDES, generation, params, parent_run, policy_source, ro
 
 from retro_gamer.examples.chase import TURN_LIMIT
 from retro_gamer.files import atomic_write_bytes
-from retro_gamer.tournament import Tournament, round_robin
+from retro_gamer.adversarial.tournament import Tournament, round_robin
 
 METRICS = Path("metrics")
 
@@ -90,7 +90,7 @@ def write_metrics(result: Tournament, gates: dict[str, Any]) -> None:
 def replays(client: Any, run_id: str, final: int) -> None:
     """The final player against the final enemy, and each final generation against the other side's script."""
     from retro_gamer.policy import TrainedPolicy
-    from retro_gamer.tracking import log_replay
+    from retro_gamer.tracking.mlflow_run import log_replay
 
     def against(side: str, opponent: Path | None) -> TrainedPolicy:
         policy = TrainedPolicy(generation(side, final))
@@ -108,9 +108,9 @@ def record_in_mlflow(settings: dict[str, Any], result: Tournament, verdicts: dic
     """Log the tournament on the experiment's parent run; promote the final generations that pass their gates."""
     from mlflow.entities import Metric
 
-    from retro_gamer import store
-    from retro_gamer.mlflow_model import promote
-    from retro_gamer.tracking import TRACKING_FILE
+    from retro_gamer.tracking import store
+    from retro_gamer.tracking.mlflow_model import promote
+    from retro_gamer.tracking.mlflow_run import TRACKING_FILE
 
     parent = parent_run(settings)
     client = store.open_store(parent["tracking_uri"])

@@ -29,10 +29,11 @@ from typing import Any
 from adversarial import EXPERIMENT, ROOT, generation, is_baseline, opponents, other, params, parent_run, policy_source
 
 from retro_gamer.adversarial.pool import POOL_FILE, PoolShares, describe, pool_members, write_pool
-from retro_gamer.compose import compose_app, run_config_from_hydra
+from retro_gamer.config.compose import compose_app, run_config_from_hydra
 from retro_gamer.errors import RetroGamerError
-from retro_gamer.run import finish_message, prepare_run, saved_metrics, train_run
-from retro_gamer.warm_start import warm_start
+from retro_gamer.run.directory import prepare_run
+from retro_gamer.launch import finish_message, saved_metrics, train_run
+from retro_gamer.run.warm_start import warm_start
 
 UNLIMITED_EPISODES = 10**9  # the step budget ends a generation, never an episode count
 
@@ -63,8 +64,8 @@ def log_pool(run_dir: Path, description: str) -> None:
     """The pool as an MLflow param of the generation's run (its tracking.json names the run)."""
     import json
 
-    from retro_gamer import store
-    from retro_gamer.tracking import TRACKING_FILE
+    from retro_gamer.tracking import store
+    from retro_gamer.tracking.mlflow_run import TRACKING_FILE
 
     tracked = json.loads((run_dir / TRACKING_FILE).read_text(encoding="utf-8"))
     store.open_store(tracked["tracking_uri"]).log_param(tracked["run_id"], "opponent_pool", description)

@@ -43,16 +43,3 @@ class HelperDied(RetroGamerError):
 class GameFault(RetroGamerError):
     """The game broke a rule training depends on (a reward that is not a finite number, a board that
     changed size); the message names the key, the value and the turn."""
-
-
-def explain_failure(error: Exception, doing: str) -> str | None:
-    """The one-paragraph answer for a failure that is not retro-gamer's bug: the game's own code
-    raised (its frames only), or the file system refused. ``None`` means a bug: show the traceback."""
-    from retro_gamer.faults import game_fault_message
-
-    message = game_fault_message(error, doing)
-    if message is None and isinstance(error, OSError):
-        from retro_gamer.files import describe_os_error
-
-        message = describe_os_error(error)
-    return message

@@ -1,6 +1,6 @@
 """Files that are never half-written: temp file → fsync → rename → fsync of the folder.
 
-Kept apart from :mod:`retro_gamer.checkpoint` (and free of torch) because config files, logs and
+Kept apart from :mod:`retro_gamer.run.checkpoint` (and free of torch) because config files, logs and
 replay pages are written the same way.
 """
 

@@ -3,7 +3,7 @@
 Loading needs ``config.toml`` and a checkpoint, nothing from the trainer: weights load with
 ``weights_only=True`` (a checkpoint can never run code) and ``map_location`` (GPU-trained
 checkpoints load on a CPU). A model URI (``models:/…``, ``runs:/…``) is first downloaded from MLflow
-as such a folder (:mod:`retro_gamer.mlflow_model`); MLflow is imported only then.
+as such a folder (:mod:`retro_gamer.tracking.mlflow_model`); MLflow is imported only then.
 """
 
 from __future__ import annotations
@@ -18,19 +18,19 @@ import torch
 from blessed.keyboard import Keystroke
 from retro.input import InputSource
 
-from retro_gamer.checkpoint import compatibility_problems, load as load_checkpoint, resolve_checkpoint
-from retro_gamer.config import CONFIG_FILE, ModelKind, RunConfig, read_config, to_toml_dict
+from retro_gamer.run.checkpoint import compatibility_problems, load as load_checkpoint, resolve_checkpoint
+from retro_gamer.config.schema import CONFIG_FILE, ModelKind, RunConfig, read_config, to_toml_dict
 from retro_gamer.errors import IncompatibleRunError, RetroGamerError
-from retro_gamer.env import check_board_size, make_encoder
+from retro_gamer.env.environment import check_board_size, make_encoder
 from retro_gamer.games import is_model_uri
-from retro_gamer.network import QNetwork
+from retro_gamer.dqn.network import QNetwork
 
 
 def resolve_source(source: str | os.PathLike, tracking_uri: str | None = None) -> Path:
     """The run directory a policy comes from: a folder, or a model URI (``runs:/…``, ``models:/…``)
     downloaded from the MLflow store ``tracking_uri``."""
     if is_model_uri(source):
-        from retro_gamer.mlflow_model import download_policy
+        from retro_gamer.tracking.mlflow_model import download_policy
 
         return download_policy(str(source), tracking_uri)
     path = Path(source)
@@ -77,7 +77,7 @@ class OneBlasThread:
 
 
 class NumpyForward:
-    """A :class:`~retro_gamer.network.QNetwork`'s forward pass for one observation, in numpy on the CPU: the
+    """A :class:`~retro_gamer.dqn.network.QNetwork`'s forward pass for one observation, in numpy on the CPU: the
     fast path of :meth:`TrainedPolicy.get_action`.
 
     A game calls ``get_action`` every turn, so one call must never stall it. Torch spends most of a call
@@ -87,7 +87,7 @@ class NumpyForward:
     touches torch's settings, so the caller's stay as they are. It keeps its own C-ordered copies of the
     weights (a trained policy's weights do not change) and writes into buffers made once.
 
-    Convolutions (3x3, padding 1, as :class:`~retro_gamer.network.QNetwork` builds them) are matrix
+    Convolutions (3x3, padding 1, as :class:`~retro_gamer.dqn.network.QNetwork` builds them) are matrix
     products over the gathered 3x3 neighbourhoods of each output cell. Results match torch's to float32
     rounding (the sums run in another order).
     """

@@ -18,18 +18,20 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from retro_gamer.compose import description_source, number_problems, run_config_from_hydra, typo_hints
-from retro_gamer.config import config_dir, register_configs
-from retro_gamer.errors import RetroGamerError, explain_failure
+from retro_gamer.config.compose import description_source, number_problems, run_config_from_hydra, typo_hints
+from retro_gamer.config.schema import config_dir, register_configs
+from retro_gamer.errors import RetroGamerError
+from retro_gamer.launch import explain_failure
 from retro_gamer.files import describe_os_error
-from retro_gamer.runlock import LOCK_FILE, RunBusyError, run_lock
+from retro_gamer.run.lock import LOCK_FILE, RunBusyError, run_lock
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from retro_gamer.run import finish_message, prepare_run, previous_config, stopped_at_once_message, train_run
+    from retro_gamer.run.directory import prepare_run, previous_config
+    from retro_gamer.launch import finish_message, stopped_at_once_message, train_run
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -77,7 +79,7 @@ def cli() -> None:
     """Entry point. Hydra's parser rejects ``-m`` after an override (``+game=snake -m trainer.lr=1,2``);
     users write it there, so move the flag to the front first. Typos and absurdly long numbers are answered
     before Hydra parses anything: its own answers lack the nearest name, or end in a traceback."""
-    from retro_gamer.store import disable_telemetry_unless_chosen
+    from retro_gamer.tracking.store import disable_telemetry_unless_chosen
 
     disable_telemetry_unless_chosen()
     args = sys.argv[1:]

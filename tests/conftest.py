@@ -113,8 +113,9 @@ max_turns = 30
 @pytest.fixture(scope="session")
 def trained_snake(tmp_path_factory) -> Path:
     """A tiny but real snake run at <tmp>/runs/snake (checkpoints ep_0003 and ep_0006)."""
-    from retro_gamer.compose import compose_app, run_config_from_hydra
-    from retro_gamer.run import prepare_run, train_run
+    from retro_gamer.config.compose import compose_app, run_config_from_hydra
+    from retro_gamer.run.directory import prepare_run
+    from retro_gamer.launch import train_run
 
     root = tmp_path_factory.mktemp("project")
     run = root / "runs" / "snake"

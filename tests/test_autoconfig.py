@@ -1,4 +1,4 @@
-"""What retro-gamer chooses for a game that leaves choices open, on real retro games (retro_gamer.autoconfig)."""
+"""What retro-gamer chooses for a game that leaves choices open, on real retro games (retro_gamer.config.autoconfig)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from retro.game import Game
 
-from retro_gamer import observation
-from retro_gamer.autoconfig import choose_network, crop_target, keyboard_agents, model_config
-from retro_gamer.compose import apply_choices, compose_run
-from retro_gamer.config import TrainerConfig
-from retro_gamer.env import declared_characters, discover_characters
+from retro_gamer.env import observation
+from retro_gamer.config.autoconfig import choose_network, crop_target, keyboard_agents, model_config
+from retro_gamer.config.compose import apply_choices, compose_run
+from retro_gamer.config.schema import TrainerConfig
+from retro_gamer.env.environment import declared_characters, discover_characters
 from retro_gamer.games import load_factory
-from retro_gamer.observation import IndexView, UnseenCharacterWarning
+from retro_gamer.env.observation import IndexView, UnseenCharacterWarning
 
 CHASE = "retro_gamer.examples.chase"
 SMALL_BOARDS = Path(__file__).resolve().parent.parent / "benchmarks" / "small_boards"
@@ -155,8 +155,8 @@ def test_a_small_board_with_one_keyboard_agent_gets_a_window(game: str, size: st
 
 def test_a_run_created_with_the_whole_board_keeps_it(tmp_path):
     """A run created before the window rule changed resumes as it was made, by the Hydra entry point too."""
-    from retro_gamer.config import read_config
-    from retro_gamer.run import prepare_run
+    from retro_gamer.config.schema import read_config
+    from retro_gamer.run.directory import prepare_run
 
     source = str(SMALL_BOARDS / "stars" / "stars.py")
     whole, _, _ = compose_run(source, ["game.crop=null", "tracking.enabled=false"])
@@ -229,7 +229,8 @@ def test_an_unseen_character_is_blank_with_one_warning_naming_it():
 def test_nav_as_shipped_trains_without_warnings(tmp_path):
     """Its explosion is drawn only as the game ends, where nothing is chosen or learned from it: no warning."""
     from conftest import TINY
-    from retro_gamer.run import prepare_run, train_run
+    from retro_gamer.run.directory import prepare_run
+    from retro_gamer.launch import train_run
 
     cfg, _, _ = compose_run("retro.examples.nav", [*TINY, "trainer.episodes=12"])
     assert "*" not in cfg.game.character_set  # its pyproject.toml lists ["^", "O"]

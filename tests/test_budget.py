@@ -11,10 +11,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import TINY
-from retro_gamer import checkpoint, cli
-from retro_gamer.compose import compose_app, run_config_from_hydra
-from retro_gamer.config import read_config
-from retro_gamer.run import prepare_run, train_run
+from retro_gamer.run import checkpoint
+from retro_gamer.cli import app as cli
+from retro_gamer.config.compose import compose_app, run_config_from_hydra
+from retro_gamer.config.schema import read_config
+from retro_gamer.run.directory import prepare_run
+from retro_gamer.launch import train_run
 
 TIMING_KEYS = {"wall_seconds", "env_steps_per_s"}
 

@@ -31,8 +31,9 @@ class Still:
 @pytest.fixture(scope="session")
 def enemy_run(tmp_path_factory) -> Path:
     """A tiny but real enemy run of chase (two episodes), loadable with TrainedPolicy."""
-    from retro_gamer.compose import compose_run
-    from retro_gamer.run import prepare_run, train_run
+    from retro_gamer.config.compose import compose_run
+    from retro_gamer.run.directory import prepare_run
+    from retro_gamer.launch import train_run
 
     run = tmp_path_factory.mktemp("chase") / "runs" / "enemy"
     cfg, source, _ = compose_run(ENEMY_GAME, [*TINY, "trainer.episodes=2", "trainer.checkpoint_every=2"])
@@ -253,8 +254,8 @@ def test_a_policy_trained_on_other_rules_is_refused_saying_was_and_now(enemy_run
     import shutil
     from dataclasses import replace
 
-    from retro_gamer.config import read_config
-    from retro_gamer.run import train_run
+    from retro_gamer.config.schema import read_config
+    from retro_gamer.launch import train_run
 
     assert 'rules = "2"' in (enemy_run / "config.toml").read_text()
     old = tmp_path / "old_enemy"

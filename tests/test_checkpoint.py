@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from retro_gamer import checkpoint
+from retro_gamer.run import checkpoint
 from retro_gamer.errors import IncompatibleRunError, RetroGamerError
 from retro_gamer.files import atomic_write_bytes
 

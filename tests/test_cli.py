@@ -22,7 +22,8 @@ import sys
 from retro.input import ProgrammaticInput
 from retro.views import HeadlessView
 from my_game import create_game
-from retro_gamer import PolicyInput, TrainedPolicy
+from retro_gamer import PolicyInput
+from retro_gamer import TrainedPolicy
 
 ai = TrainedPolicy(sys.argv[1])
 turns = 0
@@ -219,9 +220,9 @@ def test_replay_writes_a_page_and_a_transcript(tmp_path: Path, trained_snake: Pa
 
 
 def test_a_tracked_policy_is_evaluated_promoted_and_replayed_by_uri(tmp_path: Path, trained_snake: Path):
-    from retro_gamer import store
-    from retro_gamer.evaluate import evaluate
-    from retro_gamer.mlflow_model import log_policy_model, register_policy
+    from retro_gamer.tracking import store
+    from retro_gamer.dqn.evaluate import evaluate
+    from retro_gamer.tracking.mlflow_model import log_policy_model, register_policy
     from retro_gamer.policy import TrainedPolicy
 
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"

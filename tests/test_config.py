@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from retro_gamer.config import (
+from retro_gamer.config.schema import (
     ModelKind, RunConfig, available_games, from_toml_dict, read_config, to_toml_dict, write_config,
 )
-from retro_gamer.compose import compose_app, run_config_from_hydra
+from retro_gamer.config.compose import compose_app, run_config_from_hydra
 from retro_gamer.errors import ConfigError, RetroGamerError
 
 

@@ -19,8 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from conftest import REPO, TINY, run_in_terminal
-from retro_gamer.compose import compose_app, run_config_from_hydra
-from retro_gamer.run import prepare_run, train_run
+from retro_gamer.config.compose import compose_app, run_config_from_hydra
+from retro_gamer.run.directory import prepare_run
+from retro_gamer.launch import train_run
 
 PAGE = REPO / "docs" / "integrating-a-trained-model.rst"
 CLI = str(Path(sys.executable).parent / "retro-gamer")
@@ -83,7 +84,7 @@ def test_every_block_on_the_integration_page_runs(tmp_path: Path, monkeypatch):
 
 
 def _latest(run: Path) -> int:
-    from retro_gamer import checkpoint
+    from retro_gamer.run import checkpoint
 
     return checkpoint.list_checkpoints(run)[-1][0]
 

@@ -10,10 +10,10 @@ import pytest
 from retro.input import ProgrammaticInput
 from retro.views import HeadlessView
 
-from retro_gamer.env import GameEnvironment, discover_characters
-from retro_gamer.observation import IndexView, turn_map
+from retro_gamer.env.environment import GameEnvironment, discover_characters
+from retro_gamer.env.observation import IndexView, turn_map
 from retro_gamer.games import Crop, load_factory, parse_description
-from retro_gamer.run import resolve_game
+from retro_gamer.run.directory import resolve_game
 
 SNAKE = {"factory": "retro.examples.snake:create_game", "actions": ["KEY_RIGHT", "KEY_UP", "KEY_LEFT", "KEY_DOWN"],
          "reward": "reward", "character_set": ["*", "<", ">", "@", "^", "v"]}

@@ -1,4 +1,4 @@
-"""Games played in a second process (retro_gamer.game_batch): the same training, number for number, as in
+"""Games played in a second process (retro_gamer.env.game_batch): the same training, number for number, as in
 one process; the game's own failures and prints come through; Ctrl+C stops both processes cleanly;
 and the automatic choice follows how much of a training step the games take."""
 
@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from conftest import TINY
-from retro_gamer import checkpoint
-from retro_gamer.compose import compose_app, run_config_from_hydra
-from retro_gamer.game_batch import GameProcess, LocalGames
-from retro_gamer.run import prepare_run
-from retro_gamer.trainer import DQNTrainer
+from retro_gamer.run import checkpoint
+from retro_gamer.config.compose import compose_app, run_config_from_hydra
+from retro_gamer.env.game_batch import GameProcess, LocalGames
+from retro_gamer.run.directory import prepare_run
+from retro_gamer.dqn.trainer import DQNTrainer
 from test_hardening import QUICK, WALKER, refused, run_cli, write_game
 
 SLOW_GAME = WALKER + """

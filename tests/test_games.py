@@ -10,7 +10,7 @@ from retro_gamer.errors import ConfigError, RetroGamerError
 from retro_gamer.games import (
     description_from_pyproject, load_factory, parse_description, rebase,
 )
-from retro_gamer.run import resolve_game
+from retro_gamer.run.directory import resolve_game
 
 SNAKE = {"factory": "retro.examples.snake:create_game", "actions": ["KEY_UP", "KEY_DOWN"], "reward": "score"}
 

@@ -19,10 +19,10 @@ import pytest
 import retro.examples.nav as nav
 
 from conftest import TINY
-from retro_gamer import cli
+from retro_gamer.cli import app as cli
 from retro_gamer.errors import GameFault
 from retro_gamer.policy import PolicyInput, TrainedPolicy
-from retro_gamer.runlock import run_lock
+from retro_gamer.run.lock import run_lock
 
 QUICK = [*TINY, "trainer.exploration_turns=50"]
 
@@ -121,7 +121,7 @@ def test_a_damaged_config_is_rewritten_by_create_force_and_checked_against_the_c
 
 def test_one_process_at_a_time_holds_a_run_directory_and_a_crash_releases_it(walker_run: Path, capsys):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from retro_gamer.runlock import run_lock\n"
+        [sys.executable, "-c", "import sys; from retro_gamer.run.lock import run_lock\n"
          f"with run_lock({str(walker_run)!r}):\n    print('held', flush=True); sys.stdin.read()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

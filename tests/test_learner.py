@@ -1,4 +1,4 @@
-"""Learning in a second process (retro_gamer.learner): the same training, number for number, as in this
+"""Learning in a second process (retro_gamer.dqn.learner): the same training, number for number, as in this
 process; chosen by default on a CPU with a second core, and kept by a resumed run; a learner process
 that dies is a clear error that loses nothing, and Ctrl+C ends it with its trainer."""
 
@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from conftest import TINY
-from retro_gamer import checkpoint
-from retro_gamer.compose import compose_app, run_config_from_hydra
-from retro_gamer.learner import Outbox, WeightSlots
-from retro_gamer.run import prepare_run
-from retro_gamer.trainer import DQNTrainer
+from retro_gamer.run import checkpoint
+from retro_gamer.config.compose import compose_app, run_config_from_hydra
+from retro_gamer.dqn.learner import Outbox, WeightSlots
+from retro_gamer.run.directory import prepare_run
+from retro_gamer.dqn.trainer import DQNTrainer
 from test_hardening import QUICK, WALKER, write_game
 
 ENDLESS = WALKER + """

@@ -22,12 +22,12 @@ from retro.input import ProgrammaticInput
 from retro.views import HeadlessView
 
 from retro_gamer import TrainedPolicy
-from retro_gamer.checkpoint import latest_checkpoint
+from retro_gamer.run.checkpoint import latest_checkpoint
 from retro_gamer.compat import tomllib
 from retro_gamer.errors import RetroGamerError
 from retro_gamer.games import is_model_uri
-from retro_gamer.mlflow_model import MODEL_NAME, NEWEST_ALIAS, download_policy, log_policy_model, promote, register_policy
-from retro_gamer.store import experiment_id, open_store
+from retro_gamer.tracking.mlflow_model import MODEL_NAME, NEWEST_ALIAS, download_policy, log_policy_model, promote, register_policy
+from retro_gamer.tracking.store import experiment_id, open_store
 
 NAME = "snake-policy"
 
@@ -121,6 +121,23 @@ def test_pyfunc_predicts_what_the_network_chooses(logged, trained_snake: Path, m
     for uri in (logged.model_uri, f"models:/{NAME}/{logged.version}"):
         actions = mlflow.pyfunc.load_model(uri).predict(batch)
         assert actions.dtype == np.int64 and np.array_equal(actions, expected)
+
+
+def test_a_model_logged_before_the_package_had_subpackages_still_loads(logged, tmp_path: Path, monkeypatch):
+    """Models logged by retro-gamer before 0.5 name ``retro_gamer.mlflow_model.PolicyModel`` in their code file."""
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", logged.uri)
+    location = logged.client.get_logged_model(logged.model_uri.removeprefix("models:/")).artifact_location
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(tmp_path),
+                                                     tracking_uri=logged.uri))
+    code = local / "policy_model.py"
+    assert "from retro_gamer.tracking.mlflow_model import PolicyModel" in code.read_text()
+    code.write_text(code.read_text().replace("retro_gamer.tracking.mlflow_model", "retro_gamer.mlflow_model"))
+    board = np.zeros((1, 11, 11), dtype=np.uint8)
+    extras = np.zeros((1, 2), dtype=np.float32)
+    old = mlflow.pyfunc.load_model(str(local)).predict({"board": board, "extras": extras})
+    new = mlflow.pyfunc.load_model(logged.model_uri).predict({"board": board, "extras": extras})
+    assert np.array_equal(old, new)
 
 
 def test_register_makes_new_versions_and_moves_the_newest_alias_and_promote_sets_champion(logged):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from retro_gamer.config import ModelConfig, ModelKind
-from retro_gamer.network import NumpyMLP, QNetwork
+from retro_gamer.config.schema import ModelConfig, ModelKind
+from retro_gamer.dqn.network import NumpyMLP, QNetwork
 
 
 @pytest.mark.parametrize("board_shape,extras,dueling", [((15, 15), 0, True), ((5, 7), 3, False), ((0, 0), 4, True)])

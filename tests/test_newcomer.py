@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from conftest import TINY, run_module
-from retro_gamer import callbacks, cli
-from retro_gamer.callbacks import ConsoleProgress, Window
-from retro_gamer.compose import compose_app
+from retro_gamer.dqn import callbacks
+from retro_gamer.cli import app as cli
+from retro_gamer.dqn.callbacks import ConsoleProgress, Window
+from retro_gamer.config.compose import compose_app
 from retro_gamer.errors import RetroGamerError
 
 LONG_NUMBER = "1" + "0" * 5_000  # past Python's 4,300-digit limit on turning text into an int
@@ -29,7 +30,7 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
 
 # --- eval: the random baseline and the keys pressed -------------------------------------------------------------
 def test_eval_reports_random_play_beside_the_agent_and_the_keys_it_pressed(capsys, trained_snake: Path):
-    from retro_gamer.evaluate import evaluate
+    from retro_gamer.dqn.evaluate import evaluate
     from retro_gamer.policy import TrainedPolicy
 
     code, out, err = run_cli(capsys, "eval", str(trained_snake), "-n", "3", "--json")
@@ -55,7 +56,7 @@ def test_eval_reports_random_play_beside_the_agent_and_the_keys_it_pressed(capsy
 
 # --- plot: the length panel is smoothed as the return panel is ----------------------------------------------------
 def test_both_panels_draw_a_moving_average_over_faint_episodes():
-    from retro_gamer.plots import draw_learning_curve, moving_average
+    from retro_gamer.tracking.plots import draw_learning_curve, moving_average
 
     lengths = np.arange(200, dtype=float) % 7
     fig = draw_learning_curve(np.zeros(200), lengths, "test")
@@ -142,8 +143,9 @@ def test_warm_up_speeds_are_labelled_as_warm_up():
 
 
 def test_a_time_limited_run_says_so_when_it_starts(tmp_path: Path):
-    from retro_gamer.compose import run_config_from_hydra
-    from retro_gamer.run import prepare_run, train_run
+    from retro_gamer.config.compose import run_config_from_hydra
+    from retro_gamer.run.directory import prepare_run
+    from retro_gamer.launch import train_run
 
     overrides = ["+game=snake", *TINY, "trainer.episodes=2", "trainer.checkpoint_every=2", "trainer.time_limit=1",
                  "trainer.warmup_steps=100000"]

@@ -204,7 +204,7 @@ def test_a_stage_stopped_by_the_safety_cap_fails(tmp_path: Path):
 def test_mlflow_records_each_experiment_as_a_parent_run_with_a_child_per_generation(tmp_path: Path):
     from mlflow import MlflowClient
 
-    from retro_gamer import store
+    from retro_gamer.tracking import store
     from retro_gamer.policy import TrainedPolicy
 
     root = make_repo(tmp_path / "repo", tracking=True, rounds=TWO_ROUNDS)

@@ -1,4 +1,4 @@
-"""Where a run learns and plays (retro_gamer.placement): the usable cores, one rule chosen when the run is
+"""Where a run learns and plays (retro_gamer.runtime.placement): the usable cores, one rule chosen when the run is
 created and written to config.toml, and kept by every later start, also for runs saved before it was written."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from conftest import TINY
-from retro_gamer import checkpoint
-from retro_gamer.compose import compose_app, run_config_from_hydra
-from retro_gamer.config import CONFIG_FILE, ModelConfig, ModelKind, RunConfig, TrainerConfig, read_config, write_config
+from retro_gamer.run import checkpoint
+from retro_gamer.config.compose import compose_app, run_config_from_hydra
+from retro_gamer.config.schema import CONFIG_FILE, ModelConfig, ModelKind, RunConfig, TrainerConfig, read_config, write_config
 from retro_gamer.games import GameDescription
-from retro_gamer.placement import choose_placement, settled_placement, training_device, usable_cores
-from retro_gamer.run import prepare_run
-from retro_gamer.trainer import DQNTrainer
+from retro_gamer.runtime.placement import choose_placement, settled_placement, training_device, usable_cores
+from retro_gamer.run.directory import prepare_run
+from retro_gamer.dqn.trainer import DQNTrainer
 
 
 def cgroup(tmp_path: Path, v2: str | None = None, v1: tuple[int, int] | None = None) -> Path:
@@ -48,7 +48,7 @@ def test_usable_cores_follow_the_affinity_mask_and_a_cgroup_quota(tmp_path: Path
 def test_a_process_pinned_to_one_core_sees_one():
     if not hasattr(os, "sched_setaffinity"):
         pytest.skip("no affinity calls on this platform")
-    code = "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); from retro_gamer.placement import usable_cores; print(usable_cores())"
+    code = "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); from retro_gamer.runtime.placement import usable_cores; print(usable_cores())"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "1"
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from retro.examples.snake import create_game
 
 from retro_gamer import TrainedPolicy
-from retro_gamer.checkpoint import latest_checkpoint
-from retro_gamer.mlflow_model import log_policy_model, register_policy
-from retro_gamer.store import experiment_id, open_store
+from retro_gamer.run.checkpoint import latest_checkpoint
+from retro_gamer.tracking.mlflow_model import log_policy_model, register_policy
+from retro_gamer.tracking.store import experiment_id, open_store
 
 WITHOUT_FCNTL = '''
 import sys
@@ -45,12 +45,12 @@ import random
 import warnings
 
 warnings.simplefilter("ignore")  # blessed warns that it has no terminal control without fcntl
-import retro_gamer.mlflow_model  # noqa: F401
-import retro_gamer.store  # noqa: F401
+import retro_gamer.tracking.mlflow_model  # noqa: F401
+import retro_gamer.tracking.store  # noqa: F401
 from retro.examples.snake import create_game
 from retro.views import HeadlessView
 
-from retro_gamer.cli import main
+from retro_gamer.cli.app import main
 from retro_gamer.policy import PolicyInput, TrainedPolicy
 
 run_dir, uri = sys.argv[1], sys.argv[2]

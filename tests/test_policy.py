@@ -14,11 +14,13 @@ from retro.examples.snake import create_game
 from retro.input import ProgrammaticInput
 from retro.views import HeadlessView
 
-from retro_gamer import PolicyInput, TrainedPolicy
-from retro_gamer import checkpoint
-from retro_gamer.config import ModelConfig, ModelKind, read_config, to_toml_dict, write_config
+from retro_gamer import PolicyInput
+
+from retro_gamer import TrainedPolicy
+from retro_gamer.run import checkpoint
+from retro_gamer.config.schema import ModelConfig, ModelKind, read_config, to_toml_dict, write_config
 from retro_gamer.errors import IncompatibleRunError, RetroGamerError
-from retro_gamer.network import QNetwork
+from retro_gamer.dqn.network import QNetwork
 from retro_gamer.policy import NumpyForward
 
 KEYS = {"KEY_RIGHT", "KEY_UP", "KEY_LEFT", "KEY_DOWN", None}
@@ -145,10 +147,11 @@ def test_a_custom_observation_function_trains_and_drives_a_policy(tmp_path: Path
     from dataclasses import replace
 
     from conftest import TINY
-    from retro_gamer.compose import compose_app
-    from retro_gamer.config import AppConfig, RunConfig
+    from retro_gamer.config.compose import compose_app
+    from retro_gamer.config.schema import AppConfig, RunConfig
     from retro_gamer.games import description_from_pyproject
-    from retro_gamer.run import prepare_run, train_run
+    from retro_gamer.run.directory import prepare_run
+    from retro_gamer.launch import train_run
     from omegaconf import OmegaConf
 
     monkeypatch.chdir(user_game)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from retro_gamer import recording
+from retro_gamer.tracking import recording
 from retro_gamer.policy import TrainedPolicy
-from retro_gamer.recording import Frame, Recording, board_rows, record_episode, render_html, render_text, write_replay
+from retro_gamer.tracking.recording import Frame, Recording, board_rows, record_episode, render_html, render_text, write_replay
 
 HEADS = set("<>^v")
 

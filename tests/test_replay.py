@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from retro_gamer.replay import PrioritizedReplayBuffer, ReplayBuffer, SumTree, Transitions
+from retro_gamer.dqn.replay_memory import PrioritizedReplayBuffer, ReplayBuffer, SumTree, Transitions
 
 
 def fill(buffer: ReplayBuffer, count: int, start: int = 0) -> None:
@@ -55,7 +55,7 @@ def test_prioritized_buffer_prefers_large_errors_and_weights_them_down():
 
 
 def test_saving_rewrites_only_the_chunks_that_changed(tmp_path, monkeypatch):
-    from retro_gamer import checkpoint
+    from retro_gamer.run import checkpoint
 
     monkeypatch.setattr(ReplayBuffer, "CHUNK", 100)  # small chunks, so a few hundred transitions make several
     buffer = ReplayBuffer(1000, (3, 3), 2)

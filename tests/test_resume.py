@@ -18,11 +18,12 @@ import pytest
 import torch
 
 from conftest import TINY, run_module
-from retro_gamer import checkpoint
-from retro_gamer.callbacks import Callback
-from retro_gamer.compose import compose_app, run_config_from_hydra
-from retro_gamer.run import prepare_run, train_run
-from retro_gamer.trainer import DQNTrainer
+from retro_gamer.run import checkpoint
+from retro_gamer.dqn.callbacks import Callback
+from retro_gamer.config.compose import compose_app, run_config_from_hydra
+from retro_gamer.run.directory import prepare_run
+from retro_gamer.launch import train_run
+from retro_gamer.dqn.trainer import DQNTrainer
 
 TIMING_KEYS = {"wall_seconds", "env_steps_per_s"}
 # one game at a time, so a stop at an episode end leaves no game in progress (see README: Stopping)
@@ -224,7 +225,7 @@ def test_a_cnn_saved_before_strides_existed_used_1_then_2():
 
 
 def test_evaluate_leaves_the_callers_random_state_alone(trained_snake: Path):
-    from retro_gamer.evaluate import evaluate
+    from retro_gamer.dqn.evaluate import evaluate
     from retro_gamer.policy import TrainedPolicy
 
     policy = TrainedPolicy(trained_snake)
@@ -295,7 +296,7 @@ def test_config_files_read_and_write_on_the_lowest_python(tmp_path: Path, traine
     subprocess.run([*pip, "--no-deps", "-e", str(Path(__file__).resolve().parent.parent)], check=True, timeout=300)
     subprocess.run([*pip, "tomli", "tomli-w", "omegaconf", "pyyaml", "retro-games"], check=True, timeout=300)
     script = (
-        "import sys; from retro_gamer.config import read_config, write_config;"
+        "import sys; from retro_gamer.config.schema import read_config, write_config;"
         f"cfg = read_config({str(trained_snake)!r}); write_config(cfg, {str(tmp_path)!r});"
         f"assert read_config({str(tmp_path)!r}) == cfg; print(sys.version_info[:2], cfg.game.name)"
     )

@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 from conftest import TINY
-from retro_gamer import checkpoint
-from retro_gamer.compose import compose_app, run_config_from_hydra
-from retro_gamer.run import prepare_run, train_run
+from retro_gamer.run import checkpoint
+from retro_gamer.config.compose import compose_app, run_config_from_hydra
+from retro_gamer.run.directory import prepare_run
+from retro_gamer.launch import train_run
 from test_hardening import WALKER, refused, run_cli, write_game
 
 
@@ -60,8 +61,8 @@ def test_a_board_that_grew_is_refused_before_anything_is_written(tmp_path: Path,
 def test_torch_threads_come_back_when_the_games_cannot_open(tmp_path: Path, monkeypatch, capsys):
     import torch
 
-    from retro_gamer.config import read_config
-    from retro_gamer.trainer import DQNTrainer
+    from retro_gamer.config.schema import read_config
+    from retro_gamer.dqn.trainer import DQNTrainer
 
     module = f"vanishing_{tmp_path.name}"[:50].replace("-", "_")
     write_game(tmp_path, module, WALKER + "\ndef create_game():\n    return Game([Walker()], {'points': 0}, board_size=(8, 4))\n")

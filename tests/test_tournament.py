@@ -18,7 +18,7 @@ from retro_gamer.adversarial.matches import MatchResult, play_match
 from retro_gamer.adversarial.ratings import bootstrap_intervals, fit_points, fit_ratings
 from retro_gamer.adversarial.verdicts import Payoff, exploitability, gate, generation_rows
 from retro_gamer.examples.chase import ChaserPolicy, RandomPolicy, create_match_game, outcome
-from retro_gamer.tournament import main, round_robin
+from retro_gamer.adversarial.tournament import main, round_robin
 
 SHORT = {"episodes": 6, "max_turns": 60}
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -27,8 +27,9 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def enemy_run(tmp_path_factory) -> Path:
     """A tiny but real enemy run of chase (two episodes): a source given as text, loaded in each process."""
-    from retro_gamer.compose import compose_run
-    from retro_gamer.run import prepare_run, train_run
+    from retro_gamer.config.compose import compose_run
+    from retro_gamer.run.directory import prepare_run
+    from retro_gamer.launch import train_run
 
     run = tmp_path_factory.mktemp("chase") / "enemy"
     cfg, source, _ = compose_run("retro_gamer.examples.chase:create_enemy_training_game",
@@ -288,7 +289,7 @@ def test_the_command_line_prints_a_table_and_writes_its_files(tmp_path: Path, ca
 
 
 def test_python_m_retro_gamer_tournament_runs_on_two_processes(tmp_path: Path):
-    done = run_module(["-m", "retro_gamer.tournament", "--player", "r0=scripted", "--enemy", "r0=scripted",
+    done = run_module(["-m", "retro_gamer.adversarial.tournament", "--player", "r0=scripted", "--enemy", "r0=scripted",
                        "--episodes", "4", "--max-turns", "20", "--ratings", str(tmp_path / "r.json")], cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert "player \\ enemy" in done.stdout

@@ -18,11 +18,13 @@ from mlflow import MlflowClient
 
 from conftest import TINY, run_module
 import retro_gamer
-from retro_gamer import checkpoint, store
-from retro_gamer.callbacks import Callback
-from retro_gamer.compose import compose_app, run_config_from_hydra
-from retro_gamer.run import prepare_run, train_run
-from retro_gamer.tracking import TRACKING_FILE, factory_file, git_state, source_tags
+from retro_gamer.run import checkpoint
+from retro_gamer.tracking import store
+from retro_gamer.dqn.callbacks import Callback
+from retro_gamer.config.compose import compose_app, run_config_from_hydra
+from retro_gamer.run.directory import prepare_run
+from retro_gamer.launch import train_run
+from retro_gamer.tracking.mlflow_run import TRACKING_FILE, factory_file, git_state, source_tags
 
 TRACKED = [*[o for o in TINY if not o.startswith("tracking.")], "trainer.checkpoint_every=3"]
 

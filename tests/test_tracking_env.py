@@ -11,11 +11,12 @@ import pytest
 from mlflow import MlflowClient
 
 from conftest import TINY
-from retro_gamer import store
-from retro_gamer.callbacks import Callback
-from retro_gamer.compose import compose_app, run_config_from_hydra
-from retro_gamer.run import prepare_run, train_run
-from retro_gamer.tracking import HTTP_SETTINGS
+from retro_gamer.tracking import store
+from retro_gamer.dqn.callbacks import Callback
+from retro_gamer.config.compose import compose_app, run_config_from_hydra
+from retro_gamer.run.directory import prepare_run
+from retro_gamer.launch import train_run
+from retro_gamer.tracking.mlflow_run import HTTP_SETTINGS
 
 TELEMETRY = ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK")
 KIND_KEY, KIND = store.EXPERIMENT_KIND
@@ -66,7 +67,8 @@ def test_tracking_leaves_the_environment_as_it_found_it(tmp_path: Path, monkeypa
 ])
 def test_the_entry_points_switch_telemetry_off_unless_the_user_chose(given: dict, expected, tmp_path: Path,
                                                                     monkeypatch, capsys):
-    from retro_gamer import cli, train
+    from retro_gamer.cli import app as cli
+    from retro_gamer import train
 
     for key in TELEMETRY:
         monkeypatch.delenv(key, raising=False)

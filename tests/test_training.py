@@ -14,13 +14,14 @@ import pytest
 import torch
 
 from conftest import TINY, run_module
-from retro_gamer import checkpoint
-from retro_gamer.config import read_config
+from retro_gamer.run import checkpoint
+from retro_gamer.config.schema import read_config
 from retro_gamer.errors import IncompatibleRunError
 from retro_gamer.games import description_from_pyproject
-from retro_gamer.run import prepare_run, train_run
+from retro_gamer.run.directory import prepare_run
+from retro_gamer.launch import train_run
 from test_config import composed
-from retro_gamer.compose import run_config_from_hydra
+from retro_gamer.config.compose import run_config_from_hydra
 
 TIMING_KEYS = {"wall_seconds", "env_steps_per_s"}
 

@@ -11,15 +11,16 @@ import torch
 from conftest import TINY
 from mlflow import MlflowClient
 
-from retro_gamer import checkpoint
-from retro_gamer.callbacks import Callback
-from retro_gamer.compose import compose_app, run_config_from_hydra
+from retro_gamer.run import checkpoint
+from retro_gamer.dqn.callbacks import Callback
+from retro_gamer.config.compose import compose_app, run_config_from_hydra
 from retro_gamer.errors import IncompatibleRunError, RetroGamerError
 from retro_gamer.policy import TrainedPolicy
-from retro_gamer.run import prepare_run, train_run
-from retro_gamer.tracking import TRACKING_FILE
-from retro_gamer.trainer import DQNTrainer
-from retro_gamer.warm_start import warm_start
+from retro_gamer.run.directory import prepare_run
+from retro_gamer.launch import train_run
+from retro_gamer.tracking.mlflow_run import TRACKING_FILE
+from retro_gamer.dqn.trainer import DQNTrainer
+from retro_gamer.run.warm_start import warm_start
 
 PREVIOUS_STEPS = 600
 TIMING_KEYS = {"wall_seconds", "env_steps_per_s"}

@@ -2,7 +2,7 @@
 
 The running example of docs/integrating-a-trained-model.rst, grown into a game worth watching, and
 the game of the adversarial pipeline (player and enemy trained against each other in rounds, then
-a round-robin tournament: :mod:`retro_gamer.tournament`).
+a round-robin tournament: :mod:`retro_gamer.adversarial.tournament`).
 
 Rules (version :data:`RULES`)
 -----------------------------

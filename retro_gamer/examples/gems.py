@@ -3,7 +3,7 @@
 The player ``@`` (arrow keys) collects gems ``$`` (+1, a new one appears) on a 30x20 board with
 wall segments ``#``, while three ghosts ``G`` wander at random; touching a ghost costs 5 and ends
 the game, and a game lasts at most 300 turns. ``conf/game/gems.yaml`` gives no window, no network
-and no character set: :mod:`retro_gamer.autoconfig` chooses them (``retro-gamer create --game gems``).
+and no character set: :mod:`retro_gamer.config.autoconfig` chooses them (``retro-gamer create --game gems``).
 """
 
 from __future__ import annotations

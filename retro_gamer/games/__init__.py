@@ -1,4 +1,5 @@
-"""Game descriptions (what to train on) and loading the game code they point at."""
+"""Game descriptions (what to train on), loading the game code they point at, and showing the game's own frames
+when that code fails (:mod:`~retro_gamer.games.faults`)."""
 
 from retro_gamer.games.description import DISCOVERED_KEYS, Crop, GameDescription, check_against_game, parse_description
 from retro_gamer.games.loading import (

@@ -15,7 +15,7 @@ the same ``config.toml``, busy or idle.
   a spatial game with many agents (its turns are slow enough to hide the convolution's learning).
 * **How long to explore**: with a budget (``trainer.total_env_steps`` or ``trainer.time_limit``), epsilon
   reaches its end by half of it (``trainer.exploration_fraction``; a time limit's steps are measured in the run).
-* **Where it runs**: :func:`retro_gamer.placement.choose_placement`.
+* **Where it runs**: :func:`retro_gamer.runtime.placement.choose_placement`.
 
 Every choice yields to an explicit setting: a description's ``crop``/``board``/``observation_function``,
 ``game.crop=...``, ``model=...``, ``trainer.epsilon_decay_steps=...``, ``trainer.exploration_fraction=...``,
@@ -30,9 +30,9 @@ from typing import Any
 
 import yaml
 
-from retro_gamer.config import ModelConfig, TrainerConfig, config_dir
+from retro_gamer.config.schema import ModelConfig, TrainerConfig, config_dir
 from retro_gamer.games import Crop, GameDescription, check_against_game, game_factory
-from retro_gamer.placement import choose_placement
+from retro_gamer.runtime.placement import choose_placement
 
 
 DEFAULT_MODEL = "mlp"  # the model option conf/config.yaml's defaults list names
@@ -148,7 +148,7 @@ def choose(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, *,
     """Decide what ``desc`` leaves open (see the module docstring). ``desc`` may be unresolved: the game is
     created and checked (``source`` names the description in errors) once here to look at it, and characters
     are discovered if the description has none."""
-    from retro_gamer.env import discover_characters
+    from retro_gamer.env.environment import discover_characters
 
     rule = rules()
     factory = game_factory(desc, base_dir)

@@ -5,7 +5,7 @@ game the same way and never re-runs the caller's script. It builds one object fr
 then runs that object's methods by name. Calls and answers are pickles over its stdin/stdout; prints in
 the child (a game's own) go to stderr. It ignores Ctrl+C (the trainer decides when to stop) and ends when
 its stdin closes. An exception in the child comes back here: a retro-gamer error as itself, the game's
-own failure as :class:`~retro_gamer.faults.GameCodeError` with its frames, anything else with the
+own failure as :class:`~retro_gamer.games.faults.GameCodeError` with its frames, anything else with the
 child's traceback.
 """
 
@@ -22,7 +22,7 @@ import traceback
 from typing import Any, Callable
 
 from retro_gamer.errors import HelperDied, RetroGamerError
-from retro_gamer.faults import GameCodeError, game_frames
+from retro_gamer.games.faults import GameCodeError, game_frames
 
 
 class ChildProcess:

@@ -2,9 +2,9 @@
 Huber loss, gradient clipping, a target network, an epsilon schedule by environment step with
 random warm-up, uniform or prioritised replay, and several games stepped per batched action choice.
 This module plays and chooses actions; the gradient step, the networks it trains and the replay memory
-are :mod:`retro_gamer.learner`'s, in this process or a second one.
+are :mod:`retro_gamer.dqn.learner`'s, in this process or a second one.
 
-Reporting goes through :mod:`retro_gamer.callbacks`; this module never imports MLflow.
+Reporting goes through :mod:`retro_gamer.dqn.callbacks`; this module never imports MLflow.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from retro_gamer import checkpoint
-from retro_gamer.callbacks import Callback, Window
-from retro_gamer.config import ModelKind, RunConfig, to_toml_dict
-from retro_gamer.env import GameEnvironment, check_rules
-from retro_gamer.game_batch import GameProcess, open_games
+from retro_gamer.run import checkpoint
+from retro_gamer.dqn.callbacks import Callback, Window
+from retro_gamer.config.schema import ModelKind, RunConfig, to_toml_dict
+from retro_gamer.env.environment import GameEnvironment, check_rules
+from retro_gamer.env.game_batch import GameProcess, open_games
 from retro_gamer.games import game_factory
-from retro_gamer.learner import LearnerProcess, Outbox, copy_weights, open_learner
-from retro_gamer.network import NumpyMLP, QNetwork
-from retro_gamer.placement import settled_placement, training_device
+from retro_gamer.dqn.learner import LearnerProcess, Outbox, copy_weights, open_learner
+from retro_gamer.dqn.network import NumpyMLP, QNetwork
+from retro_gamer.runtime.placement import settled_placement, training_device
 
 
 def build_q_network(cfg: RunConfig, env: GameEnvironment) -> QNetwork:
@@ -96,7 +96,7 @@ class DQNTrainer:
                 torch.set_num_threads(t.threads)
             torch.manual_seed(t.seed)
             self.rng = np.random.default_rng(t.seed)
-            from retro_gamer.autoconfig import rules
+            from retro_gamer.config.autoconfig import rules
 
             check_rules(cfg.game, game_factory(cfg.game, self.run_dir), f"The run {self.run_dir}")
             self.learner_elsewhere, second_process, self.games_note = settled_placement(
@@ -111,7 +111,7 @@ class DQNTrainer:
             raise
 
     def _build(self, cfg: RunConfig, saved: dict[str, Any] | None) -> None:
-        """The network that chooses actions, the learner (see :mod:`~retro_gamer.learner`) and counters; then
+        """The network that chooses actions, the learner (see :mod:`~retro_gamer.dqn.learner`) and counters; then
         what the run directory has to resume (``saved``: its ``resume.pt``, if any)."""
         t, dims = cfg.trainer, self.games.dims
         self.q = QNetwork.from_dims(cfg.model, dims)  # chooses actions; the learner's latest weights at each request
@@ -206,7 +206,7 @@ class DQNTrainer:
             "mean_length": round(float(np.mean(self.lengths[-window:])), 6) if self.lengths else None,
             "best_mean_return": self._best_window_mean(window),
             "epsilon_end_at_env_step": self._schedule[2],
-            # the schedule the run keeps: sized to its time limit, or set by a warm start (retro_gamer.warm_start)
+            # the schedule the run keeps: sized to its time limit, or set by a warm start (retro_gamer.run.warm_start)
             **({("warm_start" if "warm_start_from" in self.exploration else "exploration_sized_to_time_limit"):
                 self.exploration} if self.exploration else {}),
         }
@@ -286,7 +286,7 @@ class DQNTrainer:
         """Step every game, store transitions, learn; returns why it stopped.
 
         With the games in a second process they play in two groups, taking turns: while one group's turn
-        is played there (see :mod:`~retro_gamer.game_batch`), this process records the other's last turn,
+        is played there (see :mod:`~retro_gamer.env.game_batch`), this process records the other's last turn,
         chooses its next actions and learns. In this process all games are one group.
 
         A game that ends is restarted only after the stop check and before its next turn, so a run stopped
@@ -449,7 +449,7 @@ class DQNTrainer:
             self._save_resume_state()
 
     def _checkpoint(self) -> None:
-        """Resume state first, then the policy checkpoint (see :mod:`retro_gamer.checkpoint` for why)."""
+        """Resume state first, then the policy checkpoint (see :mod:`retro_gamer.run.checkpoint` for why)."""
         start_episode, start_steps, start_time = self._window
         self._collect()  # its losses belong to this window, wherever the learner runs
         count = self.episode - start_episode

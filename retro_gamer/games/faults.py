@@ -12,9 +12,7 @@ from pathlib import Path
 
 import retro
 
-import retro_gamer
-
-_OURS = Path(retro_gamer.__file__).resolve().parent
+_OURS = Path(__file__).resolve().parents[1]  # the retro_gamer package
 _RETRO = Path(retro.__file__).resolve().parent
 _GAMES = (_OURS / "examples", _RETRO / "examples")  # shipped games count as games
 _LIBRARIES = tuple({Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}) + (_OURS, _RETRO)
@@ -31,7 +29,7 @@ def is_game_file(filename: str) -> bool:
 
 
 class GameCodeError(Exception):
-    """The game's code failed in another process (the games' process, :mod:`retro_gamer.game_batch`):
+    """The game's code failed in another process (the games' process, :mod:`retro_gamer.env.game_batch`):
     its frames and exception, as text, since a traceback cannot cross a process boundary."""
 
     def __init__(self, exception: str, frames: list[traceback.FrameSummary]):

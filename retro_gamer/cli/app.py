@@ -23,13 +23,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from retro_gamer import __version__
-from retro_gamer.errors import RetroGamerError, explain_failure
+from retro_gamer.errors import RetroGamerError
+from retro_gamer.launch import explain_failure
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    from retro_gamer.compose import compose_run
-    from retro_gamer.config import CONFIG_FILE
-    from retro_gamer.run import prepare_run
+    from retro_gamer.config.compose import compose_run
+    from retro_gamer.config.schema import CONFIG_FILE
+    from retro_gamer.run.directory import prepare_run
 
     output = Path(args.output)
     if output.exists() and not output.is_dir():
@@ -48,9 +49,9 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 def describe(cfg, run_dir: Path, source: str, why: str | None = None) -> str:
     """A readable summary of a run's game, observation and network."""
-    from retro_gamer.env import GameEnvironment
+    from retro_gamer.env.environment import GameEnvironment
     from retro_gamer.games import game_factory
-    from retro_gamer.trainer import build_q_network
+    from retro_gamer.dqn.trainer import build_q_network
 
     g = cfg.game
     env = GameEnvironment(g, game_factory(g, run_dir), run_dir)
@@ -78,12 +79,13 @@ def describe(cfg, run_dir: Path, source: str, why: str | None = None) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from retro_gamer.config import check_settings, read_config, write_config
+    from retro_gamer.config.schema import check_settings, read_config, write_config
 
     run_dir = Path(args.run_dir)
     read_config(run_dir)  # a folder that is not a run is refused before the lock creates anything (and before torch loads)
-    from retro_gamer.run import budget_reached, check_game, finish_message, progress_so_far, train_run
-    from retro_gamer.runlock import run_lock
+    from retro_gamer.run.directory import budget_reached, check_game, progress_so_far
+    from retro_gamer.launch import finish_message, train_run
+    from retro_gamer.run.lock import run_lock
 
     with run_lock(run_dir):
         cfg = read_config(run_dir)
@@ -114,7 +116,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from retro_gamer.evaluate import evaluate
+    from retro_gamer.dqn.evaluate import evaluate
     from retro_gamer.policy import TrainedPolicy
 
     policy = TrainedPolicy(args.run_dir, checkpoint=args.checkpoint, tracking_uri=args.tracking_uri)
@@ -141,7 +143,7 @@ def _eval_table(agent: dict, rand: dict | None, epsilon: float) -> list[str]:
     width = [max(len(row[i]) for row in rows) for i in range(len(played))]
     lines = ["  " + "  ".join(f"{cell:<{w}}" for cell, w in zip(row, width)) + f"  {row[-1]}".rstrip() for row in rows]
     if rand:
-        from retro_gamer.evaluate import standard_errors_apart
+        from retro_gamer.dqn.evaluate import standard_errors_apart
 
         gap, errors = agent["mean_return"] - rand["mean_return"], standard_errors_apart(agent, rand)
         apart = (f"{abs(errors):.1f} standard errors; below 2 the gap may be chance" if math.isfinite(errors)
@@ -173,7 +175,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 def _log_returns(run_dir: Path) -> dict[str, str]:
     """Checkpoint name → the mean-return figure its training.log line reported."""
-    from retro_gamer.callbacks import LOG_FILE
+    from retro_gamer.dqn.callbacks import LOG_FILE
 
     found = {}
     log = run_dir / LOG_FILE
@@ -185,9 +187,9 @@ def _log_returns(run_dir: Path) -> dict[str, str]:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from retro_gamer import checkpoint
-    from retro_gamer.callbacks import METRICS_FILE
-    from retro_gamer.config import read_config
+    from retro_gamer.run import checkpoint
+    from retro_gamer.dqn.callbacks import METRICS_FILE
+    from retro_gamer.config.schema import read_config
     from retro_gamer.policy import resolve_source
 
     run_dir = resolve_source(args.run_dir, args.tracking_uri)
@@ -218,7 +220,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from retro_gamer.plots import plot_learning_curve
+    from retro_gamer.tracking.plots import plot_learning_curve
 
     output = plot_learning_curve(Path(args.run_dir), Path(args.output) if args.output else None)
     print(f"Wrote {output}")
@@ -227,7 +229,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from retro_gamer.policy import TrainedPolicy
-    from retro_gamer.recording import write_replay
+    from retro_gamer.tracking.recording import write_replay
 
     from retro_gamer.files import check_output_file
 
@@ -242,16 +244,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from retro_gamer import store
-    from retro_gamer.mlflow_model import promote
+    from retro_gamer.tracking import store
+    from retro_gamer.tracking.mlflow_model import promote
 
     print(promote(args.source, args.name, args.alias, store.resolve_uri(args.tracking_uri, Path.cwd())))
     return 0
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from retro_gamer.config import read_config
-    from retro_gamer.runlock import run_lock
+    from retro_gamer.config.schema import read_config
+    from retro_gamer.run.lock import run_lock
 
     run_dir = Path(args.run_dir)
     read_config(run_dir)  # only clean what is really a run directory
@@ -260,10 +262,10 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def _clean(run_dir: Path, yes: bool) -> int:
-    from retro_gamer import checkpoint
-    from retro_gamer.callbacks import LOG_FILE, METRICS_FILE
-    from retro_gamer.plots import CURVE_FILE
-    from retro_gamer.tracking import TRACKING_FILE
+    from retro_gamer.run import checkpoint
+    from retro_gamer.dqn.callbacks import LOG_FILE, METRICS_FILE
+    from retro_gamer.tracking.plots import CURVE_FILE
+    from retro_gamer.tracking.mlflow_run import TRACKING_FILE
 
     doomed = [p for _, p in checkpoint.list_checkpoints(run_dir)] + sorted((run_dir / checkpoint.REPLAY_DIR).glob("*.pt"))
     names = (checkpoint.RESUME_FILE, LOG_FILE, METRICS_FILE, CURVE_FILE, TRACKING_FILE)
@@ -389,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from retro_gamer.store import disable_telemetry_unless_chosen
+    from retro_gamer.tracking.store import disable_telemetry_unless_chosen
 
     disable_telemetry_unless_chosen()
     args = build_parser().parse_args(argv)
@@ -405,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        from retro_gamer.run import stopped_at_once_message
+        from retro_gamer.launch import stopped_at_once_message
 
         command = f"retro-gamer train {args.run_dir}" if args.command == "train" else "the same command"
         print(stopped_at_once_message(command), file=sys.stderr)

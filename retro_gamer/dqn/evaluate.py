@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from retro_gamer.config import RunConfig
-from retro_gamer.env import GameEnvironment, check_rules
+from retro_gamer.config.schema import RunConfig
+from retro_gamer.env.environment import GameEnvironment, check_rules
 from retro_gamer.games import game_factory
-from retro_gamer.network import QNetwork
+from retro_gamer.dqn.network import QNetwork
 
 
 NO_OP = "no-op"  # the name the key shares use for the last action, no key pressed this turn

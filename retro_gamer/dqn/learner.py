@@ -20,15 +20,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from retro_gamer import checkpoint
-from retro_gamer.child_process import ChildProcess
-from retro_gamer.child_process import serve as serve_calls
+from retro_gamer.run import checkpoint
+from retro_gamer.runtime.child_process import ChildProcess
+from retro_gamer.runtime.child_process import serve as serve_calls
 from retro_gamer.errors import RetroGamerError
-from retro_gamer.network import QNetwork
-from retro_gamer.replay import PrioritizedReplayBuffer, ReplayBuffer, Transitions, transition_arrays
+from retro_gamer.dqn.network import QNetwork
+from retro_gamer.dqn.replay_memory import PrioritizedReplayBuffer, ReplayBuffer, Transitions, transition_arrays
 
 if TYPE_CHECKING:
-    from retro_gamer.config import RunConfig
+    from retro_gamer.config.schema import RunConfig
 
 
 class Outbox:
@@ -247,7 +247,7 @@ class LocalLearner:
 
 
 class LearnerProcess(ChildProcess):
-    """A :class:`Learner` in a child process (:mod:`~retro_gamer.child_process`): a request runs there while
+    """A :class:`Learner` in a child process (:mod:`~retro_gamer.runtime.child_process`): a request runs there while
     this process plays on; :meth:`wait` collects it."""
 
     role = "the learner process"
@@ -260,7 +260,7 @@ class LearnerProcess(ChildProcess):
         try:
             os.ftruncate(fd, 4 * length)
             self.published = WeightSlots(np.memmap(path, np.float32, "r+", shape=(length,)))
-            super().__init__("retro_gamer.learner", cfg, dims, weights, device, path)
+            super().__init__("retro_gamer.dqn.learner", cfg, dims, weights, device, path)
         finally:
             os.close(fd)
             os.unlink(path)  # both sides have it mapped; nothing is left behind whatever happens next
@@ -291,7 +291,7 @@ class LearnerProcess(ChildProcess):
 
 def open_learner(cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor], second_process: bool,
                  device: torch.device) -> LocalLearner | LearnerProcess:
-    """The learner, on ``device`` (the trainer's: :func:`~retro_gamer.placement.training_device`), here or in a second process."""
+    """The learner, on ``device`` (the trainer's: :func:`~retro_gamer.runtime.placement.training_device`), here or in a second process."""
     return LearnerProcess(cfg, dims, weights, device) if second_process else LocalLearner(Learner(cfg, dims, weights, device))
 
 

@@ -1,27 +1,24 @@
-"""A run directory: resolve the game against its code, write ``config.toml``, then train.
+"""A run directory: resolve the game against its code, write ``config.toml``, and say how far it has trained.
 
-Both entry points (``python -m retro_gamer.train`` and ``retro-gamer train DIR``) end here, so
-they share one engine and produce the same files.
+Both entry points (``python -m retro_gamer.train`` and ``retro-gamer train DIR``) prepare runs here and train them
+with :mod:`retro_gamer.launch`, so they share one engine and produce the same files.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from retro_gamer import checkpoint
-from retro_gamer.callbacks import METRICS_FILE, Callback, ConsoleProgress, RunLog
-from retro_gamer.config import (
+from retro_gamer.run import checkpoint
+from retro_gamer.config.schema import (
     CONFIG_FILE, RunConfig, check_settings, from_toml_dict, read_config, to_toml_dict, write_config,
 )
 from retro_gamer.errors import ConfigError
-from retro_gamer.env import check_board_size, discover_characters, ends_by_itself, rules_of
+from retro_gamer.env.environment import check_board_size, discover_characters, ends_by_itself, rules_of
 from retro_gamer.games import GameDescription, check_against_game, game_factory, is_model_uri, portable, rebase
-from retro_gamer.runlock import run_lock
+from retro_gamer.run.lock import run_lock
 
 
 def resolve_game(desc: GameDescription, source: str, base_dir: Path, exploration_turns: int, seed: int) -> GameDescription:
@@ -139,52 +136,3 @@ def nothing_to_do(run_dir: Path, cfg: RunConfig) -> str | None:
         return (f"{run_dir} already has {env_steps:,} env steps (trainer.total_env_steps = {t.total_env_steps:,}): nothing "
                 "to do. Raise trainer.total_env_steps (or `retro-gamer train RUN --steps N`) to train further.")
     return None
-
-
-def train_run(run_dir: Path, cfg: RunConfig | None = None, callbacks: list[Callback] | None = None,
-              progress: bool = True) -> dict[str, Any]:
-    """Train (or resume) the run in ``run_dir``; ``cfg`` defaults to its ``config.toml``. A run that has trained all
-    its budget allows changes nothing on disk or in tracking: its saved totals come back, ``stopped_by`` saying so."""
-    from retro_gamer.trainer import DQNTrainer  # torch is imported only when training
-
-    with run_lock(run_dir):
-        cfg = cfg or read_config(run_dir)
-        done = nothing_to_do(run_dir, cfg)
-        if done is not None:
-            print(done, flush=True)
-            return {**saved_metrics(run_dir), "stopped_by": "nothing_to_do", "status": "finished"}
-        hooks: list[Callback] = [RunLog(run_dir)]
-        if progress:
-            hooks.append(ConsoleProgress())
-        if cfg.tracking.enabled:
-            from retro_gamer.tracking import MlflowTracking
-
-            hooks.append(MlflowTracking(cfg, run_dir))
-        trainer = DQNTrainer(cfg, run_dir, hooks + list(callbacks or []))
-        return trainer.train()
-
-
-def saved_metrics(run_dir: Path) -> dict[str, Any]:
-    """The run's ``metrics.json`` (its totals), or what its counters say where that file is missing or damaged."""
-    try:
-        return json.loads((Path(run_dir) / METRICS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        episodes, env_steps = progress_so_far(run_dir)
-        return {"episodes": episodes, "env_steps": env_steps, "env_steps_per_s": 0.0, "mean_return": None}
-
-
-def stopped_at_once_message(resume_command: str) -> str:
-    """A second Ctrl+C: one line, no traceback."""
-    return f"Stopped at once; the files saved before are intact. Resume with: {resume_command}"
-
-
-def finish_message(summary: dict[str, Any], run_dir: Path, resume_command: str) -> str:
-    """What both entry points print when training stops."""
-    if summary["stopped_by"] == "nothing_to_do":
-        return f"Nothing trained; {run_dir} is as it was."
-    lines = []
-    if summary["stopped_by"] == "interrupted":
-        lines.append(f"Stopped at episode {summary['episodes']}; checkpoint saved. Resume with: {resume_command}")
-    lines.append(f"Trained {summary['episodes']} episodes ({summary['env_steps']:,} env steps, "
-                 f"{summary['env_steps_per_s']:,.0f}/s). Results in {run_dir}")
-    return "\n".join(lines)

@@ -21,7 +21,7 @@ from retro.input import ProgrammaticInput
 
 from retro_gamer.errors import GameFault
 from retro_gamer.games import Crop, GameDescription, load_factory
-from retro_gamer.observation import Observation, ObservationEncoder
+from retro_gamer.env.observation import Observation, ObservationEncoder
 
 
 def make_encoder(desc: GameDescription, base_dir: Path | None = None, agent: str | None = None) -> ObservationEncoder:
@@ -36,7 +36,7 @@ class GameEnvironment:
 
     def __init__(self, desc: GameDescription, factory: Callable[[], Any], base_dir: Path | None = None):
         if desc.board_size is None or desc.character_set is None:
-            raise ValueError("board_size and character_set must be resolved first (see retro_gamer.run.prepare_run)")
+            raise ValueError("board_size and character_set must be resolved first (see retro_gamer.run.directory.prepare_run)")
         self.desc = desc
         self.factory = factory
         self.keys: list[str | None] = list(desc.actions) + [None]

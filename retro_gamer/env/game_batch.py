@@ -19,11 +19,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from retro_gamer.env import GameEnvironment
+from retro_gamer.env.environment import GameEnvironment
 from retro_gamer.errors import RetroGamerError
-from retro_gamer.child_process import ChildProcess
-from retro_gamer.child_process import serve as serve_calls
-from retro_gamer.faults import GameCodeError
+from retro_gamer.runtime.child_process import ChildProcess
+from retro_gamer.runtime.child_process import serve as serve_calls
+from retro_gamer.games.faults import GameCodeError
 from retro_gamer.games import GameDescription, game_factory
 
 class Turn(NamedTuple):
@@ -94,7 +94,7 @@ class LocalGames:
 
 
 class GameProcess(ChildProcess):
-    """The same games as :class:`LocalGames`, played in a child process (:mod:`~retro_gamer.child_process`)
+    """The same games as :class:`LocalGames`, played in a child process (:mod:`~retro_gamer.runtime.child_process`)
     while this one learns."""
 
     role = "the games' process"
@@ -104,7 +104,7 @@ class GameProcess(ChildProcess):
         self._final_random_state: Any = None
         self._in_flight = 0  # turns sent whose answers are not read yet
         self._early: deque[Turn] = deque()  # turns read while waiting for a later answer
-        super().__init__("retro_gamer.game_batch", desc, Path(run_dir).resolve(), count, seed)
+        super().__init__("retro_gamer.env.game_batch", desc, Path(run_dir).resolve(), count, seed)
         self.dims = self.started
 
     def _call(self, *message: Any) -> Any:

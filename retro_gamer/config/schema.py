@@ -88,7 +88,7 @@ class TrainerConfig:
     total_env_steps: int | None = field(default=None, metadata=_number(1, 10**12))
     time_limit: float | None = field(default=None, metadata=_number(0, 10**6, whole=False, above=True))  # minutes of wall clock, then stop cleanly
     seed: int = field(default=0, metadata=_number(0, 2**32 - 1))
-    device: str = field(default="auto", metadata=_DEVICE)  # auto: see retro_gamer.placement.training_device
+    device: str = field(default="auto", metadata=_DEVICE)  # auto: see retro_gamer.runtime.placement.training_device
     lr: float = field(default=5e-4, metadata=_number(0, 1, whole=False, above=True))
     gamma: float = field(default=0.99, metadata=_number(0, 1, whole=False))
     n_step: int = field(default=3, metadata=_number(1, 1_000))
@@ -120,14 +120,14 @@ class TrainerConfig:
     threads: int = field(default=0, metadata=_number(0, 1_024))  # torch CPU threads; 0 = torch's default (all cores)
     # play the games in a second process while this one learns (the same games, in two groups that take turns);
     # learn in a second process while this one plays and chooses actions. None: chosen when the run is created
-    # and written to config.toml (retro_gamer.placement.choose_placement)
+    # and written to config.toml (retro_gamer.runtime.placement.choose_placement)
     game_process: bool | None = None
     learner_process: bool | None = None
 
 
 @dataclass
 class TrackingConfig:
-    """MLflow tracking (see :mod:`retro_gamer.tracking`; where the store is: :mod:`retro_gamer.store`)."""
+    """MLflow tracking (see :mod:`retro_gamer.tracking.mlflow_run`; where the store is: :mod:`retro_gamer.tracking.store`)."""
 
     enabled: bool = True
     uri: str | None = None  # None: MLFLOW_TRACKING_URI, else SQLite under the project's mlruns/
@@ -229,8 +229,9 @@ def job_dir(override_dirname: str, job_number: int) -> str:
 
 def config_dir() -> Path:
     """The Hydra config tree: inside the package when installed from a wheel, else the repo's ``conf/``."""
-    packaged = Path(__file__).parent / "conf"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "conf"
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "conf"
+    return packaged if packaged.is_dir() else package.parent / "conf"
 
 
 def available_games() -> list[str]:

@@ -18,7 +18,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from retro_gamer.config import (
+from retro_gamer.config.schema import (
     AppConfig, ModelConfig, RunConfig, TrackingConfig, TrainerConfig, available_games, config_dir, register_configs,
 )
 from retro_gamer.errors import ConfigError, RetroGamerError
@@ -136,7 +136,7 @@ def description_source(base: str, overrides: list[str]) -> str:
 def run_config_from_hydra(cfg: DictConfig, game_choice: str | None, overrides: list[str] | None = None,
                           why: list[str] | None = None, previous: RunConfig | None = None) -> RunConfig:
     """Turn a composed :class:`AppConfig` into a :class:`RunConfig`, validating the game node and filling in
-    what the game leaves open (:mod:`retro_gamer.autoconfig`). ``overrides`` (default: Hydra's own, inside a
+    what the game leaves open (:mod:`retro_gamer.config.autoconfig`). ``overrides`` (default: Hydra's own, inside a
     Hydra app) tell which choices the user made; ``why``, when given, receives the reasons; ``previous``, the
     config.toml of a run directory that exists, whose automatic choices are kept (:func:`keep_choices`)."""
     if cfg.game is None:
@@ -174,12 +174,12 @@ def _hydra_overrides() -> list[str]:
 def apply_choices(cfg: RunConfig, *, explicit_crop: bool, explicit_model: bool, explicit_decay: bool,
                   base_dir: Path | None = None, source: str = "game description",
                   previous: RunConfig | None = None) -> tuple[RunConfig, str]:
-    """What :func:`retro_gamer.autoconfig.choose` decides, applied to ``cfg``; for a run that exists already
+    """What :func:`retro_gamer.config.autoconfig.choose` decides, applied to ``cfg``; for a run that exists already
     (``previous``: its config.toml), what was chosen when it was created (:func:`keep_choices`). A model or
     schedule that differs from the defaults counts as chosen too (a caller composing without Hydra's override
     list), and the user's own ``model.*`` values (what differs from the default option) carry over onto a
     chosen network."""
-    from retro_gamer.autoconfig import DEFAULT_MODEL, choose, model_config
+    from retro_gamer.config.autoconfig import DEFAULT_MODEL, choose, model_config
 
     default_model = model_config(DEFAULT_MODEL)
     explicit_model = explicit_model or cfg.model.kind != default_model.kind

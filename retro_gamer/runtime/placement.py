@@ -16,12 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retro_gamer.config import ModelKind
+from retro_gamer.config.schema import ModelKind
 
 if TYPE_CHECKING:
     import torch
 
-    from retro_gamer.config import RunConfig, TrainerConfig
+    from retro_gamer.config.schema import RunConfig, TrainerConfig
 
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")

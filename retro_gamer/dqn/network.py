@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from retro_gamer.config import ModelConfig, ModelKind
+from retro_gamer.config.schema import ModelConfig, ModelKind
 
 
 class QNetwork(nn.Module):

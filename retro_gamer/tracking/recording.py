@@ -23,7 +23,7 @@ from retro.views._util import get_agent_character
 
 from retro_gamer.files import atomic_write_bytes
 from retro_gamer.games import game_factory
-from retro_gamer.observation import top_agents
+from retro_gamer.env.observation import top_agents
 
 if TYPE_CHECKING:
     from retro_gamer.policy import TrainedPolicy
@@ -66,7 +66,7 @@ def _json_safe(value: Any) -> Any:
 
 
 def board_rows(game: Any) -> list[str]:
-    """The board as rows of characters, as the network sees it (:func:`retro_gamer.observation.top_agents`):
+    """The board as rows of characters, as the network sees it (:func:`retro_gamer.env.observation.top_agents`):
     each cell shows its highest-``z`` agent, multi-cell agents their character for that cell."""
     width, height = game.board_size
     grid = [[" "] * width for _ in range(height)]

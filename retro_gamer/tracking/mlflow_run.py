@@ -1,7 +1,7 @@
 """MLflow tracking as a training callback: one MLflow run per run directory, params, tags, batched
 metrics, artifacts, episode replays and the final policy model.
 
-The trainer never imports this module; :func:`retro_gamer.run.train_run` adds the callback when
+The trainer never imports this module; :func:`retro_gamer.launch.train_run` adds the callback when
 ``tracking.enabled``. A store that stops answering never stops training: the first failure prints
 one warning, later sends are skipped and counted, and the end of training says what was not sent.
 """
@@ -23,12 +23,14 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from omegaconf import OmegaConf
 
-from retro_gamer import __version__, store
-from retro_gamer.callbacks import LOG_FILE, METRICS_FILE, Callback, Window
-from retro_gamer.config import CONFIG_FILE, RunConfig
+from retro_gamer import __version__
+
+from retro_gamer.tracking import store
+from retro_gamer.dqn.callbacks import LOG_FILE, METRICS_FILE, Callback, Window
+from retro_gamer.config.schema import CONFIG_FILE, RunConfig
 
 if TYPE_CHECKING:
-    from retro_gamer.trainer import DQNTrainer
+    from retro_gamer.dqn.trainer import DQNTrainer
 
 TRACKING_FILE = "tracking.json"  # which store and MLflow run this run directory continues
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
@@ -165,7 +167,7 @@ def run_name(run_dir: Path) -> str:
 
 def log_replay(client: Any, run_id: str, policy: Any, name: str, seed: int) -> None:
     """Record one greedy episode of ``policy`` and log it as ``replays/NAME.html`` and ``.txt`` on the run."""
-    from retro_gamer.recording import write_replay
+    from retro_gamer.tracking.recording import write_replay
 
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / f"{name}.html"
@@ -410,7 +412,7 @@ class MlflowTracking(Callback):
             return
         model_uri = None
         if summary["status"] != "failed":
-            from retro_gamer import checkpoint
+            from retro_gamer.run import checkpoint
 
             latest = checkpoint.latest_checkpoint(self.run_dir)
             if latest is not None and latest != self._replayed and self.cfg.tracking.replay_every != 0:
@@ -422,7 +424,7 @@ class MlflowTracking(Callback):
         self._report(summary, model_uri, bool(ended))
 
     def _log_files(self) -> None:
-        from retro_gamer.plots import plot_learning_curve
+        from retro_gamer.tracking.plots import plot_learning_curve
 
         for name in (LOG_FILE, METRICS_FILE):
             if (self.run_dir / name).is_file():
@@ -431,8 +433,8 @@ class MlflowTracking(Callback):
             self.client.log_artifact(self.run_id, str(plot_learning_curve(self.run_dir)))
 
     def _log_model(self) -> str | None:
-        from retro_gamer import checkpoint
-        from retro_gamer.mlflow_model import log_policy_model, register_policy
+        from retro_gamer.run import checkpoint
+        from retro_gamer.tracking.mlflow_model import log_policy_model, register_policy
 
         latest = checkpoint.latest_checkpoint(self.run_dir)
         if latest is None:

@@ -27,17 +27,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from retro_gamer import checkpoint
-from retro_gamer.config import CONFIG_FILE, RunConfig, to_toml_dict
+from retro_gamer.run import checkpoint
+from retro_gamer.config.schema import CONFIG_FILE, RunConfig, to_toml_dict
 from retro_gamer.errors import IncompatibleRunError, RetroGamerError
-from retro_gamer.run import budget_reached, has_training_state
-from retro_gamer.runlock import run_lock
+from retro_gamer.run.directory import budget_reached, has_training_state
+from retro_gamer.run.lock import run_lock
 
 
 def warm_start(previous_run: Path, run_dir: Path, cfg: RunConfig, *, epsilon: float, over_steps: int,
                keep_replay: bool = True) -> str:
-    """Make ``run_dir`` (set up by :func:`~retro_gamer.run.prepare_run` with ``cfg``, not trained yet) continue
-    ``previous_run``'s training state when :func:`~retro_gamer.run.train_run` trains it; returns a one-line note
+    """Make ``run_dir`` (set up by :func:`~retro_gamer.run.directory.prepare_run` with ``cfg``, not trained yet) continue
+    ``previous_run``'s training state when :func:`~retro_gamer.launch.train_run` trains it; returns a one-line note
     of what it continues. See the module docstring for what carries over and why."""
     previous_run, run_dir = Path(previous_run), Path(run_dir)
     if not 0 <= epsilon <= 1 or over_steps < 0:

@@ -20,7 +20,7 @@ an object with ``get_action(game)``, or ``None`` for the game's scripted round-0
   other side's scripted generation and its coins; each final generation's worst case (exploitability); and
   the gate, whether each final generation does at least as well as every earlier one of its side.
 
-    python -m retro_gamer.tournament --player r0=scripted --player r1=runs/player_r1 \\
+    python -m retro_gamer.adversarial.tournament --player r0=scripted --player r1=runs/player_r1 \\
         --enemy r0=scripted --enemy r1=runs/enemy_r1 --json metrics/tournament.json \\
         --ratings metrics/ratings.csv --heatmap metrics/payoff.png
 """
@@ -311,10 +311,10 @@ def _generation(text: str) -> tuple[str, str | None]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m retro_gamer.tournament",
+        prog="python -m retro_gamer.adversarial.tournament",
         description="Round robin: every player generation against every enemy generation, judged by the game's "
                     "outcome, with 90 %% intervals, Elo-style ratings, exploitability and gates.",
-        epilog="Example: python -m retro_gamer.tournament --player r0=scripted --player r1=runs/player_r1 "
+        epilog="Example: python -m retro_gamer.adversarial.tournament --player r0=scripted --player r1=runs/player_r1 "
                "--enemy r0=scripted --enemy r1=models:/chase-enemy@champion --json metrics/tournament.json "
                "--heatmap metrics/payoff.png",
     )

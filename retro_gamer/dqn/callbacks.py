@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from retro_gamer.files import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from retro_gamer.trainer import DQNTrainer
+    from retro_gamer.dqn.trainer import DQNTrainer
 
 LOG_FILE = "training.log"
 METRICS_FILE = "metrics.json"

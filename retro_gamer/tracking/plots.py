@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from retro_gamer import checkpoint
-from retro_gamer.config import read_config
+from retro_gamer.run import checkpoint
+from retro_gamer.config.schema import read_config
 from retro_gamer.errors import RetroGamerError
 from retro_gamer.files import atomic_write_bytes, check_output_file
 

@@ -32,8 +32,18 @@ from typing import Any
 import yaml
 from results import REPO, write_results  # this folder's
 
-COPIED = ["dvc.yaml", "params.yaml", "pipelines", "conf", "retro_gamer", "pyproject.toml", ".dvc/config", ".dvcignore",
-          ".dvc/.gitignore", ".gitignore"]
+COPIED = [
+    "dvc.yaml",
+    "params.yaml",
+    "pipelines",
+    "conf",
+    "retro_gamer",
+    "pyproject.toml",
+    ".dvc/config",
+    ".dvcignore",
+    ".dvc/.gitignore",
+    ".gitignore",
+]
 FULL_ROUNDS, FULL_STEPS = 5, 600_000  # the "full" setting: 5 rounds, twice the demo's env steps per generation
 DROP_LIMIT = 0.10
 
@@ -65,10 +75,15 @@ def run(args: list[str], cwd: Path) -> float:
     """Run a dvc command with this environment's executables first on PATH and the copy's own ``retro_gamer``
     first on the import path (not the checkout an editable install points at, which may change meanwhile);
     its seconds."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(cwd)}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(cwd),
+    }
     start = time.perf_counter()
-    result = subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=cwd, env=env, text=True,
-                            capture_output=True, check=False)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dvc"), *args], cwd=cwd, env=env, text=True, capture_output=True, check=False
+    )
     if result.returncode != 0:
         raise SystemExit(f"dvc {' '.join(args)} failed in {cwd}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     return time.perf_counter() - start
@@ -96,17 +111,24 @@ def generation_speeds(copy: Path) -> dict[str, Any]:
             if not (folder / "metrics.json").is_file():
                 continue
             now = json.loads((folder / "metrics.json").read_text())
-            speeds[folder.name] = (now["env_steps"] - before["env_steps"]) / (now["wall_seconds"] - before["wall_seconds"])
+            speeds[folder.name] = (now["env_steps"] - before["env_steps"]) / (
+                now["wall_seconds"] - before["wall_seconds"]
+            )
             before = now
     against_script = speeds["player_r1"]
-    return {name: {"env_steps_per_s": round(v), "of_player_r1": round(v / against_script, 3)} for name, v in speeds.items()}
+    return {
+        name: {"env_steps_per_s": round(v), "of_player_r1": round(v / against_script, 3)} for name, v in speeds.items()
+    }
 
 
 def weights_of(copy: Path) -> dict[str, Any]:
     from retro_gamer.policy import TrainedPolicy
 
-    return {folder.name: TrainedPolicy(folder).network.state_dict()
-            for folder in sorted((copy / "runs" / "adversarial").iterdir()) if (folder / "config.toml").is_file()}
+    return {
+        folder.name: TrainedPolicy(folder).network.state_dict()
+        for folder in sorted((copy / "runs" / "adversarial").iterdir())
+        if (folder / "config.toml").is_file()
+    }
 
 
 def same_weights(a: Path, b: Path) -> bool:
@@ -114,7 +136,9 @@ def same_weights(a: Path, b: Path) -> bool:
 
     first, second = weights_of(a), weights_of(b)
     return first.keys() == second.keys() and all(
-        first[g].keys() == second[g].keys() and all(torch.equal(first[g][k], second[g][k]) for k in first[g]) for g in first)
+        first[g].keys() == second[g].keys() and all(torch.equal(first[g][k], second[g][k]) for k in first[g])
+        for g in first
+    )
 
 
 def main() -> None:
@@ -122,7 +146,9 @@ def main() -> None:
     parser.add_argument("--setting", choices=["demo", "full"], default="demo")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rise", type=float, help="the rating rise r1 -> final to check (default 100 demo, 300 full)")
-    parser.add_argument("--twice", action="store_true", help="also run the first seed in a second fresh copy and compare")
+    parser.add_argument(
+        "--twice", action="store_true", help="also run the first seed in a second fresh copy and compare"
+    )
     parser.add_argument("--out", type=Path, help="where the copies go (default: a temporary folder)")
     parser.add_argument("--name", help="the results file's name (default adversarial_<setting>)")
     args = parser.parse_args()
@@ -137,26 +163,49 @@ def main() -> None:
         gates = json.loads((copy / "metrics" / "gates.json").read_text())
         tournament = json.loads((copy / "metrics" / "tournament.json").read_text())
         verdict = checks(gates, rise)
-        per_seed[str(seed)] = {"command": "dvc " + " ".join(command), "seconds": round(seconds, 1),
-                               "checks": verdict, "passed": all(verdict.values()), "gates": gates,
-                               "ratings": tournament["ratings"], "speeds": generation_speeds(copy)}
+        per_seed[str(seed)] = {
+            "command": "dvc " + " ".join(command),
+            "seconds": round(seconds, 1),
+            "checks": verdict,
+            "passed": all(verdict.values()),
+            "gates": gates,
+            "ratings": tournament["ratings"],
+            "speeds": generation_speeds(copy),
+        }
         print(f"seed {seed}: {seconds:.0f} s; " + ", ".join(f"{k} {v}" for k, v in verdict.items()), flush=True)
         if number == 0 and args.twice:  # the same command in a second fresh copy, before the next seed changes this one
             second = fresh_copy(out / "second", args.setting)
             run(command, second)
             figures["twice"] = {
                 "same_weights": same_weights(copy, second),
-                "same_tournament": all((copy / "metrics" / f).read_text() == (second / "metrics" / f).read_text()
-                                       for f in ("tournament.json", "gates.json")),
+                "same_tournament": all(
+                    (copy / "metrics" / f).read_text() == (second / "metrics" / f).read_text()
+                    for f in ("tournament.json", "gates.json")
+                ),
             }
             print(f"second fresh copy: {figures['twice']}", flush=True)
     passing = sum(s["passed"] for s in per_seed.values())
     needed = 2 if len(args.seeds) >= 3 else len(args.seeds)
-    figures.update({"per_seed": per_seed, "seeds_passing": passing, "setting_passes": passing >= needed,
-                    "slowest_seconds": max(s["seconds"] for s in per_seed.values())})
-    path = write_results(args.name or f"adversarial_{args.setting}", settings={
-        "setting": args.setting, "rise": rise, "drop_limit": DROP_LIMIT, "twice": args.twice,
-        "params": yaml.safe_load((copy / "params.yaml").read_text())}, figures=figures, seeds=args.seeds)
+    figures.update(
+        {
+            "per_seed": per_seed,
+            "seeds_passing": passing,
+            "setting_passes": passing >= needed,
+            "slowest_seconds": max(s["seconds"] for s in per_seed.values()),
+        }
+    )
+    path = write_results(
+        args.name or f"adversarial_{args.setting}",
+        settings={
+            "setting": args.setting,
+            "rise": rise,
+            "drop_limit": DROP_LIMIT,
+            "twice": args.twice,
+            "params": yaml.safe_load((copy / "params.yaml").read_text()),
+        },
+        figures=figures,
+        seeds=args.seeds,
+    )
     print(f"{passing} of {len(args.seeds)} seeds pass every check; figures in {path}")
 
 

@@ -13,6 +13,7 @@ import random
 import time
 from pathlib import Path
 
+from results import write_results  # this folder's
 from retro.input import ProgrammaticInput
 from retro.views import HeadlessView
 
@@ -20,7 +21,6 @@ from retro_gamer.config.schema import config_dir
 from retro_gamer.env.environment import GameEnvironment
 from retro_gamer.games import load_factory, parse_description
 from retro_gamer.run.directory import resolve_game
-from results import write_results  # this folder's
 
 
 def raw_rate(factory, keys, steps: int, view: bool) -> float:
@@ -65,9 +65,16 @@ def main() -> None:
     print(f"raw game.step(), no view       : {no_view:10,.0f} steps/s")
     print(f"GameEnvironment.step() (crop 11x11 + apple_dx/dy): {wrapped:10,.0f} steps/s")
     print(f"ratio vs raw + HeadlessView: {wrapped / with_view:.2f}   ratio vs raw, no view: {wrapped / no_view:.2f}")
-    path = write_results("env_speed", settings={"steps": args.steps, "game": "snake"}, seeds=[0], figures={
-        "raw_with_view_steps_per_s": round(with_view), "raw_no_view_steps_per_s": round(no_view),
-        "game_environment_steps_per_s": round(wrapped)})
+    path = write_results(
+        "env_speed",
+        settings={"steps": args.steps, "game": "snake"},
+        seeds=[0],
+        figures={
+            "raw_with_view_steps_per_s": round(with_view),
+            "raw_no_view_steps_per_s": round(no_view),
+            "game_environment_steps_per_s": round(wrapped),
+        },
+    )
     print(f"Wrote {path}")
 
 

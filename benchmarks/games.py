@@ -43,7 +43,10 @@ GAMES = {  # name: (the --game of retro-gamer create, overrides)
     "snake": ("snake", []),  # the hand-tuned conf/game/snake.yaml
     "snake_plain": ("snake_plain", []),  # snake with keys, reward and length only
     "chase_enemy": (f"{CHASE}:create_enemy_training_game", []),
-    "chase_player": (f"{CHASE}:create_player_training_game", ["game.reward=player_reward", "game.crop={agent: player, radius: 3}"]),
+    "chase_player": (
+        f"{CHASE}:create_player_training_game",
+        ["game.reward=player_reward", "game.crop={agent: player, radius: 3}"],
+    ),
     "gems": ("gems", []),  # walls, gems, ghosts; nothing tuned
     "stars": (str(SMALL / "stars" / "stars.py"), []),  # 20x10: stars to collect, a bouncing comet
     "vault": (str(SMALL / "vault" / "vault.py"), []),  # 20x12 maze: coins appear at random, a wandering guard
@@ -82,8 +85,8 @@ def bench_game(name: str, minutes: list[float], episodes: int, out: Path, extra:
     from retro_gamer.config.schema import write_config
     from retro_gamer.dqn.evaluate import standard_errors_apart
     from retro_gamer.games import game_factory
-    from retro_gamer.run.directory import prepare_run
     from retro_gamer.launch import train_run
+    from retro_gamer.run.directory import prepare_run
 
     game, overrides = GAMES[name]
     whole = "game.crop=null" in extra
@@ -108,7 +111,9 @@ def bench_game(name: str, minutes: list[float], episodes: int, out: Path, extra:
         if random_play is None:
             random_play = evaluate_run(run_dir, episodes, 1.0)
         extra_text = ""
-        if cfg.game.reward != "score" and "score" in trained["final_state"]:  # snake: reward is shaped, score counts apples
+        if (
+            cfg.game.reward != "score" and "score" in trained["final_state"]
+        ):  # snake: reward is shaped, score counts apples
             extra_text = f"  score {trained['final_state']['score']:.0f}"
         if name == "chase_enemy":
             caught = evaluate_run(run_dir, episodes, 0.0, f"{Path(__file__).resolve()}:enemy_vs_random_player")
@@ -118,22 +123,38 @@ def bench_game(name: str, minutes: list[float], episodes: int, out: Path, extra:
         # and the training speed so far is compared with the mean of every timing so far
         raws.append(raw_rate(factory, keys, RAW_TURNS, view=False))
         share = speed / (sum(raws) / len(raws))
-        apart = standard_errors_apart(trained, random_play)  # retro_gamer.dqn.evaluate's, as `retro-gamer eval` prints it
-        print(f"{name:<13} {observation_text(cfg):<32} {mark:>5g} min {speed:>8,.0f}/s {share:>4.0%} of raw "
-              f"{trained['mean_return']:>9.2f} vs {random_play['mean_return']:>8.2f} ({apart:+.1f} SE) "
-              f"{trained['mean_length']:>7,.0f} vs {random_play['mean_length']:>6,.0f}  (eval {time.perf_counter() - start:.0f}s){extra_text}",
-              flush=True)
-        rows.append({"game": name, "observation": observation_text(cfg), "minutes": mark, "env_steps": summary["env_steps"],
-                     "env_steps_per_s": speed, "share_of_raw": round(share, 3),
-                     "greedy": {k: trained[k] for k in ("mean_return", "std_return", "mean_length")},
-                     "random": {k: random_play[k] for k in ("mean_return", "std_return", "mean_length")},
-                     "standard_errors_apart": round(apart, 2) if math.isfinite(apart) else None, "episodes": episodes, "extra": extra_text.strip()})
+        apart = standard_errors_apart(
+            trained, random_play
+        )  # retro_gamer.dqn.evaluate's, as `retro-gamer eval` prints it
+        print(
+            f"{name:<13} {observation_text(cfg):<32} {mark:>5g} min {speed:>8,.0f}/s {share:>4.0%} of raw "
+            f"{trained['mean_return']:>9.2f} vs {random_play['mean_return']:>8.2f} ({apart:+.1f} SE) "
+            f"{trained['mean_length']:>7,.0f} vs {random_play['mean_length']:>6,.0f}  (eval {time.perf_counter() - start:.0f}s){extra_text}",
+            flush=True,
+        )
+        rows.append(
+            {
+                "game": name,
+                "observation": observation_text(cfg),
+                "minutes": mark,
+                "env_steps": summary["env_steps"],
+                "env_steps_per_s": speed,
+                "share_of_raw": round(share, 3),
+                "greedy": {k: trained[k] for k in ("mean_return", "std_return", "mean_length")},
+                "random": {k: random_play[k] for k in ("mean_return", "std_return", "mean_length")},
+                "standard_errors_apart": round(apart, 2) if math.isfinite(apart) else None,
+                "episodes": episodes,
+                "extra": extra_text.strip(),
+            }
+        )
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, nargs="+", default=[1, 3, 10], help="evaluate after this much training")
+    parser.add_argument(
+        "--minutes", type=float, nargs="+", default=[1, 3, 10], help="evaluate after this much training"
+    )
     parser.add_argument("--games", nargs="+", choices=list(GAMES), default=list(GAMES))
     parser.add_argument("--episodes", type=int, default=30, help="evaluation games, trained and random")
     parser.add_argument("--out", type=Path, help="run directories (default: a temporary folder)")
@@ -143,17 +164,28 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
-        print(f"{'game':<13} {'observation, network':<32} {'trained':>9} {'env steps':>10} {'':>11} "
-              f"{'greedy mean return vs random':>30} {'and turns':>16}", flush=True)
+        print(
+            f"{'game':<13} {'observation, network':<32} {'trained':>9} {'env steps':>10} {'':>11} "
+            f"{'greedy mean return vs random':>30} {'and turns':>16}",
+            flush=True,
+        )
         rows = []
         for name in args.games:
             rows += bench_game(name, args.minutes, args.episodes, out, args.overrides)
             if args.whole_board:
                 rows += bench_game(name, args.minutes, args.episodes, out, [*args.overrides, "game.crop=null"])
-    path = write_results(args.name, settings={"games": args.games, "minutes": args.minutes, "episodes": args.episodes,
-                                            "overrides": args.overrides, "whole_board": args.whole_board},
-                         figures={"rows": rows},
-                         seeds=seeds_in(args.overrides))
+    path = write_results(
+        args.name,
+        settings={
+            "games": args.games,
+            "minutes": args.minutes,
+            "episodes": args.episodes,
+            "overrides": args.overrides,
+            "whole_board": args.whole_board,
+        },
+        figures={"rows": rows},
+        seeds=seeds_in(args.overrides),
+    )
     print(f"Wrote {path}")
 
 

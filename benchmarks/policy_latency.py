@@ -35,16 +35,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from results import write_results
 from retro.input import ProgrammaticInput
 
-from results import write_results
 from retro_gamer import TrainedPolicy
 from retro_gamer.games import load_factory
 
 MODELS = ("mlp", "cnn_small")  # the policies measured when no run directory is given
-TINY_TRAINING = ["trainer.episodes=2", "trainer.warmup_steps=64", "trainer.batch_size=16", "trainer.buffer_size=2000",
-                 "trainer.threads=1", "trainer.game_process=false", "trainer.learner_process=false",
-                 "tracking.enabled=false"]
+TINY_TRAINING = [
+    "trainer.episodes=2",
+    "trainer.warmup_steps=64",
+    "trainer.batch_size=16",
+    "trainer.buffer_size=2000",
+    "trainer.threads=1",
+    "trainer.game_process=false",
+    "trainer.learner_process=false",
+    "tracking.enabled=false",
+]
 WARMUP_CALLS = 200  # untimed calls first: the first ones allocate and load code
 SEED = 0
 # A spinning process: busy on its core until stopped, or until the benchmark that started it is gone.
@@ -77,8 +84,8 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
 def train_tiny_runs(root: Path) -> list[Path]:
     """One tiny snake run per model in :data:`MODELS`, under ``root``; their output is not printed."""
     from retro_gamer.config.compose import compose_app, run_config_from_hydra
-    from retro_gamer.run.directory import prepare_run
     from retro_gamer.launch import train_run
+    from retro_gamer.run.directory import prepare_run
 
     runs = []
     for model in MODELS:
@@ -123,9 +130,15 @@ def summarise(timings: list[float]) -> dict[str, float]:
 
 def describe(ai: TrainedPolicy) -> str:
     model = ai.config.model
-    shape = f"channels {list(model.channels)}, hidden {list(model.hidden)}" if model.kind.value == "cnn" else f"hidden {list(model.hidden)}"
-    return (f"{model.kind.value} ({shape}), {sum(p.numel() for p in ai.network.parameters()):,} parameters, "
-            f"checkpoint {ai.checkpoint_path.name}")
+    shape = (
+        f"channels {list(model.channels)}, hidden {list(model.hidden)}"
+        if model.kind.value == "cnn"
+        else f"hidden {list(model.hidden)}"
+    )
+    return (
+        f"{model.kind.value} ({shape}), {sum(p.numel() for p in ai.network.parameters()):,} parameters, "
+        f"checkpoint {ai.checkpoint_path.name}"
+    )
 
 
 def main() -> None:
@@ -138,20 +151,29 @@ def main() -> None:
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         run_dirs = [Path(r) for r in args.run_dirs] or train_tiny_runs(Path(tmp))
-        policies = {Path(r).name if args.run_dirs else model: TrainedPolicy(r)
-                    for r, model in zip(run_dirs, args.run_dirs or MODELS)}
+        policies = {
+            Path(r).name if args.run_dirs else model: TrainedPolicy(r)
+            for r, model in zip(run_dirs, args.run_dirs or MODELS)
+        }
         with busy_cores(args.busy):
             for label, ai in policies.items():
                 figure = summarise(time_calls(ai, args.calls))
                 figures[label] = {**figure, "network": describe(ai)}
-                print(f"{label}: get_action over {args.calls} calls with {args.busy} busy processes: "
-                      f"median {figure['median_ms']:.3f} ms, mean {figure['mean_ms']:.3f} ms, "
-                      f"p99 {figure['p99_ms']:.3f} ms, max {figure['max_ms']:.3f} ms")
+                print(
+                    f"{label}: get_action over {args.calls} calls with {args.busy} busy processes: "
+                    f"median {figure['median_ms']:.3f} ms, mean {figure['mean_ms']:.3f} ms, "
+                    f"p99 {figure['p99_ms']:.3f} ms, max {figure['max_ms']:.3f} ms"
+                )
                 print(f"  network: {figures[label]['network']}")
     if torch.get_num_threads() != threads:
         raise RuntimeError(f"get_action changed torch's thread count from {threads} to {torch.get_num_threads()}")
-    settings = {"calls": args.calls, "warmup_calls": WARMUP_CALLS, "busy": args.busy, "torch_threads": threads,
-                "runs": args.run_dirs or f"tiny snake runs: {', '.join(MODELS)} ({' '.join(TINY_TRAINING)})"}
+    settings = {
+        "calls": args.calls,
+        "warmup_calls": WARMUP_CALLS,
+        "busy": args.busy,
+        "torch_threads": threads,
+        "runs": args.run_dirs or f"tiny snake runs: {', '.join(MODELS)} ({' '.join(TINY_TRAINING)})",
+    }
     name = "policy_latency" + (f"_busy{args.busy}" if args.busy else "")
     print(f"results: {write_results(name, settings, figures, seeds=[SEED])}")
 

@@ -56,6 +56,7 @@ def seeds_in(overrides: list[str]) -> list[int]:
 
 def _commit() -> dict[str, Any]:
     """The repository's HEAD and whether files differ from it: figures from a dirty tree are not that commit's."""
+
     def git(*args: str) -> str | None:
         try:
             done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=30)

@@ -68,8 +68,9 @@ def cycle_key(settings: dict[str, Any]) -> str:
     if name:
         return name
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
-    text = json.dumps({"adversarial": settings["adversarial"], "rounds": settings["rounds"], "commit": commit},
-                      sort_keys=True)
+    text = json.dumps(
+        {"adversarial": settings["adversarial"], "rounds": settings["rounds"], "commit": commit}, sort_keys=True
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -90,11 +91,14 @@ def parent_run(settings: dict[str, Any]) -> dict[str, str]:
     else:
         run = client.create_run(experiment, run_name=f"cycle {key}", tags={"role": "cycle", "cycle_key": key})
         adversarial = settings["adversarial"]
-        flat = {"seed": adversarial["seed"], "rounds": len(settings["rounds"]),
-                **{f"{side}.steps": adversarial[side]["steps"] for side in SIDES},
-                **{f"pool.{k}": v for k, v in adversarial["pool"].items()},
-                **{f"warm_start.{k}": v for k, v in adversarial["warm_start"].items()},
-                **{f"tournament.{k}": v for k, v in adversarial["tournament"].items()}}
+        flat = {
+            "seed": adversarial["seed"],
+            "rounds": len(settings["rounds"]),
+            **{f"{side}.steps": adversarial[side]["steps"] for side in SIDES},
+            **{f"pool.{k}": v for k, v in adversarial["pool"].items()},
+            **{f"warm_start.{k}": v for k, v in adversarial["warm_start"].items()},
+            **{f"tournament.{k}": v for k, v in adversarial["tournament"].items()},
+        }
         for name, value in flat.items():
             client.log_param(run.info.run_id, name, value)
         print(f"MLflow parent run {run.info.run_id} ({run.info.run_name}) in {uri}")

@@ -1,6 +1,6 @@
 """DVC stage ``baselines``: round 0 of both sides, the game's scripted player and enemy.
 
-    python pipelines/baselines.py
+python pipelines/baselines.py
 """
 
 from __future__ import annotations

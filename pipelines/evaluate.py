@@ -27,16 +27,16 @@ from __future__ import annotations
 
 import csv
 import json
-from itertools import pairwise
 from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from adversarial import SIDES, generation, params, parent_run, policy_source, round_numbers
 
+from retro_gamer.adversarial.tournament import Tournament, round_robin
 from retro_gamer.examples.chase import TURN_LIMIT
 from retro_gamer.files import atomic_write_bytes
-from retro_gamer.adversarial.tournament import Tournament, round_robin
 
 METRICS = Path("metrics")
 
@@ -70,8 +70,9 @@ def write_metrics(result: Tournament, gates: dict[str, Any]) -> None:
     score = result.matrix("score")
     summary = {
         "ratings": {side: {name: round(r, 1) for name, r in result.ratings[side].items()} for side in SIDES},
-        "player_score": {p: {e: round(score[i][j], 4) for j, e in enumerate(result.enemies)}
-                         for i, p in enumerate(result.players)},
+        "player_score": {
+            p: {e: round(score[i][j], 4) for j, e in enumerate(result.enemies)} for i, p in enumerate(result.players)
+        },
     }
     for name, data in (("tournament.json", summary), ("gates.json", gates)):
         atomic_write_bytes(METRICS / name, (json.dumps(data, indent=2) + "\n").encode())
@@ -103,8 +104,9 @@ def replays(client: Any, run_id: str, final: int) -> None:
     log_replay(client, run_id, against("enemy", None), "scripted_player_vs_final_enemy", seed=0)
 
 
-def record_in_mlflow(settings: dict[str, Any], result: Tournament, verdicts: dict[str, Any], gates: dict[str, Any],
-                     final: int) -> None:
+def record_in_mlflow(
+    settings: dict[str, Any], result: Tournament, verdicts: dict[str, Any], gates: dict[str, Any], final: int
+) -> None:
     """Log the tournament on the experiment's parent run; promote the final generations that pass their gates."""
     from mlflow.entities import Metric
 
@@ -124,9 +126,11 @@ def record_in_mlflow(settings: dict[str, Any], result: Tournament, verdicts: dic
             metrics.append(Metric(f"{side}_rating", row["rating"], 0, step))
             if row["score_vs_scripted"] is not None:
                 metrics.append(Metric(f"{side}_score_vs_scripted", row["score_vs_scripted"], 0, step))
-        metrics += [Metric(f"{side}_gate", float(gates[side]["gate"]), 0, final),
-                    Metric(f"{side}_exploitability", gates[side]["exploitability"], 0, final),
-                    Metric(f"{side}_rating_rise", gates[side]["rating_rise"], 0, final)]
+        metrics += [
+            Metric(f"{side}_gate", float(gates[side]["gate"]), 0, final),
+            Metric(f"{side}_exploitability", gates[side]["exploitability"], 0, final),
+            Metric(f"{side}_rating_rise", gates[side]["rating_rise"], 0, final),
+        ]
     client.log_batch(run_id, metrics=metrics)
     if final > 0:
         replays(client, run_id, final)
@@ -139,8 +143,10 @@ def record_in_mlflow(settings: dict[str, Any], result: Tournament, verdicts: dic
             print(promote(model_uri, f"chase-{side}", "champion", parent["tracking_uri"]))
             client.set_tag(run_id, f"champion_{side}", f"r{final}")
     client.set_terminated(run_id, "FINISHED")
-    print(f"Tournament logged on MLflow parent run {run_id}: "
-          f"{store.runs_url(parent['tracking_uri'], parent['experiment_id'], run_id)}")
+    print(
+        f"Tournament logged on MLflow parent run {run_id}: "
+        f"{store.runs_url(parent['tracking_uri'], parent['experiment_id'], run_id)}"
+    )
 
 
 def main() -> None:
@@ -150,16 +156,26 @@ def main() -> None:
     enemies = {f"r{n}": policy_source(generation("enemy", n)) for n in numbers}
     final = numbers[-1]
     tournament = settings["adversarial"]["tournament"]
-    result = round_robin(players, enemies, episodes=tournament["episodes"], seed=settings["adversarial"]["seed"],
-                         max_turns=TURN_LIMIT, workers=tournament["workers"], tolerance=tournament["tolerance"])
+    result = round_robin(
+        players,
+        enemies,
+        episodes=tournament["episodes"],
+        seed=settings["adversarial"]["seed"],
+        max_turns=TURN_LIMIT,
+        workers=tournament["workers"],
+        tolerance=tournament["tolerance"],
+    )
     verdicts = result.verdicts()
     gates = side_verdicts(result, verdicts, final)
     write_metrics(result, gates)
     for side in SIDES:
         g = gates[side]
-        print(f"{side:6} ratings: " + ", ".join(f"{n} {r:.0f}" for n, r in result.ratings[side].items())
-              + f" | gate {'passed' if g['gate'] else 'FAILED'}, rise r1->r{final} {g['rating_rise']:+.0f}, "
-              f"worst score {g['exploitability']:.2f} (against {g['exploited_by']})")
+        print(
+            f"{side:6} ratings: "
+            + ", ".join(f"{n} {r:.0f}" for n, r in result.ratings[side].items())
+            + f" | gate {'passed' if g['gate'] else 'FAILED'}, rise r1->r{final} {g['rating_rise']:+.0f}, "
+            f"worst score {g['exploitability']:.2f} (against {g['exploited_by']})"
+        )
     if settings["adversarial"]["tracking"]:
         record_in_mlflow(settings, result, verdicts, gates, final)
 

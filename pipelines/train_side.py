@@ -31,8 +31,8 @@ from adversarial import EXPERIMENT, ROOT, generation, is_baseline, opponents, ot
 from retro_gamer.adversarial.pool import POOL_FILE, PoolShares, describe, pool_members, write_pool
 from retro_gamer.config.compose import compose_app, run_config_from_hydra
 from retro_gamer.errors import RetroGamerError
-from retro_gamer.run.directory import prepare_run
 from retro_gamer.launch import finish_message, saved_metrics, train_run
+from retro_gamer.run.directory import prepare_run
 from retro_gamer.run.warm_start import warm_start
 
 UNLIMITED_EPISODES = 10**9  # the step budget ends a generation, never an episode count
@@ -43,9 +43,14 @@ def stage_config(settings: dict[str, Any], side: str, round_number: int, total_s
     params.yaml, the opponent pool as the game's opponent, and tracking under the experiment's parent run."""
     adversarial = settings["adversarial"]
     game = f"chase_{side}"
-    overrides = [f"+game={game}", f"trainer.episodes={UNLIMITED_EPISODES}", f"trainer.total_env_steps={total_steps}",
-                 f"trainer.time_limit={adversarial['safety_minutes']}", f"trainer.seed={adversarial['seed'] + round_number}",
-                 *adversarial[side].get("overrides", [])]
+    overrides = [
+        f"+game={game}",
+        f"trainer.episodes={UNLIMITED_EPISODES}",
+        f"trainer.total_env_steps={total_steps}",
+        f"trainer.time_limit={adversarial['safety_minutes']}",
+        f"trainer.seed={adversarial['seed'] + round_number}",
+        *adversarial[side].get("overrides", []),
+    ]
     cfg = run_config_from_hydra(compose_app(overrides), game)
     parent = parent_run(settings)
     latest = generation(other(side), opponents(settings, side, round_number)[-1])
@@ -55,8 +60,14 @@ def stage_config(settings: dict[str, Any], side: str, round_number: int, total_s
     return replace(
         cfg,
         game=replace(cfg.game, opponent=str(run_dir / POOL_FILE)),
-        tracking=replace(cfg.tracking, enabled=bool(adversarial["tracking"]), uri=parent.get("tracking_uri"),
-                         experiment=EXPERIMENT, role=side, tags=tags),
+        tracking=replace(
+            cfg.tracking,
+            enabled=bool(adversarial["tracking"]),
+            uri=parent.get("tracking_uri"),
+            experiment=EXPERIMENT,
+            role=side,
+            tags=tags,
+        ),
     )
 
 
@@ -80,8 +91,10 @@ def main() -> int:
     adversarial, side, number = settings["adversarial"], args.side, args.round
     entry = settings["rounds"].get(f"r{number}")
     if entry is None:
-        raise RetroGamerError(f"params.yaml has no rounds.r{number}: add r{number}: {{round: {number}, "
-                              f"previous: {number - 1}}} under rounds.")
+        raise RetroGamerError(
+            f"params.yaml has no rounds.r{number}: add r{number}: {{round: {number}, "
+            f"previous: {number - 1}}} under rounds."
+        )
     previous = generation(side, entry["previous"])
     steps = int(adversarial[side]["steps"])
     start = 0 if is_baseline(previous) else int(saved_metrics(previous)["env_steps"])
@@ -89,16 +102,26 @@ def main() -> int:
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
 
-    pool = pool_members([(generation(other(side), n).name, policy_source(generation(other(side), n)))
-                         for n in opponents(settings, side, number)], PoolShares(**adversarial["pool"]))
+    pool = pool_members(
+        [
+            (generation(other(side), n).name, policy_source(generation(other(side), n)))
+            for n in opponents(settings, side, number)
+        ],
+        PoolShares(**adversarial["pool"]),
+    )
     write_pool(run_dir / POOL_FILE, pool)
     described = describe(pool)
-    cfg = prepare_run(stage_config(settings, side, number, start + steps, run_dir), run_dir, f"conf/game/chase_{side}.yaml")
+    cfg = prepare_run(
+        stage_config(settings, side, number, start + steps, run_dir), run_dir, f"conf/game/chase_{side}.yaml"
+    )
     print(f"{side}@r{number}: {steps:,} env steps against {described}")
     if start:
         bump = adversarial["warm_start"]
-        print(warm_start(previous, run_dir, cfg, epsilon=bump["epsilon"], over_steps=bump["steps"],
-                         keep_replay=bump["replay"]))
+        print(
+            warm_start(
+                previous, run_dir, cfg, epsilon=bump["epsilon"], over_steps=bump["steps"], keep_replay=bump["replay"]
+            )
+        )
     summary = train_run(run_dir, cfg, progress=False)
     print(finish_message(summary, run_dir, f"dvc repro {side}@r{number}"))
     if summary["stopped_by"] != "env_steps" or summary.get("status", "finished") != "finished":
@@ -106,7 +129,8 @@ def main() -> int:
             f"{side}@r{number} stopped by {summary['stopped_by']} after {summary['env_steps']:,} of its "
             f"{start + steps:,} env steps, so its weights would depend on when it stopped; the stage fails rather than "
             f"hand on a different generation. The safety cap is adversarial.safety_minutes = "
-            f"{adversarial['safety_minutes']} minutes: raise it, or lower adversarial.{side}.steps, and run `dvc repro`.")
+            f"{adversarial['safety_minutes']} minutes: raise it, or lower adversarial.{side}.steps, and run `dvc repro`."
+        )
     if cfg.tracking.enabled:
         log_pool(run_dir, described)
     return 0

@@ -81,8 +81,10 @@ def describe_os_error(error: OSError) -> str:
     if error.filename2:
         where += f" → {error.filename2}"
     advice = _ADVICE.get(error.errno, "check the path and the disk, then run the same command again")
-    return (f"cannot use{where}: {error.strerror or error}. {advice[0].upper()}{advice[1:]}. "
-            "Files written before this are intact (every save goes to a temporary file first).")
+    return (
+        f"cannot use{where}: {error.strerror or error}. {advice[0].upper()}{advice[1:]}. "
+        "Files written before this are intact (every save goes to a temporary file first)."
+    )
 
 
 def check_output_file(path: Path, suffixes: tuple[str, ...], what: str) -> Path:
@@ -92,16 +94,21 @@ def check_output_file(path: Path, suffixes: tuple[str, ...], what: str) -> Path:
 
     path = Path(path)
     if path.suffix.lower() not in suffixes:
-        raise RetroGamerError(f"{what} {path}: unknown extension '{path.suffix or '(none)'}'. "
-                              f"Use one of: {', '.join(suffixes)} (for example {path.with_suffix(suffixes[0]).name}).")
+        raise RetroGamerError(
+            f"{what} {path}: unknown extension '{path.suffix or '(none)'}'. "
+            f"Use one of: {', '.join(suffixes)} (for example {path.with_suffix(suffixes[0]).name})."
+        )
     if path.is_dir():
         raise RetroGamerError(f"{what} {path} is a folder; name a file inside it, e.g. {path / ('out' + suffixes[0])}.")
     folder = path.parent
     if not folder.is_dir():
         problem = "is a file, not a folder" if folder.exists() else "does not exist"
-        raise RetroGamerError(f"{what} {path}: the folder {folder} {problem}. "
-                              f"Create it first (mkdir -p {folder}) or choose another path.")
+        raise RetroGamerError(
+            f"{what} {path}: the folder {folder} {problem}. Create it first (mkdir -p {folder}) or choose another path."
+        )
     if len(path.name.encode()) > 255:
-        raise RetroGamerError(f"{what}: the name {path.name[:40]}… is {len(path.name.encode())} bytes long; "
-                              "file systems allow 255. Choose a shorter name.")
+        raise RetroGamerError(
+            f"{what}: the name {path.name[:40]}… is {len(path.name.encode())} bytes long; "
+            "file systems allow 255. Choose a shorter name."
+        )
     return path

@@ -15,8 +15,9 @@ from retro_gamer.run.directory import nothing_to_do, progress_so_far
 from retro_gamer.run.lock import run_lock
 
 
-def train_run(run_dir: Path, cfg: RunConfig | None = None, callbacks: list[Callback] | None = None,
-              progress: bool = True) -> dict[str, Any]:
+def train_run(
+    run_dir: Path, cfg: RunConfig | None = None, callbacks: list[Callback] | None = None, progress: bool = True
+) -> dict[str, Any]:
     """Train (or resume) the run in ``run_dir``; ``cfg`` defaults to its ``config.toml``. A run that has trained all
     its budget allows changes nothing on disk or in tracking: its saved totals come back, ``stopped_by`` saying so."""
     from retro_gamer.dqn.trainer import DQNTrainer  # torch is imported only when training
@@ -59,8 +60,10 @@ def finish_message(summary: dict[str, Any], run_dir: Path, resume_command: str) 
     lines = []
     if summary["stopped_by"] == "interrupted":
         lines.append(f"Stopped at episode {summary['episodes']}; checkpoint saved. Resume with: {resume_command}")
-    lines.append(f"Trained {summary['episodes']} episodes ({summary['env_steps']:,} env steps, "
-                 f"{summary['env_steps_per_s']:,.0f}/s). Results in {run_dir}")
+    lines.append(
+        f"Trained {summary['episodes']} episodes ({summary['env_steps']:,} env steps, "
+        f"{summary['env_steps_per_s']:,.0f}/s). Results in {run_dir}"
+    )
     return "\n".join(lines)
 
 

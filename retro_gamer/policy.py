@@ -18,12 +18,13 @@ import torch
 from blessed.keyboard import Keystroke
 from retro.input import InputSource
 
-from retro_gamer.run.checkpoint import compatibility_problems, load as load_checkpoint, resolve_checkpoint
 from retro_gamer.config.schema import CONFIG_FILE, ModelKind, RunConfig, read_config, to_toml_dict
-from retro_gamer.errors import IncompatibleRunError, RetroGamerError
-from retro_gamer.env.environment import check_board_size, make_encoder
-from retro_gamer.games import is_model_uri
 from retro_gamer.dqn.network import QNetwork
+from retro_gamer.env.environment import check_board_size, make_encoder
+from retro_gamer.errors import IncompatibleRunError, RetroGamerError
+from retro_gamer.games import is_model_uri
+from retro_gamer.run.checkpoint import compatibility_problems, resolve_checkpoint
+from retro_gamer.run.checkpoint import load as load_checkpoint
 
 
 def resolve_source(source: str | os.PathLike, tracking_uri: str | None = None) -> Path:
@@ -44,7 +45,9 @@ def resolve_source(source: str | os.PathLike, tracking_uri: str | None = None) -
         # a common slip: the folder that holds the runs (runs/) instead of one run (runs/snake/)
         runs = sorted(str(path / child.name) for child in path.iterdir() if (child / CONFIG_FILE).is_file())
         if runs:
-            raise RetroGamerError(f"{source} is not a run directory; it holds runs: {', '.join(runs)} — pass one of them.")
+            raise RetroGamerError(
+                f"{source} is not a run directory; it holds runs: {', '.join(runs)} — pass one of them."
+            )
     return path
 
 
@@ -102,19 +105,29 @@ class NumpyForward:
             shape = (h, w)
             for i, module in enumerate(q.features):
                 if isinstance(module, torch.nn.Conv2d):
-                    self.convs.append(_Conv(params[f"features.{i}.weight"], params[f"features.{i}.bias"], shape,
-                                            module.stride[0]))
+                    self.convs.append(
+                        _Conv(params[f"features.{i}.weight"], params[f"features.{i}.bias"], shape, module.stride[0])
+                    )
                     shape = self.convs[-1].out_shape
         last = self.convs[-1].out if self.convs else self.onehot
         self.board_features = last.size
-        self.layers = [(np.ascontiguousarray(params[f"trunk.{i}.weight"].T), params[f"trunk.{i}.bias"].copy(),
-                        np.zeros(module.out_features, np.float32))
-                       for i, module in enumerate(q.trunk) if isinstance(module, torch.nn.Linear)]
+        self.layers = [
+            (
+                np.ascontiguousarray(params[f"trunk.{i}.weight"].T),
+                params[f"trunk.{i}.bias"].copy(),
+                np.zeros(module.out_features, np.float32),
+            )
+            for i, module in enumerate(q.trunk)
+            if isinstance(module, torch.nn.Linear)
+        ]
         first = next((m for m in q.trunk if isinstance(m, torch.nn.Linear)), q.advantage)
         self.input = np.zeros(first.in_features, np.float32)  # the board's features, then the extras
         # torch flattens a convolution's output (channel, row, column); ours is (row, column, channel)
-        self.board_input = (self.input[:self.board_features].reshape(last.shape[1], last.shape[0]).T if self.convs
-                            else self.input[:self.board_features].reshape(last.shape))
+        self.board_input = (
+            self.input[: self.board_features].reshape(last.shape[1], last.shape[0]).T
+            if self.convs
+            else self.input[: self.board_features].reshape(last.shape)
+        )
         # the dueling head V + A - mean(A) is linear in its input: one matrix product (weights summed in float64)
         weight, bias = params["advantage.weight"].T.astype(np.float64), params["advantage.bias"].astype(np.float64)
         if q.value is not None:
@@ -132,7 +145,7 @@ class NumpyForward:
             for conv in self.convs:
                 x = conv(x)
             self.board_input[...] = x
-        self.input[self.board_features:] = extras
+        self.input[self.board_features :] = extras
         x = self.input
         for weight, bias, out in self.layers:
             np.matmul(x, weight, out=out)
@@ -182,8 +195,14 @@ class TrainedPolicy:
     crop centres on it); it defaults to the agent named at training time.
     """
 
-    def __init__(self, source: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
-                 device: str = "cpu", agent: str | None = None, tracking_uri: str | None = None):
+    def __init__(
+        self,
+        source: str | os.PathLike,
+        checkpoint: str | os.PathLike | None = None,
+        device: str = "cpu",
+        agent: str | None = None,
+        tracking_uri: str | None = None,
+    ):
         from_model = is_model_uri(source)
         if checkpoint is not None and from_model:
             raise RetroGamerError(
@@ -232,8 +251,9 @@ class TrainedPolicy:
             with self._one_blas_thread:
                 return self._numpy(obs.board, obs.extras)
         with torch.inference_mode():
-            q = self.network(torch.from_numpy(obs.board)[None].to(self.device),
-                             torch.from_numpy(obs.extras)[None].to(self.device))
+            q = self.network(
+                torch.from_numpy(obs.board)[None].to(self.device), torch.from_numpy(obs.extras)[None].to(self.device)
+            )
         return q[0].cpu().numpy()
 
     def get_action(self, game: Any) -> str | None:
@@ -281,7 +301,7 @@ class PolicyInput(InputSource):
 
     def collect(self) -> set:
         if self._terminal is not None:
-            while (pressed := self._terminal.inkey(timeout=0)):
+            while pressed := self._terminal.inkey(timeout=0):
                 if pressed.name == "KEY_ESCAPE" or pressed == "q":
                     self.quit = True
                     self.game.end()

@@ -21,8 +21,8 @@ from omegaconf.errors import OmegaConfBaseException
 from retro_gamer.config.compose import description_source, number_problems, run_config_from_hydra, typo_hints
 from retro_gamer.config.schema import config_dir, register_configs
 from retro_gamer.errors import RetroGamerError
-from retro_gamer.launch import explain_failure
 from retro_gamer.files import describe_os_error
+from retro_gamer.launch import explain_failure
 from retro_gamer.run.lock import LOCK_FILE, RunBusyError, run_lock
 
 register_configs()
@@ -30,21 +30,23 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from retro_gamer.run.directory import prepare_run, previous_config
     from retro_gamer.launch import finish_message, stopped_at_once_message, train_run
+    from retro_gamer.run.directory import prepare_run, previous_config
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     resume_command = shlex.join(["python", "-m", "retro_gamer.train", *sys.argv[1:]])
     try:
         reasons: list[str] = []
-        run_cfg = run_config_from_hydra(cfg, hydra_cfg.runtime.choices.get("game"), why=reasons,
-                                        previous=previous_config(run_dir))
+        run_cfg = run_config_from_hydra(
+            cfg, hydra_cfg.runtime.choices.get("game"), why=reasons, previous=previous_config(run_dir)
+        )
         if any(reasons):
             print(f"Chosen for this game: {'; '.join(r for r in reasons if r)}")
         with run_lock(run_dir):
-            source = description_source(f"conf/game/{hydra_cfg.runtime.choices.get('game')}.yaml",
-                                        list(hydra_cfg.overrides.task))
+            source = description_source(
+                f"conf/game/{hydra_cfg.runtime.choices.get('game')}.yaml", list(hydra_cfg.overrides.task)
+            )
             run_cfg = prepare_run(run_cfg, run_dir, source=source)
             summary = train_run(run_dir, run_cfg)
     except RetroGamerError as err:

@@ -41,7 +41,9 @@ def run_module(args: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProc
     """Run ``python -m ...`` the way a user does, in ``cwd``."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600, **kwargs)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600, **kwargs
+    )
 
 
 @pytest.fixture
@@ -97,7 +99,7 @@ def observe(game):
 '''
     )
     (project / "pyproject.toml").write_text(
-        '''[project]
+        """[project]
 name = "my-game"
 version = "0.1"
 
@@ -105,7 +107,7 @@ version = "0.1"
 actions = ["KEY_LEFT", "KEY_RIGHT"]
 reward = "points"
 max_turns = 30
-'''
+"""
     )
     return project
 
@@ -114,12 +116,14 @@ max_turns = 30
 def trained_snake(tmp_path_factory) -> Path:
     """A tiny but real snake run at <tmp>/runs/snake (checkpoints ep_0003 and ep_0006)."""
     from retro_gamer.config.compose import compose_app, run_config_from_hydra
-    from retro_gamer.run.directory import prepare_run
     from retro_gamer.launch import train_run
+    from retro_gamer.run.directory import prepare_run
 
     root = tmp_path_factory.mktemp("project")
     run = root / "runs" / "snake"
-    cfg = run_config_from_hydra(compose_app(["+game=snake", "trainer.episodes=6", "trainer.checkpoint_every=3", *TINY]), "snake")
+    cfg = run_config_from_hydra(
+        compose_app(["+game=snake", "trainer.episodes=6", "trainer.checkpoint_every=3", *TINY]), "snake"
+    )
     train_run(run, prepare_run(cfg, run, "snake"), progress=False)
     return run
 
@@ -151,7 +155,7 @@ def run_in_terminal(command: list[str], cwd: Path, timeout: float = 120) -> str:
         chunks.append(data)
         seen = tail + data  # a query may arrive split over two reads
         asked = seen.count(CURSOR_QUERY)
-        tail = seen[-(len(CURSOR_QUERY) - 1):] if not seen.endswith(CURSOR_QUERY) else b""
+        tail = seen[-(len(CURSOR_QUERY) - 1) :] if not seen.endswith(CURSOR_QUERY) else b""
         if asked:
             try:
                 os.write(leader, CURSOR_REPORT * asked)

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from retro.game import Game
 
-from retro_gamer.env import observation
 from retro_gamer.config.autoconfig import choose_network, crop_target, keyboard_agents, model_config
 from retro_gamer.config.compose import apply_choices, compose_run
 from retro_gamer.config.schema import TrainerConfig
+from retro_gamer.env import observation
 from retro_gamer.env.environment import declared_characters, discover_characters
-from retro_gamer.games import load_factory
 from retro_gamer.env.observation import IndexView, UnseenCharacterWarning
+from retro_gamer.games import load_factory
 
 CHASE = "retro_gamer.examples.chase"
 SMALL_BOARDS = Path(__file__).resolve().parent.parent / "benchmarks" / "small_boards"
@@ -85,34 +85,46 @@ def test_a_keyboard_agent_without_a_name_cannot_be_followed():
     assert target is None and "has no name" in reason
 
 
-@pytest.mark.parametrize("spec, agent", [
-    ("retro.examples.nav:create_game", "ship"),
-    ("retro.examples.beast:create_game", "player"),
-    ("retro.examples.snake:create_game", "Snake head"),
-    (f"{CHASE}:create_enemy_training_game", "enemy"),
-    (f"{CHASE}:create_player_training_game", "player"),
-    ("retro_gamer.examples.gems:create_game", "player"),
-])
+@pytest.mark.parametrize(
+    "spec, agent",
+    [
+        ("retro.examples.nav:create_game", "ship"),
+        ("retro.examples.beast:create_game", "player"),
+        ("retro.examples.snake:create_game", "Snake head"),
+        (f"{CHASE}:create_enemy_training_game", "enemy"),
+        (f"{CHASE}:create_player_training_game", "player"),
+        ("retro_gamer.examples.gems:create_game", "player"),
+    ],
+)
 def test_the_shipped_games_keyboard_agent(spec: str, agent: str):
     game = load_factory(spec)()
     assert [a.name for a in keyboard_agents(game)] == [agent]
 
 
 # --- what each shipped game gets ----------------------------------------------------------------
-@pytest.mark.parametrize("game, overrides, crop, radius, network", [
-    # 25x25: a window on the ship; spatial, but with 2 agents its turns are far quicker than a convolution's learning
-    ("retro.examples.nav", [], "ship", 7, "mlp"),
-    # 40x20, spatial, with 251 agents: cnn_small
-    ("retro.examples.beast", [], "player", 7, "cnn_small"),
-    ("snake", [], "Snake head", 5, "mlp"),  # the tuned conf/game/snake.yaml, exactly as before
-    ("snake_plain", [], "Snake head", 7, "mlp"),  # snake with no window given
-    (f"{CHASE}:create_enemy_training_game", [], "enemy", 3, "mlp"),  # its own 7x7 window
-    (f"{CHASE}:create_player_training_game", ["game.reward=player_reward", "game.crop={agent: player, radius: 3}"],
-     "player", 3, "mlp"),
-    ("gems", [], "player", 7, "mlp"),  # walls, gems, ghosts
-])
-def test_each_shipped_game_gets_a_window_and_its_network(game: str, overrides: list[str], crop: str, radius: int,
-                                                         network: str):
+@pytest.mark.parametrize(
+    "game, overrides, crop, radius, network",
+    [
+        # 25x25: a window on the ship; spatial, but with 2 agents its turns are far quicker than a convolution's learning
+        ("retro.examples.nav", [], "ship", 7, "mlp"),
+        # 40x20, spatial, with 251 agents: cnn_small
+        ("retro.examples.beast", [], "player", 7, "cnn_small"),
+        ("snake", [], "Snake head", 5, "mlp"),  # the tuned conf/game/snake.yaml, exactly as before
+        ("snake_plain", [], "Snake head", 7, "mlp"),  # snake with no window given
+        (f"{CHASE}:create_enemy_training_game", [], "enemy", 3, "mlp"),  # its own 7x7 window
+        (
+            f"{CHASE}:create_player_training_game",
+            ["game.reward=player_reward", "game.crop={agent: player, radius: 3}"],
+            "player",
+            3,
+            "mlp",
+        ),
+        ("gems", [], "player", 7, "mlp"),  # walls, gems, ghosts
+    ],
+)
+def test_each_shipped_game_gets_a_window_and_its_network(
+    game: str, overrides: list[str], crop: str, radius: int, network: str
+):
     cfg, _, why = compose_run(game, overrides)
     assert (cfg.game.crop.agent, cfg.game.crop.radius) == (crop, radius)
     assert f"window around '{crop}'" in why
@@ -162,8 +174,13 @@ def test_a_run_created_with_the_whole_board_keeps_it(tmp_path):
     whole, _, _ = compose_run(source, ["game.crop=null", "tracking.enabled=false"])
     prepare_run(whole, tmp_path / "run", "stars")
     previous = read_config(tmp_path / "run")
-    kept = apply_choices(dataclasses.replace(whole, game=dataclasses.replace(whole.game, crop=None)), explicit_crop=False,
-                         explicit_model=False, explicit_decay=False, previous=previous)[0]
+    kept = apply_choices(
+        dataclasses.replace(whole, game=dataclasses.replace(whole.game, crop=None)),
+        explicit_crop=False,
+        explicit_model=False,
+        explicit_decay=False,
+        previous=previous,
+    )[0]
     assert kept.game.crop is None
 
 
@@ -182,7 +199,8 @@ def test_a_large_board_without_a_window_gets_the_small_cnn(tmp_path, monkeypatch
         "from retro.game import Game\n"
         "class Dot:\n    character = 'o'\n    def __init__(self, p): self.position = p\n"
         "class Mark:\n    character = 'x'\n    position = (0, 0)\n"
-        "def create_game():\n    return Game([Dot((1, 1)), Mark()], {'score': 0}, board_size=(64, 48))\n")
+        "def create_game():\n    return Game([Dot((1, 1)), Mark()], {'score': 0}, board_size=(64, 48))\n"
+    )
     (tmp_path / "pyproject.toml").write_text('[tool.retro-gamer]\nactions = ["KEY_UP"]\nreward = "score"\n')
     monkeypatch.chdir(tmp_path)
     cfg, _, why = compose_run("big_game.py", [])
@@ -216,7 +234,9 @@ def test_an_unseen_character_is_blank_with_one_warning_naming_it():
     game = game_with(pilot, Drifter((2, 2)), size=(4, 4))
     view = IndexView(["A"], (4, 4))
     observation._warned.discard(("d", "A"))
-    with pytest.warns(UnseenCharacterWarning, match=r"(?s)drew 'd'.*not in the character set 'A'.*character_set") as caught:
+    with pytest.warns(
+        UnseenCharacterWarning, match=r"(?s)drew 'd'.*not in the character set 'A'.*character_set"
+    ) as caught:
         view.render(game)
         view.render(game)
     assert len(caught) == 1
@@ -229,8 +249,9 @@ def test_an_unseen_character_is_blank_with_one_warning_naming_it():
 def test_nav_as_shipped_trains_without_warnings(tmp_path):
     """Its explosion is drawn only as the game ends, where nothing is chosen or learned from it: no warning."""
     from conftest import TINY
-    from retro_gamer.run.directory import prepare_run
+
     from retro_gamer.launch import train_run
+    from retro_gamer.run.directory import prepare_run
 
     cfg, _, _ = compose_run("retro.examples.nav", [*TINY, "trainer.episodes=12"])
     assert "*" not in cfg.game.character_set  # its pyproject.toml lists ["^", "O"]

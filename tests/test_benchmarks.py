@@ -42,14 +42,19 @@ def test_train_speed_prints_throughput_and_sizes(tmp_path: Path):
     assert recorded(tmp_path, "train_speed")["replay_bytes_per_transition"] > 0
 
 
-def test_policy_latency_prints_and_records_the_figures_and_stops_its_busy_processes(tmp_path: Path, trained_snake: Path):
+def test_policy_latency_prints_and_records_the_figures_and_stops_its_busy_processes(
+    tmp_path: Path, trained_snake: Path
+):
     command = [sys.executable, str(BENCH / "policy_latency.py"), str(trained_snake), "--calls", "200", "--busy", "1"]
     env = {**os.environ, "RETRO_GAMER_BENCHMARK_RESULTS": str(tmp_path / "results")}
     proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = proc.communicate(timeout=600)[0]
     assert proc.returncode == 0, out
-    assert re.search(r"snake: get_action over 200 calls with 1 busy processes: median [\d.]+ ms, mean [\d.]+ ms, "
-                     r"p99 [\d.]+ ms, max [\d.]+ ms", out), out
+    assert re.search(
+        r"snake: get_action over 200 calls with 1 busy processes: median [\d.]+ ms, mean [\d.]+ ms, "
+        r"p99 [\d.]+ ms, max [\d.]+ ms",
+        out,
+    ), out
     record = json.loads((tmp_path / "results" / "policy_latency_busy1.json").read_text())
     assert record["settings"]["busy"] == 1 and record["cores"]["usable"] >= 1 and record["commit"]["hash"]
     assert set(record["figures"]["snake"]) >= {"median_ms", "mean_ms", "p99_ms", "max_ms"}
@@ -67,8 +72,19 @@ def _spins_for(pid: int, parent: int) -> bool:
 
 
 def test_snake_skill_prints_a_learning_curve(tmp_path: Path):
-    out = bench(str(BENCH / "snake_skill.py"), "--minutes", "0.05", "--episodes", "2", "--points", "2",
-                "--run-dir", "runs/bench", *TINY, cwd=tmp_path)
+    out = bench(
+        str(BENCH / "snake_skill.py"),
+        "--minutes",
+        "0.05",
+        "--episodes",
+        "2",
+        "--points",
+        "2",
+        "--run-dir",
+        "runs/bench",
+        *TINY,
+        cwd=tmp_path,
+    )
     assert "minutes  episode   apples" in out and "policy checkpoint size" in out
     assert len(recorded(tmp_path, "snake_skill")["curve"]) >= 1
 
@@ -82,11 +98,25 @@ def test_tracking_overhead_prints_the_share_of_time(tmp_path: Path):
 
 def test_games_prints_what_was_chosen_and_a_row_per_time(tmp_path: Path):
     overrides = [o for o in TINY if not o.startswith("tracking.")]
-    out = bench(str(BENCH / "games.py"), "--minutes", "0.01", "0.02", "--games", "chase_enemy", "--episodes", "2",
-                *overrides, cwd=tmp_path)
+    out = bench(
+        str(BENCH / "games.py"),
+        "--minutes",
+        "0.01",
+        "0.02",
+        "--games",
+        "chase_enemy",
+        "--episodes",
+        "2",
+        *overrides,
+        cwd=tmp_path,
+    )
     assert "# chase_enemy: sees a 7x7 window around 'enemy'" in out
     assert out.count("chase_enemy   7x7 window, mlp[32]") == 2 and "catches a random player" in out
     # each row: greedy mean return vs random and the standard errors between them, then their mean game lengths
-    assert len(re.findall(r"-?\d+\.\d\d vs +-?\d+\.\d\d \([+-](\d+\.\d|inf) SE\) +[\d,]+ vs +[\d,]+  \(eval", out)) == 2, out
+    assert (
+        len(re.findall(r"-?\d+\.\d\d vs +-?\d+\.\d\d \([+-](\d+\.\d|inf) SE\) +[\d,]+ vs +[\d,]+  \(eval", out)) == 2
+    ), out
     rows = recorded(tmp_path, "games")["rows"]
-    assert [row["minutes"] for row in rows] == [0.01, 0.02] and {"greedy", "random", "standard_errors_apart"} <= set(rows[0])
+    assert [row["minutes"] for row in rows] == [0.01, 0.02] and {"greedy", "random", "standard_errors_apart"} <= set(
+        rows[0]
+    )

@@ -8,15 +8,15 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import TINY
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY
-from retro_gamer.run import checkpoint
 from retro_gamer.cli import app as cli
 from retro_gamer.config.compose import compose_app, run_config_from_hydra
 from retro_gamer.config.schema import read_config
-from retro_gamer.run.directory import prepare_run
 from retro_gamer.launch import train_run
+from retro_gamer.run import checkpoint
+from retro_gamer.run.directory import prepare_run
 
 TIMING_KEYS = {"wall_seconds", "env_steps_per_s"}
 
@@ -53,11 +53,21 @@ def test_the_same_step_budget_gives_the_same_run(tmp_path: Path):
 
 def test_exploration_can_be_a_fraction_of_the_step_budget(tmp_path: Path):
     run = tmp_path / "run"
-    summary = train(run, "trainer.total_env_steps=1000", "trainer.exploration_fraction=0.4",
-                    "trainer.epsilon_decay_steps=100000", "trainer.episodes=1000000")
+    summary = train(
+        run,
+        "trainer.total_env_steps=1000",
+        "trainer.exploration_fraction=0.4",
+        "trainer.epsilon_decay_steps=100000",
+        "trainer.episodes=1000000",
+    )
     assert summary["epsilon_end_at_env_step"] == 400  # 0.4 of the budget, before the configured decay would end
-    summary = train(tmp_path / "short", "trainer.total_env_steps=1000", "trainer.exploration_fraction=0.9",
-                    "trainer.epsilon_decay_steps=100", "trainer.episodes=1000000")
+    summary = train(
+        tmp_path / "short",
+        "trainer.total_env_steps=1000",
+        "trainer.exploration_fraction=0.9",
+        "trainer.epsilon_decay_steps=100",
+        "trainer.episodes=1000000",
+    )
     assert summary["epsilon_end_at_env_step"] == 64 + 100  # the configured decay came first
 
 
@@ -65,8 +75,13 @@ def test_a_time_limited_run_sizes_exploration_from_its_own_speed_and_keeps_it(tm
     """The schedule is planned at 10**6 steps, far beyond what 6 seconds give: measured in the run, it ends by
     half of the steps the run really takes, and is recorded, and a later session keeps it."""
     run = tmp_path / "run"
-    summary = train(run, "trainer.time_limit=0.1", "trainer.exploration_fraction=0.5", "trainer.epsilon_decay_steps=1000000",
-                    "trainer.episodes=1000000")
+    summary = train(
+        run,
+        "trainer.time_limit=0.1",
+        "trainer.exploration_fraction=0.5",
+        "trainer.epsilon_decay_steps=1000000",
+        "trainer.episodes=1000000",
+    )
     sized = summary["exploration_sized_to_time_limit"]
     assert summary["stopped_by"] == "time_limit"
     assert sized["decided_at_env_step"] < sized["epsilon_end_at_env_step"] <= 0.75 * summary["env_steps"]
@@ -81,7 +96,12 @@ def test_a_finished_run_started_again_changes_nothing(tmp_path: Path, capsys):
     """Not resume.pt, not checkpoints, not metrics.json, and no new MLflow run, model or registered version."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     run = tmp_path / "run"
-    tracked = ("tracking.enabled=true", f"tracking.uri={uri}", "tracking.register_as=tiny-snake", "tracking.replay_every=0")
+    tracked = (
+        "tracking.enabled=true",
+        f"tracking.uri={uri}",
+        "tracking.register_as=tiny-snake",
+        "tracking.replay_every=0",
+    )
     train(run, "trainer.episodes=3", *tracked)
     files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
     client = MlflowClient(uri)

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import TINY
 from retro.input import ProgrammaticInput
 
-from conftest import TINY
 from retro_gamer.errors import RetroGamerError
 from retro_gamer.examples import chase
 from retro_gamer.games import description_from_pyproject
@@ -32,8 +32,8 @@ class Still:
 def enemy_run(tmp_path_factory) -> Path:
     """A tiny but real enemy run of chase (two episodes), loadable with TrainedPolicy."""
     from retro_gamer.config.compose import compose_run
-    from retro_gamer.run.directory import prepare_run
     from retro_gamer.launch import train_run
+    from retro_gamer.run.directory import prepare_run
 
     run = tmp_path_factory.mktemp("chase") / "runs" / "enemy"
     cfg, source, _ = compose_run(ENEMY_GAME, [*TINY, "trainer.episodes=2", "trainer.checkpoint_every=2"])
@@ -135,13 +135,16 @@ def test_the_fifth_coin_wins_for_the_player():
     assert chase.outcome(game) == {"player": "win", "enemy": "loss"}
 
 
-@pytest.mark.parametrize("state, player", [
-    ({"caught": 1, "coins": 0}, "loss"),
-    ({"caught": 1, "coins": 4}, "loss"),
-    ({"caught": 0, "coins": 5}, "win"),
-    ({"caught": 0, "coins": 4}, "draw"),
-    ({"caught": 0, "coins": 0}, "draw"),
-])
+@pytest.mark.parametrize(
+    "state, player",
+    [
+        ({"caught": 1, "coins": 0}, "loss"),
+        ({"caught": 1, "coins": 4}, "loss"),
+        ({"caught": 0, "coins": 5}, "win"),
+        ({"caught": 0, "coins": 4}, "draw"),
+        ({"caught": 0, "coins": 0}, "draw"),
+    ],
+)
 def test_the_outcome_of_constructed_positions(state, player):
     class Finished:
         pass
@@ -227,8 +230,17 @@ def cli(*args: str, cwd: Path) -> str:
 def test_both_create_commands_work(tmp_path: Path, enemy_run: Path):
     out = cli("create", "--game", ENEMY_GAME, "--output", "runs/enemy", "tracking.enabled=false", cwd=tmp_path)
     assert "7x7 window around 'enemy'" in out and "game.state['enemy_reward']" in out
-    out = cli("create", "--game", PLAYER_GAME, "--output", "runs/player", *PLAYER_OVERRIDES,
-              f"game.opponent={enemy_run}", "tracking.enabled=false", cwd=tmp_path)
+    out = cli(
+        "create",
+        "--game",
+        PLAYER_GAME,
+        "--output",
+        "runs/player",
+        *PLAYER_OVERRIDES,
+        f"game.opponent={enemy_run}",
+        "tracking.enabled=false",
+        cwd=tmp_path,
+    )
     assert "7x7 window around 'player'" in out and "game.state['player_reward']" in out
     text = (tmp_path / "runs" / "player" / "config.toml").read_text()
     assert "create_player_training_game" in text and "opponent" in text

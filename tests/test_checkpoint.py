@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from retro_gamer.run import checkpoint
 from retro_gamer.errors import IncompatibleRunError, RetroGamerError
 from retro_gamer.files import atomic_write_bytes
+from retro_gamer.run import checkpoint
 
 
 def touch_checkpoint(run_dir: Path, episode: int) -> Path:
@@ -66,10 +66,20 @@ def test_keep_checkpoints_prunes_the_oldest(tmp_path: Path):
 
 
 def test_incompatible_changes_say_was_now_why_and_the_way_out(tmp_path: Path):
-    was = {"metadata": {"actions": ["KEY_UP"], "board_size": [8, 8]}, "model": {"hidden": [64]}, "training": {"lr": 1.0}}
-    now = {"metadata": {"actions": ["KEY_UP", "KEY_DOWN"], "board_size": [8, 8]}, "model": {"hidden": [64]}, "training": {"lr": 0.5}}
+    was = {
+        "metadata": {"actions": ["KEY_UP"], "board_size": [8, 8]},
+        "model": {"hidden": [64]},
+        "training": {"lr": 1.0},
+    }
+    now = {
+        "metadata": {"actions": ["KEY_UP", "KEY_DOWN"], "board_size": [8, 8]},
+        "model": {"hidden": [64]},
+        "training": {"lr": 0.5},
+    }
     with pytest.raises(IncompatibleRunError) as err:
         checkpoint.check_compatible(was, now, tmp_path)
     message = str(err.value)
-    assert "metadata.actions was ['KEY_UP'], now ['KEY_UP', 'KEY_DOWN']: the network has one output per action" in message
+    assert (
+        "metadata.actions was ['KEY_UP'], now ['KEY_UP', 'KEY_DOWN']: the network has one output per action" in message
+    )
     assert "new run_dir" in message and "lr" not in message

@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY, run_in_terminal
 
 CLI = str(Path(sys.executable).parent / "retro-gamer")
@@ -77,12 +76,19 @@ def test_help_lists_every_command_with_examples(tmp_path: Path):
 
 def test_create_train_eval_info_plot_clean_on_snake(tmp_path: Path):
     out = ok(cli("create", "--game", "snake", "--output", "runs/snake", *TINY_RUN, cwd=tmp_path))
-    for field in ("board       32x16", "actions     KEY_RIGHT", "reward      change of game.state['reward']",
-                  "11x11 window around 'Snake head'", "network     mlp", "parameters"):
+    for field in (
+        "board       32x16",
+        "actions     KEY_RIGHT",
+        "reward      change of game.state['reward']",
+        "11x11 window around 'Snake head'",
+        "network     mlp",
+        "parameters",
+    ):
         assert field in out
     # a second create is refused before it touches anything, so it can run beside the first training
-    refused, trained = cli_at_once(("create", "--game", "snake", "--output", "runs/snake"), ("train", "runs/snake"),
-                                   cwd=tmp_path)
+    refused, trained = cli_at_once(
+        ("create", "--game", "snake", "--output", "runs/snake"), ("train", "runs/snake"), cwd=tmp_path
+    )
     fails_cleanly(refused, "already exists", "--force")
 
     ok(trained)
@@ -90,8 +96,10 @@ def test_create_train_eval_info_plot_clean_on_snake(tmp_path: Path):
     with ThreadPoolExecutor(1) as pool:
         # ep_0004 stays as it is while training goes on: evaluating it twice (same seed, same result) runs meanwhile,
         # one after the other on the core training leaves free
-        evals = [pool.submit(cli, "eval", "runs/snake", "--episodes", "3", "--json", "-c", "ep_0004", cwd=tmp_path)
-                 for _ in range(2)]
+        evals = [
+            pool.submit(cli, "eval", "runs/snake", "--episodes", "3", "--json", "-c", "ep_0004", cwd=tmp_path)
+            for _ in range(2)
+        ]
         assert "finished 4 episodes; training 4 more (to 8)" in ok(cli("train", "runs/snake", cwd=tmp_path))
         assert json.loads((tmp_path / "runs/snake/metrics.json").read_text())["episodes"] == 8
         assert "already has 8 episodes" in ok(cli("train", "runs/snake", "--episodes", "6", cwd=tmp_path))
@@ -99,7 +107,15 @@ def test_create_train_eval_info_plot_clean_on_snake(tmp_path: Path):
         assert json.loads((tmp_path / "runs/snake/metrics.json").read_text())["episodes"] == 10
         first, again = (e.result() for e in evals)
     result = json.loads(ok(first))
-    assert set(result) == {"episodes", "mean_return", "std_return", "mean_length", "final_state", "key_shares", "random_play"}
+    assert set(result) == {
+        "episodes",
+        "mean_return",
+        "std_return",
+        "mean_length",
+        "final_state",
+        "key_shares",
+        "random_play",
+    }
     assert result["episodes"] == 3 and "score" in result["final_state"]
     assert json.loads(ok(again)) == result  # same seed, same episodes
 
@@ -109,12 +125,16 @@ def test_create_train_eval_info_plot_clean_on_snake(tmp_path: Path):
         ("info", "runs/snake"),
         ("plot", "runs/snake", "-o", "curve.png"),
         ("clean", "runs/snake"),
-        cwd=tmp_path, stdin=subprocess.DEVNULL)
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
     assert "return" in ok(plain)
 
     info = ok(info)
     assert "ep_0010" in info and "episode 10" in info and "Resume state: episode 10" in info
-    assert "chosen      sees a 11x11 window around 'Snake head' as the description says" in info  # config.toml's [chosen]
+    assert (
+        "chosen      sees a 11x11 window around 'Snake head' as the description says" in info
+    )  # config.toml's [chosen]
 
     ok(plot)
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
@@ -137,7 +157,8 @@ def test_a_user_game_by_path_and_by_module_factory(tmp_path: Path, user_game: Pa
     by_path, by_module = cli_at_once(
         ("create", "--game", "my_game.py", "--output", "runs/by_path", *TINY_RUN),
         ("create", "--game", "my_game:create_game", "--output", "runs/by_module", *TINY_RUN, "game.max_turns=20"),
-        cwd=user_game)
+        cwd=user_game,
+    )
     out = ok(by_path)
     assert "my_game.py" in out and "network     mlp" in out
     ok(by_module)
@@ -146,9 +167,11 @@ def test_a_user_game_by_path_and_by_module_factory(tmp_path: Path, user_game: Pa
         ok(trained)
     *evaluated, played, bad = at_once(
         *(lambda run=run: cli("eval", run, "--episodes", "4", "--json", cwd=user_game) for run in runs),
-        lambda: subprocess.run([sys.executable, "-c", PLAY_HEADLESS, "runs/by_path"], cwd=user_game, capture_output=True,
-                               text=True),
-        lambda: cli("create", "--game", "my_game:not_a_game", "--output", "runs/bad", cwd=user_game))
+        lambda: subprocess.run(
+            [sys.executable, "-c", PLAY_HEADLESS, "runs/by_path"], cwd=user_game, capture_output=True, text=True
+        ),
+        lambda: cli("create", "--game", "my_game:not_a_game", "--output", "runs/bad", cwd=user_game),
+    )
     for result in evaluated:
         result = json.loads(ok(result))
         assert result["episodes"] == 4 and "points" in result["final_state"]
@@ -187,7 +210,9 @@ def test_malformed_config_toml_says_the_line(tmp_path: Path, trained_snake: Path
 
 
 def test_unknown_checkpoint_lists_the_available_ones(tmp_path: Path, trained_snake: Path):
-    fails_cleanly(cli("eval", str(trained_snake), "-c", "ep_0500", cwd=tmp_path), "ep_0500", "Available: ep_0003, ep_0006")
+    fails_cleanly(
+        cli("eval", str(trained_snake), "-c", "ep_0500", cwd=tmp_path), "ep_0500", "Available: ep_0003, ep_0006"
+    )
 
 
 def test_game_module_not_importable_shows_the_error_and_a_path_hint(tmp_path: Path, trained_snake: Path):
@@ -195,8 +220,11 @@ def test_game_module_not_importable_shows_the_error_and_a_path_hint(tmp_path: Pa
     shutil.copytree(trained_snake, run)
     text = (run / "config.toml").read_text().replace("retro.examples.snake:create_game", "moved_away.snake:create_game")
     (run / "config.toml").write_text(text)
-    created, trained = cli_at_once(("create", "--game", "no_such_game:create_game", "--output", "x"),
-                                   ("train", "run", "--episodes", "8"), cwd=tmp_path)
+    created, trained = cli_at_once(
+        ("create", "--game", "no_such_game:create_game", "--output", "x"),
+        ("train", "run", "--episodes", "8"),
+        cwd=tmp_path,
+    )
     fails_cleanly(created, "Cannot import game module 'no_such_game'", "Python looked in")
     fails_cleanly(trained, "Cannot import game module 'moved_away.snake'")
 
@@ -212,18 +240,29 @@ def test_truncated_checkpoint_names_the_file_and_suggests_the_previous(tmp_path:
 
 
 def test_replay_writes_a_page_and_a_transcript(tmp_path: Path, trained_snake: Path):
-    out = ok(cli("replay", str(trained_snake), "--checkpoint", "ep_0003", "-o", "snake.html", "--max-turns", "50",
-                 cwd=tmp_path))
+    out = ok(
+        cli(
+            "replay",
+            str(trained_snake),
+            "--checkpoint",
+            "ep_0003",
+            "-o",
+            "snake.html",
+            "--max-turns",
+            "50",
+            cwd=tmp_path,
+        )
+    )
     assert "Wrote snake.html and snake.txt" in out
     page, transcript = (tmp_path / "snake.html").read_text(), (tmp_path / "snake.txt").read_text()
     assert page.startswith("<!DOCTYPE html>") and "ep_0003" in page and "turn 1" in transcript
 
 
 def test_a_tracked_policy_is_evaluated_promoted_and_replayed_by_uri(tmp_path: Path, trained_snake: Path):
-    from retro_gamer.tracking import store
     from retro_gamer.dqn.evaluate import evaluate
-    from retro_gamer.tracking.mlflow_model import log_policy_model, register_policy
     from retro_gamer.policy import TrainedPolicy
+    from retro_gamer.tracking import store
+    from retro_gamer.tracking.mlflow_model import log_policy_model, register_policy
 
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     client = store.open_store(uri)
@@ -237,8 +276,11 @@ def test_a_tracked_policy_is_evaluated_promoted_and_replayed_by_uri(tmp_path: Pa
         ("eval", "models:/snake-policy/1", "-n", "3", "--json", "--tracking-uri", uri),
         ("promote", "models:/snake-policy/1", "--name", "snake-policy", "--alias", "champion", "--tracking-uri", uri),
         ("eval", "models:/no-such-model@champion", "--tracking-uri", uri),
-        cwd=tmp_path)
+        cwd=tmp_path,
+    )
     assert json.loads(ok(by_uri)) == json.loads(json.dumps(by_dir))
     assert "snake-policy version 1 is now @champion" in ok(promoted)
     fails_cleanly(missing, "no-such-model")
-    assert "Wrote" in ok(cli("replay", "models:/snake-policy@champion", "-o", "c.html", "--tracking-uri", uri, cwd=tmp_path))
+    assert "Wrote" in ok(
+        cli("replay", "models:/snake-policy@champion", "-o", "c.html", "--tracking-uri", uri, cwd=tmp_path)
+    )

@@ -8,10 +8,16 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from retro_gamer.config.schema import (
-    ModelKind, RunConfig, available_games, from_toml_dict, read_config, to_toml_dict, write_config,
-)
 from retro_gamer.config.compose import compose_app, run_config_from_hydra
+from retro_gamer.config.schema import (
+    ModelKind,
+    RunConfig,
+    available_games,
+    from_toml_dict,
+    read_config,
+    to_toml_dict,
+    write_config,
+)
 from retro_gamer.errors import ConfigError, RetroGamerError
 
 
@@ -36,12 +42,15 @@ def test_groups_and_overrides_compose():
     assert run.tracking.enabled is True
 
 
-@pytest.mark.parametrize("override, says", [
-    ("trainer.lrr=1", "Did you mean 'trainer.lr'?"),
-    ("model.hiden=[8]", "Did you mean 'model.hidden'?"),
-    ("trainer.episodes=many", "could not be converted to Integer"),
-    ("model.kind=rnn", "Invalid value 'rnn', expected one of [mlp, cnn]"),
-])
+@pytest.mark.parametrize(
+    "override, says",
+    [
+        ("trainer.lrr=1", "Did you mean 'trainer.lr'?"),
+        ("model.hiden=[8]", "Did you mean 'model.hidden'?"),
+        ("trainer.episodes=many", "could not be converted to Integer"),
+        ("model.kind=rnn", "Invalid value 'rnn', expected one of [mlp, cnn]"),
+    ],
+)
 def test_typos_and_bad_types_are_rejected(override, says):
     with pytest.raises(RetroGamerError) as err:
         composed(["+game=snake", override])

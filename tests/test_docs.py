@@ -19,9 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from conftest import REPO, TINY, run_in_terminal
+
 from retro_gamer.config.compose import compose_app, run_config_from_hydra
-from retro_gamer.run.directory import prepare_run
 from retro_gamer.launch import train_run
+from retro_gamer.run.directory import prepare_run
 
 PAGE = REPO / "docs" / "integrating-a-trained-model.rst"
 CLI = str(Path(sys.executable).parent / "retro-gamer")
@@ -45,8 +46,19 @@ def test_every_block_on_the_integration_page_runs(tmp_path: Path, monkeypatch):
     run = project / "runs" / "snake"
     # A real snake run with the checkpoint the page names (ep_0500); no learning and one-turn episodes, so it
     # takes a second.
-    cfg = run_config_from_hydra(compose_app(["+game=snake", *TINY, "trainer.episodes=500", "trainer.checkpoint_every=250",
-                                             "trainer.warmup_steps=1000000000", "game.max_turns=1"]), "snake")
+    cfg = run_config_from_hydra(
+        compose_app(
+            [
+                "+game=snake",
+                *TINY,
+                "trainer.episodes=500",
+                "trainer.checkpoint_every=250",
+                "trainer.warmup_steps=1000000000",
+                "game.max_turns=1",
+            ]
+        ),
+        "snake",
+    )
     train_run(run, prepare_run(cfg, run, "snake"), progress=False)
 
     blocks = code_blocks(PAGE.read_text())
@@ -70,8 +82,9 @@ def test_every_block_on_the_integration_page_runs(tmp_path: Path, monkeypatch):
                 for command in console_commands(code):
                     assert command[0] == "retro-gamer"
                     extra = SMALL if command[1] == "create" else []
-                    result = subprocess.run([CLI, *command[1:], *extra], cwd=project, capture_output=True, text=True,
-                                            timeout=600)
+                    result = subprocess.run(
+                        [CLI, *command[1:], *extra], cwd=project, capture_output=True, text=True, timeout=600
+                    )
                     assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
     assert len(played) == 2
     for game in played:
@@ -87,4 +100,3 @@ def _latest(run: Path) -> int:
     from retro_gamer.run import checkpoint
 
     return checkpoint.list_checkpoints(run)[-1][0]
-

@@ -15,8 +15,12 @@ from retro_gamer.env.observation import IndexView, turn_map
 from retro_gamer.games import Crop, load_factory, parse_description
 from retro_gamer.run.directory import resolve_game
 
-SNAKE = {"factory": "retro.examples.snake:create_game", "actions": ["KEY_RIGHT", "KEY_UP", "KEY_LEFT", "KEY_DOWN"],
-         "reward": "reward", "character_set": ["*", "<", ">", "@", "^", "v"]}
+SNAKE = {
+    "factory": "retro.examples.snake:create_game",
+    "actions": ["KEY_RIGHT", "KEY_UP", "KEY_LEFT", "KEY_DOWN"],
+    "reward": "reward",
+    "character_set": ["*", "<", ">", "@", "^", "v"],
+}
 
 
 def make_env(**extra) -> GameEnvironment:
@@ -99,16 +103,24 @@ def test_the_board_follows_agents_that_move_on_keystrokes_alone(tmp_path: Path, 
         "def create_game():\n"
         f"    return Game([{before}Slider()], {{'x': 0}}, board_size=(5, 1))\n"
     )
-    desc = resolve_game(parse_description({"factory": "slider.py", "actions": ["KEY_RIGHT"], "reward": "x"}, "t"),
-                        "t", tmp_path, 10, 0)
+    desc = resolve_game(
+        parse_description({"factory": "slider.py", "actions": ["KEY_RIGHT"], "reward": "x"}, "t"), "t", tmp_path, 10, 0
+    )
     env = GameEnvironment(desc, load_factory(desc.factory, tmp_path), tmp_path)
     assert env.reset().board.tolist() == [[1, 0, 0, 0, 0]]
     assert env.step(0)[0].board.tolist() == [[0, 1, 0, 0, 0]]
     assert env.step(0)[0].board.tolist() == [[0, 0, 1, 0, 0]]
 
 
-@pytest.mark.parametrize("factory", ["retro_gamer.examples.gems:create_game", "retro.examples.beast:create_game",
-                                     "retro.examples.nav:create_game", "retro.examples.snake:create_game"])
+@pytest.mark.parametrize(
+    "factory",
+    [
+        "retro_gamer.examples.gems:create_game",
+        "retro.examples.beast:create_game",
+        "retro.examples.nav:create_game",
+        "retro.examples.snake:create_game",
+    ],
+)
 def test_retros_map_of_the_turn_draws_what_the_agents_show(factory: str):
     """After each turn the view draws from retro's own map of it where that is current (each of these games), and
     that agrees cell for cell with drawing from the agents themselves, turn after turn, crushed beasts included."""
@@ -132,8 +144,10 @@ def test_retros_map_of_the_turn_draws_what_the_agents_show(factory: str):
             assert (drawn == view.grid).all(), f"turn {game.turn_number}"
 
 
-@pytest.mark.parametrize(("factory", "agent"), [("retro.examples.beast:create_game", "player"),
-                                                ("retro.examples.snake:create_game", "Snake head")])
+@pytest.mark.parametrize(
+    ("factory", "agent"),
+    [("retro.examples.beast:create_game", "player"), ("retro.examples.snake:create_game", "Snake head")],
+)
 def test_a_cropped_view_draws_its_window_as_the_whole_board_shows_it(factory: str, agent: str):
     """With a crop the view draws only the window (beast's holds about a quarter of its agents); cell for cell
     that window is the whole board's drawing cut around the agent, edges, deaths and restarts included."""

@@ -12,16 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from conftest import TINY
-from retro_gamer.run import checkpoint
-from retro_gamer.config.compose import compose_app, run_config_from_hydra
-from retro_gamer.env.game_batch import GameProcess, LocalGames
-from retro_gamer.run.directory import prepare_run
-from retro_gamer.dqn.trainer import DQNTrainer
 from test_hardening import QUICK, WALKER, refused, run_cli, write_game
 
-SLOW_GAME = WALKER + """
+from retro_gamer.config.compose import compose_app, run_config_from_hydra
+from retro_gamer.dqn.trainer import DQNTrainer
+from retro_gamer.env.game_batch import GameProcess, LocalGames
+from retro_gamer.run import checkpoint
+from retro_gamer.run.directory import prepare_run
+
+SLOW_GAME = (
+    WALKER
+    + """
 import time
 
 
@@ -39,6 +41,7 @@ class Clock:
 def create_game():
     return Game([Walker(), Clock()], {"points": 0}, board_size=(8, 4))
 """
+)
 
 
 def snake(*overrides: str):
@@ -94,7 +97,11 @@ def test_queued_turns_are_played_in_order_and_before_a_restart_in_both_places(tm
 
 def test_the_games_failure_in_the_second_process_shows_the_games_own_frames(tmp_path: Path, monkeypatch, capsys):
     module = f"boom2_{os.getpid()}"
-    write_game(tmp_path, module, WALKER + """
+    write_game(
+        tmp_path,
+        module,
+        WALKER
+        + """
 class Bomb:
     name = "bomb"
     character = "B"
@@ -108,39 +115,82 @@ class Bomb:
 
 def create_game():
     return Game([Walker(), Bomb()], {"points": 0}, board_size=(8, 4))
-""")
+""",
+    )
     monkeypatch.chdir(tmp_path)
-    assert run_cli(capsys, "create", "--game", f"{module}.py", "--output", "run", *QUICK, "trainer.game_process=true")[0] == 0
+    assert (
+        run_cli(capsys, "create", "--game", f"{module}.py", "--output", "run", *QUICK, "trainer.game_process=true")[0]
+        == 0
+    )
     assert run_cli(capsys, "train", "run", "--episodes", "3")[0] == 0  # prints and all
     Path("armed").touch()
-    err = refused(capsys, "train", "run", "--episodes", "6", says=(
-        "the game's code failed while running `retro-gamer train`", f"{module}.py\", line", "in play_turn",
-        'game.state["points"] = 1 / 0', "ZeroDivisionError: division by zero"))
+    err = refused(
+        capsys,
+        "train",
+        "run",
+        "--episodes",
+        "6",
+        says=(
+            "the game's code failed while running `retro-gamer train`",
+            f'{module}.py", line',
+            "in play_turn",
+            'game.state["points"] = 1 / 0',
+            "ZeroDivisionError: division by zero",
+        ),
+    )
     assert "retro_gamer" not in err and "site-packages" not in err
     # the other group's turn, already queued, failed the same way; the games' process was still ended
-    children = subprocess.run(["pgrep", "-f", "-P", str(os.getpid()), "game_batch import serve"], capture_output=True, text=True)
+    children = subprocess.run(
+        ["pgrep", "-f", "-P", str(os.getpid()), "game_batch import serve"], capture_output=True, text=True
+    )
     assert children.stdout.split() == []
 
 
 def test_a_rule_broken_in_the_second_process_is_named(tmp_path: Path, monkeypatch, capsys):
     module = f"nan_{os.getpid()}"
-    write_game(tmp_path, module, WALKER.replace('game.state["points"] = game.state["points"] + 1',
-                                                'game.state["points"] = None if game.turn_number == 3 else 1') +
-               "\ndef create_game():\n    return Game([Walker()], {'points': 0}, board_size=(8, 4))\n")
+    write_game(
+        tmp_path,
+        module,
+        WALKER.replace(
+            'game.state["points"] = game.state["points"] + 1',
+            'game.state["points"] = None if game.turn_number == 3 else 1',
+        )
+        + "\ndef create_game():\n    return Game([Walker()], {'points': 0}, board_size=(8, 4))\n",
+    )
     monkeypatch.chdir(tmp_path)
-    assert run_cli(capsys, "create", "--game", f"{module}.py", "--output", "run", *QUICK, "trainer.game_process=true")[0] == 0
-    refused(capsys, "train", "run", says=("game.state['points'] (the reward) became None on turn 3", "it must stay a finite number"))
+    assert (
+        run_cli(capsys, "create", "--game", f"{module}.py", "--output", "run", *QUICK, "trainer.game_process=true")[0]
+        == 0
+    )
+    refused(
+        capsys,
+        "train",
+        "run",
+        says=("game.state['points'] (the reward) became None on turn 3", "it must stay a finite number"),
+    )
 
 
 def test_ctrl_c_stops_both_processes_and_saves(tmp_path: Path):
     write_game(tmp_path, "slow", SLOW_GAME)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cli = [sys.executable, "-m", "retro_gamer.cli"]
-    subprocess.run([*cli, "create", "--game", "slow.py", "--output", "run", *QUICK, "trainer.game_process=true"],
-                   cwd=tmp_path, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [*cli, "create", "--game", "slow.py", "--output", "run", *QUICK, "trainer.game_process=true"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     # a terminal's Ctrl+C reaches every process of the foreground group: the trainer and its games' process
-    proc = subprocess.Popen([*cli, "train", "run", "--episodes", "100000"], cwd=tmp_path, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [*cli, "train", "run", "--episodes", "100000"],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     for line in proc.stdout:
         if line.startswith("Training"):  # the games' process is up and answering
             break

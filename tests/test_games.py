@@ -8,7 +8,10 @@ import pytest
 
 from retro_gamer.errors import ConfigError, RetroGamerError
 from retro_gamer.games import (
-    description_from_pyproject, load_factory, parse_description, rebase,
+    description_from_pyproject,
+    load_factory,
+    parse_description,
+    rebase,
 )
 from retro_gamer.run.directory import resolve_game
 
@@ -76,10 +79,13 @@ def test_characters_are_discovered_when_not_given():
     assert "@" in desc.character_set and " " not in desc.character_set
 
 
-@pytest.mark.parametrize("module, actions", [
-    ("retro.examples.nav", ["KEY_LEFT", "KEY_RIGHT"]),
-    ("retro.examples.beast", ["KEY_RIGHT", "KEY_UP", "KEY_LEFT", "KEY_DOWN"]),
-])
+@pytest.mark.parametrize(
+    "module, actions",
+    [
+        ("retro.examples.nav", ["KEY_LEFT", "KEY_RIGHT"]),
+        ("retro.examples.beast", ["KEY_RIGHT", "KEY_UP", "KEY_LEFT", "KEY_DOWN"]),
+    ],
+)
 def test_published_games_load_from_their_own_pyproject(module, actions):
     desc = description_from_pyproject(module)
     assert desc.actions == actions and desc.reward == "score" and desc.spatial is True

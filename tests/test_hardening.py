@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import retro.examples.nav as nav
-
 from conftest import TINY
+
 from retro_gamer.cli import app as cli
 from retro_gamer.errors import GameFault
 from retro_gamer.policy import PolicyInput, TrainedPolicy
@@ -45,7 +45,11 @@ def refused(capsys, *args: str, says: tuple[str, ...] = (), code: int = 2) -> st
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (but the lock file) and its bytes, to prove nothing changed."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 def write_game(folder: Path, module: str, body: str, actions: str = '["KEY_LEFT", "KEY_RIGHT"]') -> Path:
@@ -54,7 +58,8 @@ def write_game(folder: Path, module: str, body: str, actions: str = '["KEY_LEFT"
     header = "import math\nfrom pathlib import Path\nfrom retro.game import Game\n"
     (folder / f"{module}.py").write_text(header + textwrap.dedent(body))
     (folder / "pyproject.toml").write_text(
-        f'[tool.retro-gamer]\nactions = {actions}\nreward = "points"\nmax_turns = 50\n')
+        f'[tool.retro-gamer]\nactions = {actions}\nreward = "points"\nmax_turns = 50\n'
+    )
     return folder
 
 
@@ -81,7 +86,11 @@ class Walker:
 def walker_run(tmp_path: Path, monkeypatch, capsys) -> Path:
     """A created (untrained) run of a tiny real game, made from its own project folder."""
     module = f"walker_{os.getpid()}_{tmp_path.name}"[:60].replace("-", "_")
-    write_game(tmp_path, module, WALKER + "\ndef create_game():\n    return Game([Walker()], {'points': 0}, board_size=(8, 4))\n")
+    write_game(
+        tmp_path,
+        module,
+        WALKER + "\ndef create_game():\n    return Game([Walker()], {'points': 0}, board_size=(8, 4))\n",
+    )
     monkeypatch.chdir(tmp_path)
     code, out, err = run_cli(capsys, "create", "--game", f"{module}.py", "--output", "run", *QUICK)
     assert code == 0, out + err
@@ -90,13 +99,18 @@ def walker_run(tmp_path: Path, monkeypatch, capsys) -> Path:
 
 # --- losing or changing what is on disk -------------------------------------------------------
 
+
 def test_an_incomplete_or_unreadable_config_toml_is_refused_and_nothing_is_written(walker_run: Path, capsys):
     config = walker_run / "config.toml"
     whole = config.read_text()
     config.write_text(whole[: whole.index("[model]")])  # cut off before [model]: still valid TOML
     before = snapshot(walker_run)
-    refused(capsys, "train", str(walker_run), says=("is incomplete", "section [model] is missing",
-                                                    "section [training] is missing", "retro-gamer create"))
+    refused(
+        capsys,
+        "train",
+        str(walker_run),
+        says=("is incomplete", "section [model] is missing", "section [training] is missing", "retro-gamer create"),
+    )
     config.write_text(whole.replace("lr = ", "# lr = "))
     refused(capsys, "train", str(walker_run), says=("[training] lacks lr",))
     config.write_bytes(b"\xff\xfe not text")
@@ -106,13 +120,25 @@ def test_an_incomplete_or_unreadable_config_toml_is_refused_and_nothing_is_writt
     assert not (walker_run / "resume.pt").exists()
 
 
-def test_a_damaged_config_is_rewritten_by_create_force_and_checked_against_the_checkpoints(trained_snake: Path, tmp_path: Path, capsys):
+def test_a_damaged_config_is_rewritten_by_create_force_and_checked_against_the_checkpoints(
+    trained_snake: Path, tmp_path: Path, capsys
+):
     run = tmp_path / "snake"
     shutil.copytree(trained_snake, run)
     whole = (run / "config.toml").read_text()
     (run / "config.toml").write_text(whole[: whole.index("[training]")])
-    err = refused(capsys, "create", "--game", "snake", "--output", str(run), "--force", *TINY, "model.hidden=[64]",
-                  says=("model.hidden was [", "now [64]"))
+    err = refused(
+        capsys,
+        "create",
+        "--game",
+        "snake",
+        "--output",
+        str(run),
+        "--force",
+        *TINY,
+        "model.hidden=[64]",
+        says=("model.hidden was [", "now [64]"),
+    )
     assert "Cannot resume" in err and (run / "config.toml").read_text() == whole[: whole.index("[training]")]
     code, out, err = run_cli(capsys, "create", "--game", "snake", "--output", str(run), "--force", *TINY)
     assert code == 0, err
@@ -121,16 +147,29 @@ def test_a_damaged_config_is_rewritten_by_create_force_and_checked_against_the_c
 
 def test_one_process_at_a_time_holds_a_run_directory_and_a_crash_releases_it(walker_run: Path, capsys):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from retro_gamer.run.lock import run_lock\n"
-         f"with run_lock({str(walker_run)!r}):\n    print('held', flush=True); sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from retro_gamer.run.lock import run_lock\n"
+            f"with run_lock({str(walker_run)!r}):\n    print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         before = snapshot(walker_run)
-        err = refused(capsys, "train", str(walker_run), says=(f"process {holder.pid}", f"kill -INT {holder.pid}",
-                                                              "Only one process may train"))
+        err = refused(
+            capsys,
+            "train",
+            str(walker_run),
+            says=(f"process {holder.pid}", f"kill -INT {holder.pid}", "Only one process may train"),
+        )
         refused(capsys, "clean", str(walker_run), "-y", says=("is in use by",))
-        refused(capsys, "create", "--game", "snake", "--output", str(walker_run), "--force", *TINY, says=("is in use by",))
+        refused(
+            capsys, "create", "--game", "snake", "--output", str(walker_run), "--force", *TINY, says=("is in use by",)
+        )
         assert snapshot(walker_run) == before, err
     finally:
         holder.send_signal(signal.SIGKILL)  # a crash: the kernel drops its lock, no stale lock file remains
@@ -142,16 +181,44 @@ def test_one_process_at_a_time_holds_a_run_directory_and_a_crash_releases_it(wal
 
 def test_nonsensical_settings_are_refused_before_anything_is_written(walker_run: Path, tmp_path: Path, capsys):
     before = snapshot(walker_run)
-    refused(capsys, "train", str(walker_run), "--episodes", "-5",
-            says=("--episodes: trainer.episodes = -5: must be a whole number from 1",))
+    refused(
+        capsys,
+        "train",
+        str(walker_run),
+        "--episodes",
+        "-5",
+        says=("--episodes: trainer.episodes = -5: must be a whole number from 1",),
+    )
     assert snapshot(walker_run) == before
-    err = refused(capsys, "create", "--game", "snake", "--output", str(tmp_path / "bad"), *TINY,
-                  "trainer.lr=-1", "trainer.checkpoint_every=0", "trainer.num_envs=0", "trainer.batch_size=0",
-                  "trainer.buffer_size=-2", "trainer.time_limit=0", "model.hidden=[-3]", "trainer.device=gpu",
-                  "trainer.episodes=99999999999999")
-    for key in ("trainer.lr = -1.0", "checkpoint_every = 0", "num_envs = 0", "batch_size = 0", "buffer_size = -2",
-                "time_limit = 0.0", "model.hidden = [-3]: each item must be", "device = 'gpu': must be auto, cpu",
-                "episodes = 99999999999999"):
+    err = refused(
+        capsys,
+        "create",
+        "--game",
+        "snake",
+        "--output",
+        str(tmp_path / "bad"),
+        *TINY,
+        "trainer.lr=-1",
+        "trainer.checkpoint_every=0",
+        "trainer.num_envs=0",
+        "trainer.batch_size=0",
+        "trainer.buffer_size=-2",
+        "trainer.time_limit=0",
+        "model.hidden=[-3]",
+        "trainer.device=gpu",
+        "trainer.episodes=99999999999999",
+    )
+    for key in (
+        "trainer.lr = -1.0",
+        "checkpoint_every = 0",
+        "num_envs = 0",
+        "batch_size = 0",
+        "buffer_size = -2",
+        "time_limit = 0.0",
+        "model.hidden = [-3]: each item must be",
+        "device = 'gpu': must be auto, cpu",
+        "episodes = 99999999999999",
+    ):
         assert key in err
     assert not (tmp_path / "bad").exists()
     edited = (walker_run / "config.toml").read_text().replace("lr = ", "lr = -1.0 #", 1)
@@ -166,10 +233,16 @@ def test_a_board_of_another_size_is_a_was_now_refusal(walker_run: Path, trained_
     game_file = next(walker_run.parent.glob("walker_*.py"))
     game_file.write_text(game_file.read_text().replace("board_size=(8, 4)", "board_size=(12, 6)"))
     sys.modules.pop(game_file.stem, None)
-    refused(capsys, "train", str(walker_run), says=("the game's board is 12x6, but this run was set up for a 8x4 board",
-                                                    "retro-gamer create"))
+    refused(
+        capsys,
+        "train",
+        str(walker_run),
+        says=("the game's board is 12x6, but this run was set up for a 8x4 board", "retro-gamer create"),
+    )
     snake_policy = TrainedPolicy(trained_snake)
-    with pytest.raises(GameFault, match=r"board is 25x25, but TrainedPolicy\(.*\) was trained on a 32x16 board \(game snake"):
+    with pytest.raises(
+        GameFault, match=r"board is 25x25, but TrainedPolicy\(.*\) was trained on a 32x16 board \(game snake"
+    ):
         PolicyInput(snake_policy, nav.create_game())
     with pytest.raises(GameFault, match="was trained on a 32x16 board"):
         snake_policy.get_action(nav.create_game())
@@ -177,9 +250,14 @@ def test_a_board_of_another_size_is_a_was_now_refusal(walker_run: Path, trained_
 
 # --- faults in the user's own game code -------------------------------------------------------
 
+
 def test_a_game_that_raises_shows_the_games_own_frames_only(tmp_path: Path, monkeypatch, capsys):
     module = f"boom_{os.getpid()}"
-    write_game(tmp_path, module, WALKER + """
+    write_game(
+        tmp_path,
+        module,
+        WALKER
+        + """
 class Bomb:
     name = "bomb"
     character = "B"
@@ -196,48 +274,108 @@ class Bomb:
 
 def create_game():
     return Game([Walker(), Bomb()], {"points": 0}, board_size=(8, 4))
-""")
+""",
+    )
     monkeypatch.chdir(tmp_path)
     code, out, err = run_cli(capsys, "create", "--game", f"{module}.py", "--output", "run", *QUICK)
     assert code == 0, err
     before = snapshot(tmp_path / "run")
     Path("armed").touch()
-    err = refused(capsys, "train", "run", says=(
-        "the game's code failed while running `retro-gamer train`", f"{module}.py\", line", "in play_turn",
-        "self.explode(game)", "in explode", "game.state[\"points\"] = 1 / fuel", "ZeroDivisionError: division by zero"))
+    err = refused(
+        capsys,
+        "train",
+        "run",
+        says=(
+            "the game's code failed while running `retro-gamer train`",
+            f'{module}.py", line',
+            "in play_turn",
+            "self.explode(game)",
+            "in explode",
+            'game.state["points"] = 1 / fuel',
+            "ZeroDivisionError: division by zero",
+        ),
+    )
     assert "retro_gamer" not in err and "site-packages" not in err
-    assert {k: v for k, v in snapshot(tmp_path / "run").items() if k == "config.toml"} == {"config.toml": before["config.toml"]}
+    assert {k: v for k, v in snapshot(tmp_path / "run").items() if k == "config.toml"} == {
+        "config.toml": before["config.toml"]
+    }
 
 
 def test_broken_game_modules_and_factories_are_named_at_create(tmp_path: Path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     write_game(tmp_path / "a", "syntax_game", "def create_game(:\n    pass\n")
-    refused(capsys, "create", "--game", "a/syntax_game.py", "--output", "r1", says=("syntax error at", "syntax_game.py, line 4",
-                                                                                    "def create_game(:"))
-    write_game(tmp_path / "b", "needs_size", "def create_game(size):\n    return Game([], {'points': 0}, board_size=(size, size))\n")
-    refused(capsys, "create", "--game", "b/needs_size.py", "--output", "r2", says=("takes (size)", "size would be missing",
-                                                                                  "default value"))
-    write_game(tmp_path / "c", "typo_keys", WALKER + "\ndef create_game():\n    return Game([Walker()], {'points': 0})\n",
-               actions='["KEY_LEFT", "KEY_RIGT", "space"]')
-    refused(capsys, "create", "--game", "c/typo_keys.py", "--output", "r3",
-            says=("actions[1] = 'KEY_RIGT' is neither a single character nor a key name", "Did you mean 'KEY_RIGHT'?",
-                  "actions[2] = 'space'"))
+    refused(
+        capsys,
+        "create",
+        "--game",
+        "a/syntax_game.py",
+        "--output",
+        "r1",
+        says=("syntax error at", "syntax_game.py, line 4", "def create_game(:"),
+    )
+    write_game(
+        tmp_path / "b",
+        "needs_size",
+        "def create_game(size):\n    return Game([], {'points': 0}, board_size=(size, size))\n",
+    )
+    refused(
+        capsys,
+        "create",
+        "--game",
+        "b/needs_size.py",
+        "--output",
+        "r2",
+        says=("takes (size)", "size would be missing", "default value"),
+    )
+    write_game(
+        tmp_path / "c",
+        "typo_keys",
+        WALKER + "\ndef create_game():\n    return Game([Walker()], {'points': 0})\n",
+        actions='["KEY_LEFT", "KEY_RIGT", "space"]',
+    )
+    refused(
+        capsys,
+        "create",
+        "--game",
+        "c/typo_keys.py",
+        "--output",
+        "r3",
+        says=(
+            "actions[1] = 'KEY_RIGT' is neither a single character nor a key name",
+            "Did you mean 'KEY_RIGHT'?",
+            "actions[2] = 'space'",
+        ),
+    )
     assert not any((tmp_path / r).exists() for r in ("r1", "r2", "r3"))
 
 
-@pytest.mark.parametrize("bad, says", [
-    ("None", "game.state['points'] (the reward) became None on turn 3"),
-    ("float('nan')", "game.state['points'] (the reward) became nan on turn 3"),
-    ("math.inf", "became inf on turn 3"),
-    ("'ten'", "became 'ten' on turn 3"),
-])
-def test_a_reward_that_stops_being_a_finite_number_is_refused_the_turn_it_appears(tmp_path: Path, monkeypatch, capsys, bad: str, says: str):
+@pytest.mark.parametrize(
+    "bad, says",
+    [
+        ("None", "game.state['points'] (the reward) became None on turn 3"),
+        ("float('nan')", "game.state['points'] (the reward) became nan on turn 3"),
+        ("math.inf", "became inf on turn 3"),
+        ("'ten'", "became 'ten' on turn 3"),
+    ],
+)
+def test_a_reward_that_stops_being_a_finite_number_is_refused_the_turn_it_appears(
+    tmp_path: Path, monkeypatch, capsys, bad: str, says: str
+):
     module = f"reward_{os.getpid()}_{abs(hash(bad))}"
-    write_game(tmp_path, module, WALKER.replace('game.state["points"] = game.state["points"] + 1',
-                                                f'game.state["points"] = {bad} if game.turn_number == 3 else 1') +
-               "\ndef create_game():\n    return Game([Walker()], {'points': 0}, board_size=(8, 4))\n")
+    write_game(
+        tmp_path,
+        module,
+        WALKER.replace(
+            'game.state["points"] = game.state["points"] + 1',
+            f'game.state["points"] = {bad} if game.turn_number == 3 else 1',
+        )
+        + "\ndef create_game():\n    return Game([Walker()], {'points': 0}, board_size=(8, 4))\n",
+    )
     monkeypatch.chdir(tmp_path)
-    assert run_cli(capsys, "create", "--game", f"{module}.py", "--output", "run", *QUICK, "game.observe_state=[points]")[0] == 0
+    assert (
+        run_cli(capsys, "create", "--game", f"{module}.py", "--output", "run", *QUICK, "game.observe_state=[points]")[0]
+        == 0
+    )
     refused(capsys, "train", "run", says=(says, "it must stay a finite number"))
     metrics = Path("run/metrics.json")
     assert not metrics.exists() or "NaN" not in metrics.read_text() and "Infinity" not in metrics.read_text()
@@ -245,7 +383,11 @@ def test_a_reward_that_stops_being_a_finite_number_is_refused_the_turn_it_appear
 
 def test_an_observed_value_that_goes_bad_is_named(tmp_path: Path, monkeypatch, capsys):
     module = f"observed_{os.getpid()}"
-    write_game(tmp_path, module, WALKER + """
+    write_game(
+        tmp_path,
+        module,
+        WALKER
+        + """
 class Gauge:
     name = "gauge"
     character = "g"
@@ -257,9 +399,12 @@ class Gauge:
 
 def create_game():
     return Game([Walker(), Gauge()], {'points': 0, 'fuel': 3.0}, board_size=(8, 4))
-""")
+""",
+    )
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_cli(capsys, "create", "--game", f"{module}.py", "--output", "run", *QUICK, "game.observe_state=[fuel]")
+    code, out, err = run_cli(
+        capsys, "create", "--game", f"{module}.py", "--output", "run", *QUICK, "game.observe_state=[fuel]"
+    )
     assert code == 0, err
     Path("armed").touch()
     refused(capsys, "train", "run", says=("game.state['fuel'] (the observe_state entry) became 'low' on turn 4",))
@@ -267,8 +412,12 @@ def create_game():
 
 def test_a_game_that_never_ends_is_warned_about_at_create(tmp_path: Path, monkeypatch, capsys):
     module = f"endless_{os.getpid()}"
-    write_game(tmp_path, module, WALKER.replace("game.end()", "pass") +
-               "\ndef create_game():\n    return Game([Walker()], {'points': 0}, board_size=(8, 4))\n")
+    write_game(
+        tmp_path,
+        module,
+        WALKER.replace("game.end()", "pass")
+        + "\ndef create_game():\n    return Game([Walker()], {'points': 0}, board_size=(8, 4))\n",
+    )
     monkeypatch.chdir(tmp_path)
     code, out, err = run_cli(capsys, "create", "--game", f"{module}.py", "--output", "run", *QUICK)
     assert code == 0
@@ -278,11 +427,14 @@ def test_a_game_that_never_ends_is_warned_about_at_create(tmp_path: Path, monkey
 
 # --- the file system --------------------------------------------------------------------------
 
+
 def mount_tmpfs(folder: Path, options: str) -> None:
     """Mount a small tmpfs on ``folder``, or skip the test saying why it cannot."""
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("mounting a small tmpfs needs root and mount(8); this test runs as an unprivileged user")
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         pytest.skip(f"this container may not mount a tmpfs ({result.stderr.strip()})")
 
@@ -302,7 +454,9 @@ def read_only_folder(tmp_path: Path):
     subprocess.run(["umount", str(folder)], check=True)
 
 
-def test_a_full_disk_stops_training_with_one_paragraph_and_every_saved_file_intact(trained_snake: Path, tmp_path: Path, capsys):
+def test_a_full_disk_stops_training_with_one_paragraph_and_every_saved_file_intact(
+    trained_snake: Path, tmp_path: Path, capsys
+):
     disk = tmp_path / "disk"
     disk.mkdir()
     mount_tmpfs(disk, "size=16m")
@@ -326,29 +480,82 @@ def test_a_full_disk_stops_training_with_one_paragraph_and_every_saved_file_inta
         subprocess.run(["umount", str(disk)], check=True)
 
 
-def test_file_system_refusals_are_one_paragraph_and_write_nothing(walker_run: Path, trained_snake: Path,
-                                                                   read_only_folder: Path, tmp_path: Path, capsys):
-    refused(capsys, "create", "--game", "snake", "--output", str(read_only_folder / "run"), *TINY,
-            says=("cannot use", "Read-only file system" if os.geteuid() == 0 else "Permission denied"))
+def test_file_system_refusals_are_one_paragraph_and_write_nothing(
+    walker_run: Path, trained_snake: Path, read_only_folder: Path, tmp_path: Path, capsys
+):
+    refused(
+        capsys,
+        "create",
+        "--game",
+        "snake",
+        "--output",
+        str(read_only_folder / "run"),
+        *TINY,
+        says=("cannot use", "Read-only file system" if os.geteuid() == 0 else "Permission denied"),
+    )
     (tmp_path / "a_file").write_text("keep me")
-    refused(capsys, "create", "--game", "snake", "--output", str(tmp_path / "a_file"), *TINY, says=("is a file, not a folder",))
+    refused(
+        capsys,
+        "create",
+        "--game",
+        "snake",
+        "--output",
+        str(tmp_path / "a_file"),
+        *TINY,
+        says=("is a file, not a folder",),
+    )
     assert (tmp_path / "a_file").read_text() == "keep me"
-    refused(capsys, "create", "--game", "snake", "--output", str(tmp_path / ("n" * 300)), *TINY,
-            says=("File name too long", "255 bytes"))
-    refused(capsys, "plot", str(trained_snake), "-o", str(tmp_path / "missing" / "curve.png"),
-            says=("the folder", "does not exist", "mkdir -p"))
-    refused(capsys, "plot", str(trained_snake), "-o", str(tmp_path / "curve.xyz"), says=("unknown extension '.xyz'", ".png"))
-    refused(capsys, "replay", str(trained_snake), "-o", str(tmp_path / "a_file" / "x.html"), says=("is a file, not a folder",))
+    refused(
+        capsys,
+        "create",
+        "--game",
+        "snake",
+        "--output",
+        str(tmp_path / ("n" * 300)),
+        *TINY,
+        says=("File name too long", "255 bytes"),
+    )
+    refused(
+        capsys,
+        "plot",
+        str(trained_snake),
+        "-o",
+        str(tmp_path / "missing" / "curve.png"),
+        says=("the folder", "does not exist", "mkdir -p"),
+    )
+    refused(
+        capsys, "plot", str(trained_snake), "-o", str(tmp_path / "curve.xyz"), says=("unknown extension '.xyz'", ".png")
+    )
+    refused(
+        capsys,
+        "replay",
+        str(trained_snake),
+        "-o",
+        str(tmp_path / "a_file" / "x.html"),
+        says=("is a file, not a folder",),
+    )
     assert not (tmp_path / "missing").exists() and not (tmp_path / "curve.xyz").exists()
 
 
-def test_a_damaged_resume_state_says_how_to_go_on_and_a_lost_replay_chunk_is_refilled(trained_snake: Path, tmp_path: Path, capsys):
+def test_a_damaged_resume_state_says_how_to_go_on_and_a_lost_replay_chunk_is_refilled(
+    trained_snake: Path, tmp_path: Path, capsys
+):
     run = tmp_path / "snake"
     shutil.copytree(trained_snake, run)
     whole = (run / "resume.pt").read_bytes()
     (run / "resume.pt").write_bytes(whole[:1000])
-    refused(capsys, "train", str(run), "--episodes", "7",
-            says=("resume.pt is corrupted", f"mv {run / 'resume.pt'} {run / 'resume.pt'}.damaged", "resumes from ep_0006.pt"))
+    refused(
+        capsys,
+        "train",
+        str(run),
+        "--episodes",
+        "7",
+        says=(
+            "resume.pt is corrupted",
+            f"mv {run / 'resume.pt'} {run / 'resume.pt'}.damaged",
+            "resumes from ep_0006.pt",
+        ),
+    )
     (run / "resume.pt").write_bytes(whole)
     for chunk in (run / "replay").glob("chunk_*.pt"):
         chunk.unlink()
@@ -361,10 +568,12 @@ def test_the_hydra_entry_point_explains_a_run_dir_in_the_way_and_bad_overrides(t
     from conftest import run_module
 
     (tmp_path / "a_file").write_text("keep me")
-    for overrides, says in ((["run_dir=a_file/run"], "Not a directory. Part of that path is a file"),
-                            (["trainer.episodes=1e99"], "could not be converted to Integer"),
-                            (["trainer.num_envs=0"], "trainer.num_envs = 0: must be a whole number from 1"),
-                            (["model.strides=[]"], "model.strides = []: give at least one stride")):
+    for overrides, says in (
+        (["run_dir=a_file/run"], "Not a directory. Part of that path is a file"),
+        (["trainer.episodes=1e99"], "could not be converted to Integer"),
+        (["trainer.num_envs=0"], "trainer.num_envs = 0: must be a whole number from 1"),
+        (["model.strides=[]"], "model.strides = []: give at least one stride"),
+    ):
         result = run_module(["-m", "retro_gamer.train", "+game=snake", *TINY, *overrides], cwd=tmp_path)
         assert result.returncode == 2 and "Traceback" not in result.stderr and says in result.stderr, result.stderr
     assert (tmp_path / "a_file").read_text() == "keep me" and not (tmp_path / "runs" / "snake").exists()
@@ -372,7 +581,11 @@ def test_the_hydra_entry_point_explains_a_run_dir_in_the_way_and_bad_overrides(t
 
 def test_an_observation_function_that_changes_its_size_or_goes_nan_is_named(tmp_path: Path, monkeypatch, capsys):
     module = f"obsfn_{os.getpid()}"
-    write_game(tmp_path, module, WALKER + """
+    write_game(
+        tmp_path,
+        module,
+        WALKER
+        + """
 def create_game():
     return Game([Walker()], {'points': 0}, board_size=(8, 4))
 
@@ -381,10 +594,19 @@ def observe(game):
     if Path("nan").exists() and game.turn_number == 5:
         return [float("nan"), 1.0]
     return [1.0, 2.0, 3.0] if Path("grow").exists() and game.turn_number == 5 else [1.0, 2.0]
-""")
+""",
+    )
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_cli(capsys, "create", "--game", f"{module}.py", "--output", "run", *QUICK,
-                             f"game.observation_function={module}:observe")
+    code, out, err = run_cli(
+        capsys,
+        "create",
+        "--game",
+        f"{module}.py",
+        "--output",
+        "run",
+        *QUICK,
+        f"game.observation_function={module}:observe",
+    )
     assert code == 0, err
     Path("grow").touch()
     refused(capsys, "train", "run", says=("returned 3 value(s) on turn 5", "but 2 numbers at the start"))

@@ -22,11 +22,18 @@ from retro.input import ProgrammaticInput
 from retro.views import HeadlessView
 
 from retro_gamer import TrainedPolicy
-from retro_gamer.run.checkpoint import latest_checkpoint
 from retro_gamer.compat import tomllib
 from retro_gamer.errors import RetroGamerError
 from retro_gamer.games import is_model_uri
-from retro_gamer.tracking.mlflow_model import MODEL_NAME, NEWEST_ALIAS, download_policy, log_policy_model, promote, register_policy
+from retro_gamer.run.checkpoint import latest_checkpoint
+from retro_gamer.tracking.mlflow_model import (
+    MODEL_NAME,
+    NEWEST_ALIAS,
+    download_policy,
+    log_policy_model,
+    promote,
+    register_policy,
+)
 from retro_gamer.tracking.store import experiment_id, open_store
 
 NAME = "snake-policy"
@@ -49,8 +56,15 @@ def logged(trained_snake: Path, tmp_path_factory) -> SimpleNamespace:
     print(f"\nlog_policy_model: {seconds:.2f} s")
     fluent_after = (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI"))
     version = register_policy(client, model_uri, NAME)
-    return SimpleNamespace(uri=uri, client=client, run_id=run_id, model_uri=model_uri, version=version,
-                           fluent_before=fluent_before, fluent_after=fluent_after)
+    return SimpleNamespace(
+        uri=uri,
+        client=client,
+        run_id=run_id,
+        model_uri=model_uri,
+        version=version,
+        fluent_before=fluent_before,
+        fluent_after=fluent_after,
+    )
 
 
 def positions(n: int = 50):
@@ -84,8 +98,14 @@ def test_the_model_has_a_signature_an_input_example_and_the_run_folder(logged, t
     location = logged.client.get_logged_model(logged.model_uri.removeprefix("models:/")).artifact_location
     local = mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(tmp_path), tracking_uri=logged.uri)
     files = sorted(p.relative_to(local).as_posix() for p in Path(local).rglob("*") if p.is_file())
-    assert {"MLmodel", "policy_model.py", "artifacts/run/config.toml", "artifacts/run/checkpoints/ep_0006.pt",
-            "input_example.json", "requirements.txt"} <= set(files), files
+    assert {
+        "MLmodel",
+        "policy_model.py",
+        "artifacts/run/config.toml",
+        "artifacts/run/checkpoints/ep_0006.pt",
+        "input_example.json",
+        "requirements.txt",
+    } <= set(files), files
     model = Model.load(local)
     assert model.flavors["python_function"]["loader_module"] == "mlflow.pyfunc.loaders.code_model"  # no pickle
     inputs = {spec.name: (spec.type, spec.shape) for spec in model.signature.inputs.inputs}
@@ -97,9 +117,13 @@ def test_the_model_has_a_signature_an_input_example_and_the_run_folder(logged, t
 
 @pytest.mark.parametrize("form", ["model_id", "run", "version", "alias", "latest"])
 def test_every_uri_form_loads_the_same_policy(logged, trained_snake: Path, form: str):
-    uri = {"model_id": logged.model_uri, "run": f"runs:/{logged.run_id}/{MODEL_NAME}",
-           "version": f"models:/{NAME}/{logged.version}", "alias": f"models:/{NAME}@{NEWEST_ALIAS}",
-           "latest": f"models:/{NAME}@latest"}[form]
+    uri = {
+        "model_id": logged.model_uri,
+        "run": f"runs:/{logged.run_id}/{MODEL_NAME}",
+        "version": f"models:/{NAME}/{logged.version}",
+        "alias": f"models:/{NAME}@{NEWEST_ALIAS}",
+        "latest": f"models:/{NAME}@latest",
+    }[form]
     started = time.perf_counter()
     by_uri = TrainedPolicy(uri, tracking_uri=logged.uri)
     print(f"\nTrainedPolicy({uri!r}): {time.perf_counter() - started:.3f} s")
@@ -128,8 +152,9 @@ def test_a_model_logged_before_the_package_had_subpackages_still_loads(logged, t
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", logged.uri)
     location = logged.client.get_logged_model(logged.model_uri.removeprefix("models:/")).artifact_location
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(tmp_path),
-                                                     tracking_uri=logged.uri))
+    local = Path(
+        mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(tmp_path), tracking_uri=logged.uri)
+    )
     code = local / "policy_model.py"
     assert "from retro_gamer.tracking.mlflow_model import PolicyModel" in code.read_text()
     code.write_text(code.read_text().replace("retro_gamer.tracking.mlflow_model", "retro_gamer.mlflow_model"))
@@ -191,15 +216,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("uri, says", [
-    ("models:/", "is not a model URI"),
-    ("runs:/only-a-run-id", "is not a model URI"),
-    ("models:/no-such-policy/1", f"there is no registered model 'no-such-policy'. Registered models: .*{NAME}"),
-    (f"models:/{NAME}/99", f"no version 99 of '{NAME}': '{NAME}' has versions 1.* and aliases @{NEWEST_ALIAS}"),
-    (f"models:/{NAME}@gold", f"no alias '@gold' of '{NAME}'.* aliases @{NEWEST_ALIAS}"),
-    ("models:/m-00000000000000000000000000000000", "no logged model with id"),
-    ("runs:/0123456789abcdef/policy", "no run with id '0123456789abcdef'"),
-])
+@pytest.mark.parametrize(
+    "uri, says",
+    [
+        ("models:/", "is not a model URI"),
+        ("runs:/only-a-run-id", "is not a model URI"),
+        ("models:/no-such-policy/1", f"there is no registered model 'no-such-policy'. Registered models: .*{NAME}"),
+        (f"models:/{NAME}/99", f"no version 99 of '{NAME}': '{NAME}' has versions 1.* and aliases @{NEWEST_ALIAS}"),
+        (f"models:/{NAME}@gold", f"no alias '@gold' of '{NAME}'.* aliases @{NEWEST_ALIAS}"),
+        ("models:/m-00000000000000000000000000000000", "no logged model with id"),
+        ("runs:/0123456789abcdef/policy", "no run with id '0123456789abcdef'"),
+    ],
+)
 def test_a_uri_that_names_nothing_says_what_exists(logged, uri: str, says: str):
     with pytest.raises(RetroGamerError, match=says) as caught:
         TrainedPolicy(uri, tracking_uri=logged.uri)

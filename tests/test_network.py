@@ -40,10 +40,13 @@ def test_numpy_mlp_refuses_a_cnn():
         NumpyMLP(q)
 
 
-@pytest.mark.parametrize("strides,features", [([1, 2], 16 * 8 * 8), ([2, 2], 16 * 4 * 4), ([2], 16 * 4 * 4), ([1], 16 * 15 * 15)])
+@pytest.mark.parametrize(
+    "strides,features", [([1, 2], 16 * 8 * 8), ([2, 2], 16 * 4 * 4), ([2], 16 * 4 * 4), ([1], 16 * 15 * 15)]
+)
 def test_cnn_layer_strides_follow_the_list_with_its_last_value_repeated(strides, features):
     q = QNetwork(ModelConfig(kind=ModelKind.cnn, channels=[8, 16], hidden=[32], strides=strides), (15, 15), 5, 0, 4)
     assert [conv.stride for conv in q.features if isinstance(conv, torch.nn.Conv2d)] == [
-        (strides[min(i, len(strides) - 1)],) * 2 for i in range(2)]
+        (strides[min(i, len(strides) - 1)],) * 2 for i in range(2)
+    ]
     assert q.trunk[0].in_features == features
     assert q(torch.zeros(3, 15, 15, dtype=torch.uint8), torch.zeros(3, 0)).shape == (3, 4)

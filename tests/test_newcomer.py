@@ -11,12 +11,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from conftest import TINY, run_module
-from retro_gamer.dqn import callbacks
+
 from retro_gamer.cli import app as cli
-from retro_gamer.dqn.callbacks import ConsoleProgress, Window
 from retro_gamer.config.compose import compose_app
+from retro_gamer.dqn import callbacks
+from retro_gamer.dqn.callbacks import ConsoleProgress, Window
 from retro_gamer.errors import RetroGamerError
 
 LONG_NUMBER = "1" + "0" * 5_000  # past Python's 4,300-digit limit on turning text into an int
@@ -70,11 +70,14 @@ def test_both_panels_draw_a_moving_average_over_faint_episodes():
 
 
 # --- errors -----------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("override, meant", [
-    ("model=mpl", "Did you mean 'model=mlp'?"),
-    ("trainer=dq", "Did you mean 'trainer=dqn'?"),
-    ("tracking=defualt", "Did you mean 'tracking=default'?"),
-])
+@pytest.mark.parametrize(
+    "override, meant",
+    [
+        ("model=mpl", "Did you mean 'model=mlp'?"),
+        ("trainer=dq", "Did you mean 'trainer=dqn'?"),
+        ("tracking=defualt", "Did you mean 'tracking=default'?"),
+    ],
+)
 def test_a_mistyped_group_option_names_the_nearest(override: str, meant: str):
     with pytest.raises(RetroGamerError) as err:
         compose_app(["+game=snake", override])
@@ -103,7 +106,9 @@ def test_a_reward_given_on_the_command_line_is_blamed_on_the_command_line(capsys
     code, _, err = run_cli(capsys, "create", "--game", "my_game.py", "--output", "run", "game.reward=nosuchkey")
     assert code == 2 and "reward 'nosuchkey'" in err
     assert "command-line override game.reward=nosuchkey" in err
-    result = run_module(["-m", "retro_gamer.train", "+game=snake", "game.reward=nosuchkey", "run_dir=run"], cwd=user_game)
+    result = run_module(
+        ["-m", "retro_gamer.train", "+game=snake", "game.reward=nosuchkey", "run_dir=run"], cwd=user_game
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert "conf/game/snake.yaml with the command-line override game.reward=nosuchkey" in result.stderr
 
@@ -111,7 +116,9 @@ def test_a_reward_given_on_the_command_line_is_blamed_on_the_command_line(capsys
 def test_an_absurdly_long_number_is_a_clear_error_at_both_entry_points(capsys, tmp_path: Path, monkeypatch):
     result = run_module(["-m", "retro_gamer.train", "+game=snake", f"trainer.lr={LONG_NUMBER}"], cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert "trainer.lr" in result.stderr and "above 0 and at most 1" in result.stderr and LONG_NUMBER not in result.stderr
+    assert (
+        "trainer.lr" in result.stderr and "above 0 and at most 1" in result.stderr and LONG_NUMBER not in result.stderr
+    )
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(capsys, "create", "--game", "snake", "--output", "run", f"model.hidden=[{LONG_NUMBER}]")
     assert code == 2 and "model.hidden" in err and "5,001 digits" in err and "from 1 to 65,536" in err
@@ -125,9 +132,14 @@ def _trainer(**settings) -> SimpleNamespace:
 
 def test_the_start_line_names_every_limit_that_ends_the_run():
     assert callbacks.stop_rule(_trainer()) == "until 20,000 episodes (now at episode 0)"
-    assert callbacks.stop_rule(_trainer(time_limit=1.5)).startswith("until 1.5 min or 20,000 episodes, whichever comes first")
+    assert callbacks.stop_rule(_trainer(time_limit=1.5)).startswith(
+        "until 1.5 min or 20,000 episodes, whichever comes first"
+    )
     budget = callbacks.stop_rule(_trainer(time_limit=1.5, total_env_steps=200_000))
-    assert budget == "until 1.5 min, 200,000 env steps or 20,000 episodes, whichever comes first (now at episode 0, 0 env steps)"
+    assert (
+        budget
+        == "until 1.5 min, 200,000 env steps or 20,000 episodes, whichever comes first (now at episode 0, 0 env steps)"
+    )
 
 
 def test_warm_up_speeds_are_labelled_as_warm_up():
@@ -139,16 +151,23 @@ def test_warm_up_speeds_are_labelled_as_warm_up():
     later = Window(11, 20, 0.0, 5.0, 0.9, 0.5, env_steps=1_200, steps_per_s=9_000.0)
     assert "50% of them warm-up" in later.line(share.of(trainer, later))
     assert "warm-up" not in Window(21, 30, 0.0, 5.0, 0.8, 0.5, env_steps=1_500, steps_per_s=3_000.0).line(
-        share.of(trainer, later))
+        share.of(trainer, later)
+    )
 
 
 def test_a_time_limited_run_says_so_when_it_starts(tmp_path: Path):
     from retro_gamer.config.compose import run_config_from_hydra
-    from retro_gamer.run.directory import prepare_run
     from retro_gamer.launch import train_run
+    from retro_gamer.run.directory import prepare_run
 
-    overrides = ["+game=snake", *TINY, "trainer.episodes=2", "trainer.checkpoint_every=2", "trainer.time_limit=1",
-                 "trainer.warmup_steps=100000"]
+    overrides = [
+        "+game=snake",
+        *TINY,
+        "trainer.episodes=2",
+        "trainer.checkpoint_every=2",
+        "trainer.time_limit=1",
+        "trainer.warmup_steps=100000",
+    ]
     run = tmp_path / "run"
     cfg = prepare_run(run_config_from_hydra(compose_app(overrides), "snake"), run, "snake")
     stream = io.StringIO()
@@ -170,6 +189,17 @@ def test_the_live_bar_counts_the_limit_that_ends_the_run():
 def test_a_step_budget_shows_on_the_live_bar_in_a_terminal(tmp_path: Path):
     from conftest import run_in_terminal
 
-    out = run_in_terminal([sys.executable, "-m", "retro_gamer.train", "+game=snake", *TINY, "trainer.total_env_steps=600",
-                           "trainer.episodes=100000", "run_dir=run"], cwd=tmp_path)
+    out = run_in_terminal(
+        [
+            sys.executable,
+            "-m",
+            "retro_gamer.train",
+            "+game=snake",
+            *TINY,
+            "trainer.total_env_steps=600",
+            "trainer.episodes=100000",
+            "run_dir=run",
+        ],
+        cwd=tmp_path,
+    )
     assert "env steps" in out and "600/600" in out and "Trained" in out

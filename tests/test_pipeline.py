@@ -13,12 +13,21 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from conftest import REPO, TINY
 
 DVC = str(Path(sys.executable).parent / "dvc")
-COPIED = ["dvc.yaml", "params.yaml", "pipelines", "conf", "retro_gamer", "pyproject.toml", ".dvc/config", ".dvcignore",
-          ".dvc/.gitignore", ".gitignore"]
+COPIED = [
+    "dvc.yaml",
+    "params.yaml",
+    "pipelines",
+    "conf",
+    "retro_gamer",
+    "pyproject.toml",
+    ".dvc/config",
+    ".dvcignore",
+    ".dvc/.gitignore",
+    ".gitignore",
+]
 SMALL = [o for o in TINY if not o.startswith("tracking.")]
 
 
@@ -48,7 +57,10 @@ def tiny_params(params: dict) -> None:
     (a game lasts at most 200 turns) and writes a checkpoint of its own."""
     adversarial = params["adversarial"]
     for side in ("player", "enemy"):
-        adversarial[side] = {"steps": 600, "overrides": [*SMALL, "trainer.checkpoint_every=2", "tracking.replay_every=0"]}
+        adversarial[side] = {
+            "steps": 600,
+            "overrides": [*SMALL, "trainer.checkpoint_every=2", "tracking.replay_every=0"],
+        }
     adversarial["warm_start"] = {"epsilon": 0.3, "steps": 100, "replay": True}
     adversarial["tournament"].update(episodes=4)
 
@@ -107,7 +119,8 @@ def test_repro_trains_every_round_warm_started_against_a_pool_then_evaluates(rep
         assert (first["env_steps"], second["env_steps"]) == (600, 1200)  # the budget is exact, and cumulative
         assert second["episodes"] > first["episodes"]  # the counters continue
         assert {"config.toml", "metrics.json", "training.log", "checkpoints", "opponents.json"} <= {
-            p.name for p in (generations / f"{side}_r2").iterdir()}
+            p.name for p in (generations / f"{side}_r2").iterdir()
+        }
     members = read_pool(generations / "player_r2" / "opponents.json")
     assert [(m.name, m.share) for m in members] == [("enemy_r0", pytest.approx(0.4)), ("enemy_r1", pytest.approx(0.6))]
     members = read_pool(generations / "enemy_r2" / "opponents.json")
@@ -193,7 +206,9 @@ def test_a_stage_stopped_by_the_safety_cap_fails(tmp_path: Path):
         params["adversarial"]["player"]["steps"] = 10**7
 
     set_params(root, slow)
-    result = subprocess.run([DVC, "repro", "player@r1"], cwd=root, capture_output=True, text=True, timeout=600, env=ACTIVATED)
+    result = subprocess.run(
+        [DVC, "repro", "player@r1"], cwd=root, capture_output=True, text=True, timeout=600, env=ACTIVATED
+    )
     assert result.returncode != 0
     message = result.stdout + result.stderr
     assert "stopped by time_limit" in message and "adversarial.safety_minutes" in message
@@ -204,35 +219,64 @@ def test_a_stage_stopped_by_the_safety_cap_fails(tmp_path: Path):
 def test_mlflow_records_each_experiment_as_a_parent_run_with_a_child_per_generation(tmp_path: Path):
     from mlflow import MlflowClient
 
-    from retro_gamer.tracking import store
     from retro_gamer.policy import TrainedPolicy
+    from retro_gamer.tracking import store
 
     root = make_repo(tmp_path / "repo", tracking=True, rounds=TWO_ROUNDS)
-    assert ran(sh(DVC, "repro", cwd=root)) == ["baselines", "player@r1", "enemy@r1", "player@r2", "enemy@r2", "evaluate"]
+    assert ran(sh(DVC, "repro", cwd=root)) == [
+        "baselines",
+        "player@r1",
+        "enemy@r1",
+        "player@r2",
+        "enemy@r2",
+        "evaluate",
+    ]
     uri = store.default_uri(root / "runs" / "adversarial")
     assert uri == f"sqlite:///{root}/mlruns/mlflow.db"
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("chase-adversarial").experiment_id
     runs = {r.info.run_name: r for r in client.search_runs([experiment])}
     parents = [r for r in runs.values() if r.data.tags.get("role") == "cycle"]
-    assert len(parents) == 1 and set(runs) == {parents[0].info.run_name, "player_r1", "enemy_r1", "player_r2", "enemy_r2"}
+    assert len(parents) == 1 and set(runs) == {
+        parents[0].info.run_name,
+        "player_r1",
+        "enemy_r1",
+        "player_r2",
+        "enemy_r2",
+    }
     parent = parents[0]
     assert parent.info.status == "FINISHED"
-    for name, role, opponent, pool in (("player_r1", "player", "enemy_r0", "enemy_r0 100 %"),
-                                       ("enemy_r2", "enemy", "player_r2", "player_r0 40 %, player_r1 20 %, player_r2 40 %")):
+    for name, role, opponent, pool in (
+        ("player_r1", "player", "enemy_r0", "enemy_r0 100 %"),
+        ("enemy_r2", "enemy", "player_r2", "player_r0 40 %, player_r1 20 %, player_r2 40 %"),
+    ):
         run = runs[name]
         assert (run.data.tags["mlflow.parentRunId"], run.data.tags["role"], run.data.tags["opponent"]) == (
-            parent.info.run_id, role, opponent)
+            parent.info.run_id,
+            role,
+            opponent,
+        )
         assert run.data.params["opponent_pool"] == pool
     first = [m.step for m in client.get_metric_history(runs["player_r1"].info.run_id, "episode_return")]
     second = [m.step for m in client.get_metric_history(runs["player_r2"].info.run_id, "episode_return")]
     assert min(second) == max(first) + 1  # the warm start continues the side's curve end to end
     files = {a.path for folder in ("tournament", "replays") for a in client.list_artifacts(parent.info.run_id, folder)}
-    assert {"tournament/tournament.json", "tournament/ratings.csv", "tournament/payoff.png",
-            "replays/final_match_r2.html", "replays/final_player_vs_scripted_enemy.html",
-            "replays/scripted_player_vs_final_enemy.html"} <= files
-    assert {"player_rating", "enemy_rating", "player_gate", "enemy_gate", "player_score_vs_scripted",
-            "enemy_score_vs_scripted"} <= set(parent.data.metrics)
+    assert {
+        "tournament/tournament.json",
+        "tournament/ratings.csv",
+        "tournament/payoff.png",
+        "replays/final_match_r2.html",
+        "replays/final_player_vs_scripted_enemy.html",
+        "replays/scripted_player_vs_final_enemy.html",
+    } <= files
+    assert {
+        "player_rating",
+        "enemy_rating",
+        "player_gate",
+        "enemy_gate",
+        "player_score_vs_scripted",
+        "enemy_score_vs_scripted",
+    } <= set(parent.data.metrics)
     assert [m.step for m in client.get_metric_history(parent.info.run_id, "player_rating")] == [0, 1, 2]
     for side in ("player", "enemy"):
         gate = parent.data.metrics[f"{side}_gate"]

@@ -37,7 +37,9 @@ sys.modules.pop("fcntl", None)
 sys.meta_path.insert(0, NoFcntl())
 '''
 
-LOAD_AND_PLAY = WITHOUT_FCNTL + '''
+LOAD_AND_PLAY = (
+    WITHOUT_FCNTL
+    + """
 import contextlib
 import io
 import json
@@ -71,18 +73,25 @@ with contextlib.redirect_stdout(printed):
     code = main(["eval", "models:/snake-policy@newest", "--tracking-uri", uri, "--episodes", "2", "--json"])
 print(json.dumps({"q_values": q_values, "turns": game.turn_number, "eval_code": code,
                   "eval": json.loads(printed.getvalue()), "fcntl_loaded": "fcntl" in sys.modules}))
-'''
+"""
+)
 
 
 def test_a_model_loads_plays_and_evaluates_without_fcntl(trained_snake: Path, tmp_path: Path):
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     client = open_store(uri)  # the training side, which has fcntl, logs the model
     run_id = client.create_run(experiment_id(client, "snake", uri)).info.run_id
-    register_policy(client, log_policy_model(client, run_id, trained_snake, latest_checkpoint(trained_snake)),
-                    "snake-policy")
+    register_policy(
+        client, log_policy_model(client, run_id, trained_snake, latest_checkpoint(trained_snake)), "snake-policy"
+    )
 
-    done = subprocess.run([sys.executable, "-c", LOAD_AND_PLAY, str(trained_snake), uri], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_PLAY, str(trained_snake), uri],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     random.seed(5)
@@ -94,6 +103,7 @@ def test_a_model_loads_plays_and_evaluates_without_fcntl(trained_snake: Path, tm
 
 def test_fcntl_is_refused_in_the_stand_in():
     """The stand-in really refuses fcntl, so the test above would catch a module-level import."""
-    done = subprocess.run([sys.executable, "-c", WITHOUT_FCNTL + "import fcntl\n"], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_FCNTL + "import fcntl\n"], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode != 0 and "No module named 'fcntl'" in done.stderr

@@ -14,14 +14,12 @@ from retro.examples.snake import create_game
 from retro.input import ProgrammaticInput
 from retro.views import HeadlessView
 
-from retro_gamer import PolicyInput
-
-from retro_gamer import TrainedPolicy
-from retro_gamer.run import checkpoint
+from retro_gamer import PolicyInput, TrainedPolicy
 from retro_gamer.config.schema import ModelConfig, ModelKind, read_config, to_toml_dict, write_config
-from retro_gamer.errors import IncompatibleRunError, RetroGamerError
 from retro_gamer.dqn.network import QNetwork
+from retro_gamer.errors import IncompatibleRunError, RetroGamerError
 from retro_gamer.policy import NumpyForward
+from retro_gamer.run import checkpoint
 
 KEYS = {"KEY_RIGHT", "KEY_UP", "KEY_LEFT", "KEY_DOWN", None}
 
@@ -136,10 +134,13 @@ def test_two_snakes_example_runs_headless(trained_snake: Path, monkeypatch):
 
 
 def test_watch_snake_example_plays_in_a_terminal(trained_snake: Path):
-    from conftest import REPO, run_in_terminal
     import sys
 
-    out = run_in_terminal([sys.executable, str(REPO / "examples" / "watch_snake.py"), str(trained_snake)], cwd=trained_snake)
+    from conftest import REPO, run_in_terminal
+
+    out = run_in_terminal(
+        [sys.executable, str(REPO / "examples" / "watch_snake.py"), str(trained_snake)], cwd=trained_snake
+    )
     assert "score" in out and "energy" in out
 
 
@@ -147,12 +148,13 @@ def test_a_custom_observation_function_trains_and_drives_a_policy(tmp_path: Path
     from dataclasses import replace
 
     from conftest import TINY
+    from omegaconf import OmegaConf
+
     from retro_gamer.config.compose import compose_app
     from retro_gamer.config.schema import AppConfig, RunConfig
     from retro_gamer.games import description_from_pyproject
-    from retro_gamer.run.directory import prepare_run
     from retro_gamer.launch import train_run
-    from omegaconf import OmegaConf
+    from retro_gamer.run.directory import prepare_run
 
     monkeypatch.chdir(user_game)
     desc = replace(description_from_pyproject("my_game.py"), observation_function="my_game:observe")
@@ -174,13 +176,17 @@ MODELS = {
     "mlp": ModelConfig(kind=ModelKind.mlp, hidden=[32, 16]),
     "mlp without hidden layers or dueling": ModelConfig(kind=ModelKind.mlp, hidden=[], dueling=False),
     "cnn_small": ModelConfig(kind=ModelKind.cnn, channels=[8, 16], strides=[1, 2], hidden=[32]),
-    "cnn of three strided layers": ModelConfig(kind=ModelKind.cnn, channels=[4, 6, 5], strides=[2, 1, 3], hidden=[8], dueling=False),
+    "cnn of three strided layers": ModelConfig(
+        kind=ModelKind.cnn, channels=[4, 6, 5], strides=[2, 1, 3], hidden=[8], dueling=False
+    ),
 }
 
 
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("board_shape, extras_size", [((11, 11), 2), ((7, 10), 0), ((0, 0), 3)])
-def test_numpy_forward_matches_torch_over_random_observations(name: str, board_shape: tuple[int, int], extras_size: int):
+def test_numpy_forward_matches_torch_over_random_observations(
+    name: str, board_shape: tuple[int, int], extras_size: int
+):
     torch.manual_seed(0)
     q = QNetwork(MODELS[name], board_shape, n_classes=6, extras_size=extras_size, n_actions=5).eval()
     forward = NumpyForward(q)

@@ -118,28 +118,42 @@ def test_pool_members_split_the_games_by_the_shares():
     assert shares_of(pool_members(generations(1), shares)) == {"enemy_r0": 1.0}
     assert shares_of(pool_members(generations(2), shares)) == pytest.approx({"enemy_r0": 0.2, "enemy_r1": 0.8})
     assert shares_of(pool_members(generations(3), shares)) == pytest.approx(
-        {"enemy_r0": 0.2, "enemy_r1": 0.3, "enemy_r2": 0.5})
+        {"enemy_r0": 0.2, "enemy_r1": 0.3, "enemy_r2": 0.5}
+    )
     fourteen = pool_members(generations(14), shares)
     names = [m.name for m in fourteen]
     assert names == ["enemy_r0", *(f"enemy_r{n}" for n in range(3, 14))]  # r1, r2 fall outside the window of 10
-    assert shares_of(fourteen) == pytest.approx({"enemy_r0": 0.2, "enemy_r13": 0.5,
-                                                 **{f"enemy_r{n}": 0.03 for n in range(3, 13)}})
+    assert shares_of(fourteen) == pytest.approx(
+        {"enemy_r0": 0.2, "enemy_r13": 0.5, **{f"enemy_r{n}": 0.03 for n in range(3, 13)}}
+    )
     assert fourteen[-1].source == "runs/enemy_r13" and fourteen[0].source is None
     for count in (1, 2, 3, 14):
         assert sum(m.share for m in pool_members(generations(count), shares)) == pytest.approx(1.0)
 
 
 def test_members_without_a_share_are_left_out():
-    assert [m.name for m in pool_members(generations(4), PoolShares(latest=0.8, scripted=0.2))] == ["enemy_r0", "enemy_r3"]
-    assert shares_of(pool_members(generations(4), PoolShares(window=0))) == pytest.approx({"enemy_r0": 0.4, "enemy_r3": 0.6})
-    assert shares_of(pool_members(generations(3), PoolShares(scripted=0.0))) == pytest.approx({"enemy_r1": 0.6, "enemy_r2": 0.4})
+    assert [m.name for m in pool_members(generations(4), PoolShares(latest=0.8, scripted=0.2))] == [
+        "enemy_r0",
+        "enemy_r3",
+    ]
+    assert shares_of(pool_members(generations(4), PoolShares(window=0))) == pytest.approx(
+        {"enemy_r0": 0.4, "enemy_r3": 0.6}
+    )
+    assert shares_of(pool_members(generations(3), PoolShares(scripted=0.0))) == pytest.approx(
+        {"enemy_r1": 0.6, "enemy_r2": 0.4}
+    )
 
 
-@pytest.mark.parametrize(("values", "key"), [({"latest": 1.5}, "adversarial.pool.latest"),
-                                             ({"scripted": -0.1}, "adversarial.pool.scripted"),
-                                             ({"latest": 0.9, "scripted": 0.2}, "adversarial.pool.latest + adversarial.pool.scripted"),
-                                             ({"window": -1}, "adversarial.pool.window"),
-                                             ({"window": 2.5}, "adversarial.pool.window")])
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ({"latest": 1.5}, "adversarial.pool.latest"),
+        ({"scripted": -0.1}, "adversarial.pool.scripted"),
+        ({"latest": 0.9, "scripted": 0.2}, "adversarial.pool.latest + adversarial.pool.scripted"),
+        ({"window": -1}, "adversarial.pool.window"),
+        ({"window": 2.5}, "adversarial.pool.window"),
+    ],
+)
 def test_shares_that_cannot_split_the_games_name_their_params_key(values: dict, key: str):
     with pytest.raises(ConfigError, match="params.yaml") as caught:
         PoolShares(**values)
@@ -148,13 +162,20 @@ def test_shares_that_cannot_split_the_games_name_their_params_key(values: dict, 
 
 def test_the_pool_file_keeps_run_directories_relative_and_reads_them_back_absolute(tmp_path: Path):
     run = tmp_path / "runs" / "player_r2"
-    members = [Member("enemy_r0", None, 0.2), Member("enemy_r1", str(tmp_path / "runs" / "enemy_r1"), 0.3),
-               Member("enemy_r2", "models:/chase-enemy/2", 0.5)]
+    members = [
+        Member("enemy_r0", None, 0.2),
+        Member("enemy_r1", str(tmp_path / "runs" / "enemy_r1"), 0.3),
+        Member("enemy_r2", "models:/chase-enemy/2", 0.5),
+    ]
     write_pool(run / POOL_FILE, members)
     saved = json.loads((run / POOL_FILE).read_text())
-    assert saved == {"members": [{"name": "enemy_r0", "source": None, "share": 0.2},
-                                             {"name": "enemy_r1", "source": "../enemy_r1", "share": 0.3},
-                                             {"name": "enemy_r2", "source": "models:/chase-enemy/2", "share": 0.5}]}
+    assert saved == {
+        "members": [
+            {"name": "enemy_r0", "source": None, "share": 0.2},
+            {"name": "enemy_r1", "source": "../enemy_r1", "share": 0.3},
+            {"name": "enemy_r2", "source": "models:/chase-enemy/2", "share": 0.5},
+        ]
+    }
     assert read_pool(run / POOL_FILE) == members
     moved = tmp_path / "elsewhere"
     (tmp_path / "runs").rename(moved)  # the folders move together: the pool still names the same run
@@ -162,14 +183,17 @@ def test_the_pool_file_keeps_run_directories_relative_and_reads_them_back_absolu
     assert pool(read_pool(moved / "player_r2" / POOL_FILE)).describe() == "enemy_r0 20 %, enemy_r1 30 %, enemy_r2 50 %"
 
 
-@pytest.mark.parametrize(("text", "says"), [
-    (None, "does not exist"),
-    ('{"members": [', "is not valid JSON"),
-    ('{"opponents": []}', "is damaged"),
-    ('{"members": [{"name": "enemy_r0", "share": 1.0}]}', "is damaged"),
-    ('{"members": []}', "has no members"),
-    ('{"members": [{"name": "a", "source": null, "share": 0.5}]}', "sum to 0.5, not 1"),
-])
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (None, "does not exist"),
+        ('{"members": [', "is not valid JSON"),
+        ('{"opponents": []}', "is damaged"),
+        ('{"members": [{"name": "enemy_r0", "share": 1.0}]}', "is damaged"),
+        ('{"members": []}', "has no members"),
+        ('{"members": [{"name": "a", "source": null, "share": 0.5}]}', "sum to 0.5, not 1"),
+    ],
+)
 def test_a_damaged_pool_file_says_what_where_and_how_to_fix(tmp_path: Path, text: str | None, says: str):
     path = tmp_path / POOL_FILE
     if text is not None:
@@ -188,8 +212,9 @@ def test_a_member_is_loaded_once_and_only_when_drawn():
         return POLICIES[source]
 
     random.seed(0)
-    opponents = OpponentPool([Member("enemy_r0", None, 0.5), Member("enemy_r1", "random", 0.5)],
-                             scripted=chase.ChaserPolicy, load=load)
+    opponents = OpponentPool(
+        [Member("enemy_r0", None, 0.5), Member("enemy_r1", "random", 0.5)], scripted=chase.ChaserPolicy, load=load
+    )
     assert loaded == []
     for _ in range(50):
         chase.create_player_training_game(opponent=opponents)

@@ -12,9 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from retro_gamer.tracking import recording
 from retro_gamer.policy import TrainedPolicy
-from retro_gamer.tracking.recording import Frame, Recording, board_rows, record_episode, render_html, render_text, write_replay
+from retro_gamer.tracking import recording
+from retro_gamer.tracking.recording import (
+    Frame,
+    Recording,
+    board_rows,
+    record_episode,
+    render_html,
+    render_text,
+    write_replay,
+)
 
 HEADS = set("<>^v")
 
@@ -48,8 +56,9 @@ def test_frames_are_the_game_turn_by_turn(episode: Recording):
         cells = "".join(frame.board)
         assert sum(cells.count(c) for c in HEADS) == 1  # the snake's head, exactly once
         assert cells.count("@") == 1  # the apple
-        (hx, hy), (ax, ay) = (next((i % width, i // width) for i, c in enumerate(cells) if c in chars)
-                              for chars in (HEADS, "@"))
+        (hx, hy), (ax, ay) = (
+            next((i % width, i // width) for i, c in enumerate(cells) if c in chars) for chars in (HEADS, "@")
+        )
         # where the game itself says the apple is, from turn 0 on (retro's position cache lags there)
         assert (frame.state["apple_dx"], frame.state["apple_dy"]) == ((ax - hx) / width, (ay - hy) / height)
         assert set(frame.state) == {"score", "reward", "energy", "apple_dx", "apple_dy"}
@@ -69,8 +78,14 @@ def test_board_rows_draws_like_retros_view():
             self.name, self.position, self.character, self.z, self.display = name, position, character, z, display
 
     game = Game(
-        [Marker("first", (0, 0), "F"), Block(), Marker("below", (0, 0), "H", z=-1), Marker("over", (1, 1), "o", z=1),
-         Marker("tie", (3, 1), "t"), Marker("ghost", (0, 1), "g", display=False)],
+        [
+            Marker("first", (0, 0), "F"),
+            Block(),
+            Marker("below", (0, 0), "H", z=-1),
+            Marker("over", (1, 1), "o", z=1),
+            Marker("tie", (3, 1), "t"),
+            Marker("ghost", (0, 1), "g", display=False),
+        ],
         {},
         board_size=(5, 2),
     )
@@ -137,7 +152,15 @@ def test_html_is_self_contained(episode: Recording):
     page = render_html(episode)
     for outside in ("http://", "https://", "src=", "href=", "@import", "url("):
         assert outside not in page
-    for sandboxed_away in ("localStorage", "sessionStorage", "cookie", "fetch(", "XMLHttpRequest", "parent.", "window.top"):
+    for sandboxed_away in (
+        "localStorage",
+        "sessionStorage",
+        "cookie",
+        "fetch(",
+        "XMLHttpRequest",
+        "parent.",
+        "window.top",
+    ):
         assert sandboxed_away not in page
     assert "<title>snake — ep_" in page
 
@@ -170,10 +193,13 @@ def test_board_and_state_text_cannot_break_out_of_the_page():
 
 # --- in a real browser ---------------------------------------------------------------------------
 
+
 def _chromium() -> str:
     found = shutil.which("chromium")
     if found is None:
-        pytest.skip("Chromium is not installed (apt-get install -y chromium): the replay page is not checked in a browser")
+        pytest.skip(
+            "Chromium is not installed (apt-get install -y chromium): the replay page is not checked in a browser"
+        )
     return found
 
 
@@ -185,9 +211,22 @@ def _open(page: Path, profile: Path, *flags: str) -> tuple[str, list[str]]:
     (whatever its level); the replay writes nothing to the console, so any such line is a failure.
     """
     proc = subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=60000", *flags, "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=60,
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=60000",
+            *flags,
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]

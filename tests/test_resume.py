@@ -16,18 +16,23 @@ from typing import Any
 
 import pytest
 import torch
-
 from conftest import TINY, run_module
-from retro_gamer.run import checkpoint
-from retro_gamer.dqn.callbacks import Callback
+
 from retro_gamer.config.compose import compose_app, run_config_from_hydra
-from retro_gamer.run.directory import prepare_run
-from retro_gamer.launch import train_run
+from retro_gamer.dqn.callbacks import Callback
 from retro_gamer.dqn.trainer import DQNTrainer
+from retro_gamer.launch import train_run
+from retro_gamer.run import checkpoint
+from retro_gamer.run.directory import prepare_run
 
 TIMING_KEYS = {"wall_seconds", "env_steps_per_s"}
 # one game at a time, so a stop at an episode end leaves no game in progress (see README: Stopping)
-EXACT = ["trainer.num_envs=1", "trainer.checkpoint_every=5", "trainer.buffer_size=500", "trainer.target_update_every=20"]
+EXACT = [
+    "trainer.num_envs=1",
+    "trainer.checkpoint_every=5",
+    "trainer.buffer_size=500",
+    "trainer.target_update_every=20",
+]
 
 
 def snake(*overrides: str):
@@ -61,8 +66,10 @@ def final_state(run: Path) -> tuple[dict, dict]:
     return {k: v for k, v in metrics.items() if k not in TIMING_KEYS}, weights
 
 
-@pytest.mark.parametrize("replay", ["trainer.prioritized=false", "trainer.prioritized=true",
-                                    "trainer.prioritized=true trainer.learner_process=true"])
+@pytest.mark.parametrize(
+    "replay",
+    ["trainer.prioritized=false", "trainer.prioritized=true", "trainer.prioritized=true trainer.learner_process=true"],
+)
 def test_stopped_with_sigterm_and_resumed_equals_uninterrupted(tmp_path: Path, replay: str):
     cfg = snake("trainer.episodes=24", *EXACT, *replay.split())
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
@@ -89,15 +96,20 @@ def test_several_games_stop_promptly_and_keep_their_steps(tmp_path: Path):
     """With several games at once, the games still in progress at a stop are cut short (their steps
     go to replay memory as truncations, their episodes are not counted): the one documented difference."""
     run = tmp_path / "run"
-    summary = train_run(run, prepare_run(snake("trainer.episodes=40", "trainer.num_envs=4"), run, "snake"),
-                        callbacks=[SignalAt(9)], progress=False)
+    summary = train_run(
+        run,
+        prepare_run(snake("trainer.episodes=40", "trainer.num_envs=4"), run, "snake"),
+        callbacks=[SignalAt(9)],
+        progress=False,
+    )
     stopped = summary["episodes"]
     assert 9 <= stopped < 9 + 4  # the turn that ended episode 9 may have ended others too; they count
     state = checkpoint.load(run / checkpoint.RESUME_FILE)
     assert state["replay"]["size"] == state["env_steps"]  # every step taken is in replay memory
     assert len(state["returns"]) == stopped
-    summary = train_run(run, prepare_run(snake(f"trainer.episodes={stopped + 3}", "trainer.num_envs=4"), run, "snake"),
-                        progress=False)
+    summary = train_run(
+        run, prepare_run(snake(f"trainer.episodes={stopped + 3}", "trainer.num_envs=4"), run, "snake"), progress=False
+    )
     assert summary["episodes"] == stopped + 3
 
 
@@ -107,8 +119,12 @@ def test_without_saved_replay_learning_waits_for_a_refill_and_says_so(tmp_path: 
     train_run(run, prepare_run(cfg, run, "snake"), progress=False)
     before = checkpoint.load(run / checkpoint.RESUME_FILE)
     assert before["replay"] is None
-    trainer = DQNTrainer(prepare_run(snake("trainer.episodes=7", "trainer.save_replay=false", "trainer.warmup_steps=100000"),
-                                     run, "snake"), run)
+    trainer = DQNTrainer(
+        prepare_run(
+            snake("trainer.episodes=7", "trainer.save_replay=false", "trainer.warmup_steps=100000"), run, "snake"
+        ),
+        run,
+    )
     assert "without replay memory" in trainer.resume_note
     trainer.train()
     assert trainer.updates == before["updates"]  # the refill is still under way: no learning from a near-empty memory
@@ -144,7 +160,9 @@ def test_a_failing_run_still_runs_the_end_of_training_hooks(tmp_path: Path):
     cfg = snake("trainer.episodes=50", "trainer.game_process=false")  # the count is of this process's starts
     from dataclasses import replace
 
-    cfg = prepare_run(replace(cfg, game=replace(cfg.game, factory="crash.py")), project / "run", "test", base_dir=project)
+    cfg = prepare_run(
+        replace(cfg, game=replace(cfg.game, factory="crash.py")), project / "run", "test", base_dir=project
+    )
     ends = Ends()
     with pytest.raises(RuntimeError, match="12th start"):
         train_run(project / "run", cfg, callbacks=[ends], progress=False)
@@ -152,8 +170,16 @@ def test_a_failing_run_still_runs_the_end_of_training_hooks(tmp_path: Path):
 
 
 def test_a_second_stop_exits_at_once_with_one_line(tmp_path: Path):
-    command = [sys.executable, "-m", "retro_gamer.train", "+game=snake", "trainer.episodes=100000",
-               "trainer.checkpoint_every=2", "run_dir=run", *TINY]
+    command = [
+        sys.executable,
+        "-m",
+        "retro_gamer.train",
+        "+game=snake",
+        "trainer.episodes=100000",
+        "trainer.checkpoint_every=2",
+        "run_dir=run",
+        *TINY,
+    ]
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run = tmp_path / "run"
     deadline = time.monotonic() + 120
@@ -173,8 +199,17 @@ def test_a_second_stop_exits_at_once_with_one_line(tmp_path: Path):
 
 def test_sigkill_at_random_moments_never_breaks_the_run(tmp_path: Path):
     rng = random.Random(7)
-    command = [sys.executable, "-m", "retro_gamer.train", "+game=snake", "trainer.episodes=100000", "run_dir=run",
-               "trainer.checkpoint_every=1", *TINY, "trainer.buffer_size=30000"]
+    command = [
+        sys.executable,
+        "-m",
+        "retro_gamer.train",
+        "+game=snake",
+        "trainer.episodes=100000",
+        "run_dir=run",
+        "trainer.checkpoint_every=1",
+        *TINY,
+        "trainer.buffer_size=30000",
+    ]
     run = tmp_path / "run"
     for kill in range(4):
         proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -191,10 +226,16 @@ def test_sigkill_at_random_moments_never_breaks_the_run(tmp_path: Path):
             assert checkpoint.load(path)["episode"] == int(path.stem[3:])
         # the resume state is never behind the newest checkpoint, and at most one interval ahead
         assert saved[-1][0] <= resume["episode"] <= saved[-1][0] + 1, (kill, resume["episode"], saved[-1])
-    final = run_module(["-m", "retro_gamer.cli", "train", "run", "--episodes", str(resume["episode"] + 2)], cwd=tmp_path)
+    final = run_module(
+        ["-m", "retro_gamer.cli", "train", "run", "--episodes", str(resume["episode"] + 2)], cwd=tmp_path
+    )
     assert final.returncode == 0, final.stderr
-    assert not [p for p in run.rglob("*.tmp")]  # stray temp files were cleaned, never taken for checkpoints
-    assert [e for e, _ in checkpoint.list_checkpoints(run)][-3:] == [resume["episode"], resume["episode"] + 1, resume["episode"] + 2]
+    assert not list(run.rglob("*.tmp"))  # stray temp files were cleaned, never taken for checkpoints
+    assert [e for e, _ in checkpoint.list_checkpoints(run)][-3:] == [
+        resume["episode"],
+        resume["episode"] + 1,
+        resume["episode"] + 2,
+    ]
 
 
 def test_a_checkpoint_cut_off_by_a_kill_is_rewritten_from_the_resume_state(tmp_path: Path):
@@ -213,14 +254,20 @@ def test_a_checkpoint_cut_off_by_a_kill_is_rewritten_from_the_resume_state(tmp_p
 def test_model_channels_and_strides_mean_nothing_to_an_mlp():
     was = {"model": {"kind": "mlp", "channels": [32, 64], "strides": [1, 2]}}
     assert checkpoint.compatibility_problems(was, {"model": {"kind": "mlp", "channels": [8], "strides": [2]}}) == []
-    assert checkpoint.compatibility_problems({"model": {"kind": "cnn", "channels": [32]}},
-                                             {"model": {"kind": "cnn", "channels": [8]}})
+    assert checkpoint.compatibility_problems(
+        {"model": {"kind": "cnn", "channels": [32]}}, {"model": {"kind": "cnn", "channels": [8]}}
+    )
 
 
 def test_a_cnn_saved_before_strides_existed_used_1_then_2():
     saved = {"model": {"kind": "cnn", "channels": [8, 16]}}  # config.toml of a run from before model.strides
-    assert checkpoint.compatibility_problems(saved, {"model": {"kind": "cnn", "channels": [8, 16], "strides": [1, 2]}}) == []
-    [problem] = checkpoint.compatibility_problems(saved, {"model": {"kind": "cnn", "channels": [8, 16], "strides": [2, 2]}})
+    assert (
+        checkpoint.compatibility_problems(saved, {"model": {"kind": "cnn", "channels": [8, 16], "strides": [1, 2]}})
+        == []
+    )
+    [problem] = checkpoint.compatibility_problems(
+        saved, {"model": {"kind": "cnn", "channels": [8, 16], "strides": [2, 2]}}
+    )
     assert problem.startswith("model.strides was [1, 2], now [2, 2]")
 
 
@@ -246,14 +293,20 @@ def test_a_full_disk_while_saving_is_a_clear_error_and_loses_nothing(tmp_path: P
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    result = subprocess.run([sys.executable, "-m", "retro_gamer.cli", "train", str(run), "--episodes", "8"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300, preexec_fn=small_disk)
+    result = subprocess.run(
+        [sys.executable, "-m", "retro_gamer.cli", "train", str(run), "--episodes", "8"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=small_disk,
+    )
     assert result.returncode == 1, result.stderr
     assert "Could not save" in result.stderr and "intact" in result.stderr and "Traceback" not in result.stderr
     for name, data in before.items():
         path = run / name if name == checkpoint.RESUME_FILE else run / "checkpoints" / name
         assert path.read_bytes() == data
-    assert not [p for p in run.rglob("*.tmp")]
+    assert not list(run.rglob("*.tmp"))
 
 
 @pytest.mark.filterwarnings("ignore:.*meta parameter")
@@ -264,7 +317,12 @@ def test_resume_state_loads_on_any_device(tmp_path: Path):
     trainer = DQNTrainer(prepare_run(snake("trainer.episodes=3", "trainer.device=meta"), run, "snake"), run)
     assert trainer.device.type == "meta" and trainer.episode == 3
     assert next(trainer.q.parameters()).device.type == "meta"
-    assert all(v.device.type == "meta" for s in trainer.learner.learner.optimizer.state.values() for v in s.values() if torch.is_tensor(v) and v.dim())
+    assert all(
+        v.device.type == "meta"
+        for s in trainer.learner.learner.optimizer.state.values()
+        for v in s.values()
+        if torch.is_tensor(v) and v.dim()
+    )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; the CPU/meta path is tested above")
@@ -272,7 +330,9 @@ def test_resume_state_loads_on_any_device(tmp_path: Path):
 def test_resume_across_real_devices(tmp_path: Path, first: str, then: str):
     run = tmp_path / "run"
     train_run(run, prepare_run(snake("trainer.episodes=4", f"trainer.device={first}"), run, "snake"), progress=False)
-    summary = train_run(run, prepare_run(snake("trainer.episodes=6", f"trainer.device={then}"), run, "snake"), progress=False)
+    summary = train_run(
+        run, prepare_run(snake("trainer.episodes=6", f"trainer.device={then}"), run, "snake"), progress=False
+    )
     assert summary["episodes"] == 6
     assert (checkpoint.load(run / checkpoint.RESUME_FILE)["cuda_random"] != []) == (then == "cuda")
 
@@ -287,7 +347,9 @@ def python_310() -> str | None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(python_310() is None, reason="no working Python 3.10 on this machine to prove the lowest supported version")
+@pytest.mark.skipif(
+    python_310() is None, reason="no working Python 3.10 on this machine to prove the lowest supported version"
+)
 def test_config_files_read_and_write_on_the_lowest_python(tmp_path: Path, trained_snake: Path):
     """pyproject says >=3.10: config.toml and [tool.retro-gamer] are read with tomli there."""
     venv = tmp_path / "venv310"

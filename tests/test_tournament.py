@@ -16,9 +16,9 @@ from retro_gamer.adversarial.heatmap import write_heatmap
 from retro_gamer.adversarial.intervals import clopper_pearson
 from retro_gamer.adversarial.matches import MatchResult, play_match
 from retro_gamer.adversarial.ratings import bootstrap_intervals, fit_points, fit_ratings
+from retro_gamer.adversarial.tournament import main, round_robin
 from retro_gamer.adversarial.verdicts import Payoff, exploitability, gate, generation_rows
 from retro_gamer.examples.chase import ChaserPolicy, RandomPolicy, create_match_game, outcome
-from retro_gamer.adversarial.tournament import main, round_robin
 
 SHORT = {"episodes": 6, "max_turns": 60}
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -28,12 +28,14 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def enemy_run(tmp_path_factory) -> Path:
     """A tiny but real enemy run of chase (two episodes): a source given as text, loaded in each process."""
     from retro_gamer.config.compose import compose_run
-    from retro_gamer.run.directory import prepare_run
     from retro_gamer.launch import train_run
+    from retro_gamer.run.directory import prepare_run
 
     run = tmp_path_factory.mktemp("chase") / "enemy"
-    cfg, source, _ = compose_run("retro_gamer.examples.chase:create_enemy_training_game",
-                                 [*TINY, "trainer.episodes=2", "trainer.checkpoint_every=2"])
+    cfg, source, _ = compose_run(
+        "retro_gamer.examples.chase:create_enemy_training_game",
+        [*TINY, "trainer.episodes=2", "trainer.checkpoint_every=2"],
+    )
     train_run(run, prepare_run(cfg, run, source), progress=False)
     return run
 
@@ -52,6 +54,7 @@ def another_match_game(player=None, enemy=None, turn_limit=200):
 
 # -- matches on real games ---------------------------------------------------------------------------
 
+
 def test_the_outcome_function_decides_every_episode():
     match = play_match(None, RandomPolicy(), episodes=12, seed=4, max_turns=60)
     assert match.episodes == 12 and match.player == "scripted"
@@ -64,8 +67,12 @@ def test_the_outcome_function_decides_every_episode():
             assert coins < 5 and turns <= 60
     assert match.score == pytest.approx((match.wins + match.draws / 2) / 12)
     assert match.win_rate + match.draw_rate + match.loss_rate == pytest.approx(1)
-    assert match.mean_coins == pytest.approx(np.mean(match.coins)) and match.mean_length == pytest.approx(np.mean(match.lengths))
-    by_name = play_match(None, RandomPolicy(), episodes=12, seed=4, max_turns=60, outcome="retro_gamer.examples.chase:outcome")
+    assert match.mean_coins == pytest.approx(np.mean(match.coins)) and match.mean_length == pytest.approx(
+        np.mean(match.lengths)
+    )
+    by_name = play_match(
+        None, RandomPolicy(), episodes=12, seed=4, max_turns=60, outcome="retro_gamer.examples.chase:outcome"
+    )
     assert by_name.results == match.results
     ruled = play_match(None, RandomPolicy(), episodes=12, seed=4, max_turns=60, outcome=player_always_wins)
     assert ruled.score == 1 and ruled.coins == match.coins  # the same games, another judge
@@ -130,12 +137,19 @@ def test_one_or_two_processes_give_the_same_tournament(enemy_run: Path):
 
 
 def test_the_tournament_carries_matrices_intervals_ratings_and_verdicts(tmp_path: Path):
-    t = round_robin({"r0": None, "r1": RandomPolicy()}, {"r0": None, "r1": RandomPolicy(), "r2": ChaserPolicy(1.0)},
-                    seed=1, workers=1, **SHORT)
+    t = round_robin(
+        {"r0": None, "r1": RandomPolicy()},
+        {"r0": None, "r1": RandomPolicy(), "r2": ChaserPolicy(1.0)},
+        seed=1,
+        workers=1,
+        **SHORT,
+    )
     data = json.loads(t.to_json(tmp_path / "metrics" / "tournament.json"))
     assert json.loads((tmp_path / "metrics" / "tournament.json").read_text()) == data
     assert data["players"] == ["r0", "r1"] and data["enemies"] == ["r0", "r1", "r2"]
-    assert data["outcome"] == "retro_gamer.examples.chase:outcome" and data["episodes"] == 6 and data["confidence"] == 0.9
+    assert (
+        data["outcome"] == "retro_gamer.examples.chase:outcome" and data["episodes"] == 6 and data["confidence"] == 0.9
+    )
     for metric in ("score", "win_rate", "draw_rate", "loss_rate", "mean_coins", "mean_length"):
         assert np.shape(data["matrix"][metric]) == (2, 3)
     for rate in ("score", "win_rate", "draw_rate", "loss_rate"):
@@ -153,7 +167,13 @@ def test_the_tournament_carries_matrices_intervals_ratings_and_verdicts(tmp_path
     assert [row["generation"] for row in verdicts["generations"]["enemy"]] == ["r0", "r1", "r2"]
     assert verdicts["generations"]["player"][1]["score_vs_scripted"] == data["matrix"]["score"][1][0]
     rows = t.rating_rows()
-    assert [(r["round"], r["side"]) for r in rows] == [(0, "player"), (1, "player"), (0, "enemy"), (1, "enemy"), (2, "enemy")]
+    assert [(r["round"], r["side"]) for r in rows] == [
+        (0, "player"),
+        (1, "player"),
+        (0, "enemy"),
+        (1, "enemy"),
+        (2, "enemy"),
+    ]
     assert all(r["low"] <= r["high"] for r in rows)
 
 
@@ -173,6 +193,7 @@ def test_a_score_interval_shrinks_with_more_games():
 
 
 # -- intervals and ratings -----------------------------------------------------------------------------
+
 
 def test_clopper_pearson_is_exact_at_the_ends_and_shrinks_with_more_games():
     assert clopper_pearson(0, 10) == (0.0, pytest.approx(1 - 0.05 ** (1 / 10)))  # P(0 of 10) = 5 % at the bound
@@ -216,10 +237,12 @@ def test_the_rating_bootstrap_is_deterministic_and_narrows_with_more_games():
 
 # -- verdicts on constructed payoff matrices -------------------------------------------------------
 
+
 def payoff(score, episodes=200, **extra) -> Payoff:
     score = np.array(score, dtype=float)
-    return Payoff([f"r{i}" for i in range(score.shape[0])], [f"r{j}" for j in range(score.shape[1])], score,
-                  episodes, **extra)
+    return Payoff(
+        [f"r{i}" for i in range(score.shape[0])], [f"r{j}" for j in range(score.shape[1])], score, episodes, **extra
+    )
 
 
 def test_the_gate_compares_the_final_generation_with_each_earlier_one_within_the_tolerance():
@@ -244,18 +267,25 @@ def test_the_enemy_gate_and_rows_read_one_minus_the_players_score():
     verdict = gate(matrix, "enemy")
     assert verdict["final"] == "r2" and verdict["final_mean"] == pytest.approx(0.6)
     assert [row["passed"] for row in verdict["earlier"]] == [True, False] and not verdict["passed"]
-    ratings = {name: 1000.0 for name in ("r0", "r1", "r2")}
-    rows = generation_rows(matrix, "enemy", ratings, {name: (900.0, 1100.0) for name in ratings})
+    ratings = dict.fromkeys(("r0", "r1", "r2"), 1000.0)
+    rows = generation_rows(matrix, "enemy", ratings, dict.fromkeys(ratings, (900.0, 1100.0)))
     assert [row["score_vs_scripted"] for row in rows] == pytest.approx([0.5, 0.8, 0.7])
     assert [row["mean_coins"] for row in rows] == pytest.approx([2.0, 3.0, 4.0])  # conceded
-    assert generation_rows(matrix, "enemy", ratings, {n: (0, 0) for n in ratings}, "baseline")[0]["score_vs_scripted"] is None
+    assert (
+        generation_rows(matrix, "enemy", ratings, dict.fromkeys(ratings, (0, 0)), "baseline")[0]["score_vs_scripted"]
+        is None
+    )
 
 
 def test_exploitability_is_the_final_generations_worst_case_and_against_whom():
     low, high = np.full((2, 3), 0.0), np.full((2, 3), 1.0)
     matrix = payoff([[0.9, 0.9, 0.9], [0.7, 0.3, 0.5]], low=low, high=high)
-    assert exploitability(matrix, "player") == {"generation": "r1", "worst_score": pytest.approx(0.3),
-                                                "interval": [0.0, 1.0], "against": "r1"}
+    assert exploitability(matrix, "player") == {
+        "generation": "r1",
+        "worst_score": pytest.approx(0.3),
+        "interval": [0.0, 1.0],
+        "against": "r1",
+    }
     worst = exploitability(matrix, "enemy")  # enemy r2 scores 0.1 against player r0
     assert (worst["generation"], worst["against"], worst["worst_score"]) == ("r2", "r0", pytest.approx(0.1))
 
@@ -272,10 +302,30 @@ def test_the_heat_map_is_a_png_of_the_matrix(tmp_path: Path):
 
 # -- the command line --------------------------------------------------------------------------------
 
+
 def test_the_command_line_prints_a_table_and_writes_its_files(tmp_path: Path, capsys):
-    code = main(["--player", "r0=scripted", "--enemy", "r0=scripted", "--enemy", "r1=none", "--episodes", "4",
-                 "--max-turns", "30", "--workers", "1", "--json", str(tmp_path / "t.json"),
-                 "--ratings", str(tmp_path / "r.csv"), "--heatmap", str(tmp_path / "h.png")])
+    code = main(
+        [
+            "--player",
+            "r0=scripted",
+            "--enemy",
+            "r0=scripted",
+            "--enemy",
+            "r1=none",
+            "--episodes",
+            "4",
+            "--max-turns",
+            "30",
+            "--workers",
+            "1",
+            "--json",
+            str(tmp_path / "t.json"),
+            "--ratings",
+            str(tmp_path / "r.csv"),
+            "--heatmap",
+            str(tmp_path / "h.png"),
+        ]
+    )
     assert code == 0
     data = json.loads((tmp_path / "t.json").read_text())
     assert data["enemies"] == ["r0", "r1"] and data["verdicts"]["gate"]["enemy"]["final"] == "r1"
@@ -289,8 +339,23 @@ def test_the_command_line_prints_a_table_and_writes_its_files(tmp_path: Path, ca
 
 
 def test_python_m_retro_gamer_tournament_runs_on_two_processes(tmp_path: Path):
-    done = run_module(["-m", "retro_gamer.adversarial.tournament", "--player", "r0=scripted", "--enemy", "r0=scripted",
-                       "--episodes", "4", "--max-turns", "20", "--ratings", str(tmp_path / "r.json")], cwd=REPO)
+    done = run_module(
+        [
+            "-m",
+            "retro_gamer.adversarial.tournament",
+            "--player",
+            "r0=scripted",
+            "--enemy",
+            "r0=scripted",
+            "--episodes",
+            "4",
+            "--max-turns",
+            "20",
+            "--ratings",
+            str(tmp_path / "r.json"),
+        ],
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr
     assert "player \\ enemy" in done.stdout
     assert [row["side"] for row in json.loads((tmp_path / "r.json").read_text())] == ["player", "enemy"]

@@ -10,20 +10,20 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from conftest import TINY, run_module
 from mlflow import MlflowClient
 
-from conftest import TINY, run_module
 import retro_gamer
-from retro_gamer.run import checkpoint
-from retro_gamer.tracking import store
-from retro_gamer.dqn.callbacks import Callback
 from retro_gamer.config.compose import compose_app, run_config_from_hydra
-from retro_gamer.run.directory import prepare_run
+from retro_gamer.dqn.callbacks import Callback
 from retro_gamer.launch import train_run
+from retro_gamer.run import checkpoint
+from retro_gamer.run.directory import prepare_run
+from retro_gamer.tracking import store
 from retro_gamer.tracking.mlflow_run import TRACKING_FILE, factory_file, git_state, source_tags
 
 TRACKED = [*[o for o in TINY if not o.startswith("tracking.")], "trainer.checkpoint_every=3"]
@@ -40,8 +40,23 @@ def project(tmp_path: Path) -> Path:
     root.mkdir()
     (root / "pyproject.toml").write_text('[project]\nname = "games"\nversion = "0.1"\n')
     subprocess.run(["git", "init", "-q", str(root)], check=True)
-    subprocess.run(["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty",
-                    "-m", "start"], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(root),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "start",
+        ],
+        check=True,
+    )
     return root
 
 
@@ -60,8 +75,18 @@ def artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -
 
 
 def test_a_run_is_tracked_by_default_in_the_projects_mlruns(project: Path):
-    result = run_module(["-m", "retro_gamer.train", "+game=snake", "trainer.episodes=6", "run_dir=runs/snake",
-                         "tracking.register_as=snake-policy", *TRACKED], cwd=project)
+    result = run_module(
+        [
+            "-m",
+            "retro_gamer.train",
+            "+game=snake",
+            "trainer.episodes=6",
+            "run_dir=runs/snake",
+            "tracking.register_as=snake-policy",
+            *TRACKED,
+        ],
+        cwd=project,
+    )
     assert result.returncode == 0, result.stderr
     uri = store.default_uri(project / "runs" / "snake")
     assert uri == f"sqlite:///{project}/mlruns/mlflow.db"
@@ -76,7 +101,9 @@ def test_a_run_is_tracked_by_default_in_the_projects_mlruns(project: Path):
     params, tags = run.data.params, run.data.tags
     assert params["trainer.lr"] == "0.0005" and params["model.hidden"] == "[32]" and params["game.name"] == "snake"
     assert params["trainer.episodes"] == "6" and params["game.crop.radius"] == "5"
-    head = subprocess.run(["git", "-C", str(project), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(project), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     assert tags["game"] == "snake" and tags["role"] == "single" and tags["device"] == "cpu"
     assert tags["retro_gamer_version"] == retro_gamer.__version__
     assert head not in tags.values()  # the run directory's repository holds neither the game nor retro-gamer
@@ -89,8 +116,14 @@ def test_a_run_is_tracked_by_default_in_the_projects_mlruns(project: Path):
     assert {"loss", "env_steps_per_s", "epsilon", "episode_length"} <= set(run.data.metrics)
 
     files = artifact_paths(client, run.info.run_id)
-    assert {"config.toml", "training.log", "metrics.json", "learning_curve.png", "replays/ep_0003.html",
-            "replays/ep_0006.txt"} <= files
+    assert {
+        "config.toml",
+        "training.log",
+        "metrics.json",
+        "learning_curve.png",
+        "replays/ep_0003.html",
+        "replays/ep_0006.txt",
+    } <= files
     assert not [f for f in files if f.startswith("checkpoints/")]  # by default: the final policy is the logged model
     saved = json.loads((project / "runs" / "snake" / TRACKING_FILE).read_text())
     assert saved["run_id"] == run.info.run_id and saved["tracking_uri"] == uri
@@ -107,8 +140,12 @@ def experiment_kinds(client: MlflowClient) -> dict[str, str | None]:
 
 
 def git(folder: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return done.stdout.strip()
 
 
@@ -118,15 +155,30 @@ def test_git_tags_come_from_the_games_repository_not_the_run_directorys(project:
     git(user_game, "commit", "-q", "-m", "the game")
     game_head, project_head = git(user_game, "rev-parse", "HEAD"), git(project, "rev-parse", "HEAD")
     run_dir = project / "runs" / "walker"
-    created = run_module(["-m", "retro_gamer.cli", "create", "--game", str(user_game / "my_game.py"), "--output",
-                          str(run_dir), "trainer.episodes=3", *TRACKED, "tracking.replay_every=0"], cwd=project)
+    created = run_module(
+        [
+            "-m",
+            "retro_gamer.cli",
+            "create",
+            "--game",
+            str(user_game / "my_game.py"),
+            "--output",
+            str(run_dir),
+            "trainer.episodes=3",
+            *TRACKED,
+            "tracking.replay_every=0",
+        ],
+        cwd=project,
+    )
     assert created.returncode == 0, created.stderr
     trained = run_module(["-m", "retro_gamer.cli", "train", str(run_dir)], cwd=project)
     assert trained.returncode == 0, trained.stderr
     client, run = only_run(store.default_uri(run_dir))
     tags = run.data.tags
     assert tags["game_file"] == str((user_game / "my_game.py").resolve())
-    assert tags["game_git_commit"] == game_head == tags["mlflow.source.git.commit"] and tags["game_git_dirty"] == "false"
+    assert (
+        tags["game_git_commit"] == game_head == tags["mlflow.source.git.commit"] and tags["game_git_dirty"] == "false"
+    )
     assert project_head not in tags.values()
 
     (user_game / "my_game.py").write_text((user_game / "my_game.py").read_text() + "# a change not committed\n")
@@ -143,7 +195,10 @@ def test_retro_gamers_own_commit_is_tagged_when_it_runs_from_a_checkout():
         assert "retro_gamer_git_commit" not in tags
         pytest.skip(f"retro-gamer is installed at {package.parent}, not run from a git checkout")
     commit = tags["retro_gamer_git_commit"]
-    assert git(package.parent, "cat-file", "-t", commit) == "commit" and tags["retro_gamer_git_dirty"] in ("true", "false")
+    assert git(package.parent, "cat-file", "-t", commit) == "commit" and tags["retro_gamer_git_dirty"] in (
+        "true",
+        "false",
+    )
     assert tags["game_git_commit"] == commit and tags["retro_gamer_version"] == retro_gamer.__version__
 
 
@@ -182,8 +237,9 @@ def test_the_game_file_is_the_file_its_factory_resolves_to(tmp_path: Path):
 
 def test_resuming_from_another_folder_continues_the_same_mlflow_run(project: Path, tmp_path: Path):
     run_dir = project / "runs" / "snake"
-    first = run_module(["-m", "retro_gamer.train", "+game=snake", "trainer.episodes=3", f"run_dir={run_dir}", *TRACKED],
-                       cwd=project)
+    first = run_module(
+        ["-m", "retro_gamer.train", "+game=snake", "trainer.episodes=3", f"run_dir={run_dir}", *TRACKED], cwd=project
+    )
     assert first.returncode == 0, first.stderr
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -198,8 +254,18 @@ def test_resuming_from_another_folder_continues_the_same_mlflow_run(project: Pat
 
 
 def test_tracking_disabled_writes_nothing_to_mlflow(project: Path):
-    result = run_module(["-m", "retro_gamer.train", "+game=snake", "trainer.episodes=3", "run_dir=runs/snake",
-                         *TRACKED, "tracking.enabled=false"], cwd=project)
+    result = run_module(
+        [
+            "-m",
+            "retro_gamer.train",
+            "+game=snake",
+            "trainer.episodes=3",
+            "run_dir=runs/snake",
+            *TRACKED,
+            "tracking.enabled=false",
+        ],
+        cwd=project,
+    )
     assert result.returncode == 0, result.stderr
     assert not (project / "mlruns").exists() and not (project / "runs" / "snake" / TRACKING_FILE).exists()
     assert "mlflow" not in result.stdout.lower()
@@ -246,9 +312,22 @@ def test_the_store_follows_dvc_root_and_never_the_current_folder(tmp_path: Path,
 
 
 def test_a_hydra_multirun_with_joblib_records_every_job(project: Path):
-    result = run_module(["-m", "retro_gamer.train", "+game=snake", "trainer.episodes=6", "run_dir=sweep", *TRACKED,
-                         "tracking.replay_every=0", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                         "-m", "trainer.seed=1,2"], cwd=project)
+    result = run_module(
+        [
+            "-m",
+            "retro_gamer.train",
+            "+game=snake",
+            "trainer.episodes=6",
+            "run_dir=sweep",
+            *TRACKED,
+            "tracking.replay_every=0",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "-m",
+            "trainer.seed=1,2",
+        ],
+        cwd=project,
+    )
     assert result.returncode == 0, result.stderr
     assert "database is locked" not in result.stdout + result.stderr
     client = MlflowClient(store.default_uri(project / "sweep"))
@@ -262,8 +341,21 @@ def test_a_hydra_multirun_with_joblib_records_every_job(project: Path):
 
 def test_multirun_names_show_the_swept_values_and_never_a_path_fragment(project: Path, tmp_path: Path):
     uri = f"sqlite:///{tmp_path}/elsewhere/mlflow.db"
-    result = run_module(["-m", "retro_gamer.train", "+game=snake", "trainer.episodes=2", "run_dir=sweep", *TRACKED,
-                         "tracking.replay_every=0", f"tracking.uri={uri}", "-m", "trainer.lr=0.001,0.0003"], cwd=project)
+    result = run_module(
+        [
+            "-m",
+            "retro_gamer.train",
+            "+game=snake",
+            "trainer.episodes=2",
+            "run_dir=sweep",
+            *TRACKED,
+            "tracking.replay_every=0",
+            f"tracking.uri={uri}",
+            "-m",
+            "trainer.lr=0.001,0.0003",
+        ],
+        cwd=project,
+    )
     assert result.returncode == 0, result.stderr
     client = MlflowClient(uri)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
@@ -285,10 +377,25 @@ def mlflow_server(tmp_path_factory) -> Iterator[tuple[str, subprocess.Popen]]:
     tmp_path = tmp_path_factory.mktemp("server")
     port = free_port()
     mlflow = Path(sys.executable).parent / "mlflow"
-    proc = subprocess.Popen([str(mlflow), "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-                             "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1",
-                             "--port", str(port), "--workers", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(mlflow),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path}/server.db",
+            "--artifacts-destination",
+            str(tmp_path / "server-artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -313,9 +420,20 @@ def test_training_against_a_real_server_and_loading_the_policy_through_it(tmp_pa
 
     url, _ = mlflow_server
     run_dir = tmp_path / "run"
-    result = run_module(["-m", "retro_gamer.train", "+game=snake", "trainer.episodes=6", f"run_dir={run_dir}", *TRACKED,
-                         f"tracking.uri={url}", "tracking.register_as=snake-policy", "tracking.experiment=team"],
-                        cwd=tmp_path)
+    result = run_module(
+        [
+            "-m",
+            "retro_gamer.train",
+            "+game=snake",
+            "trainer.episodes=6",
+            f"run_dir={run_dir}",
+            *TRACKED,
+            f"tracking.uri={url}",
+            "tracking.register_as=snake-policy",
+            "tracking.experiment=team",
+        ],
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "warning" not in result.stderr.lower(), result.stderr
     assert f"{url}/#/experiments/" in result.stdout
@@ -327,9 +445,9 @@ def test_training_against_a_real_server_and_loading_the_policy_through_it(tmp_pa
 
     served = TrainedPolicy("models:/snake-policy@latest", tracking_uri=url)
     local = TrainedPolicy(run_dir)
-    from retro.examples.snake import create_game
-
     import random
+
+    from retro.examples.snake import create_game
 
     random.seed(5)
     game = create_game()

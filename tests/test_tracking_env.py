@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import TINY
 from mlflow import MlflowClient
 
-from conftest import TINY
-from retro_gamer.tracking import store
-from retro_gamer.dqn.callbacks import Callback
 from retro_gamer.config.compose import compose_app, run_config_from_hydra
-from retro_gamer.run.directory import prepare_run
+from retro_gamer.dqn.callbacks import Callback
 from retro_gamer.launch import train_run
+from retro_gamer.run.directory import prepare_run
+from retro_gamer.tracking import store
 from retro_gamer.tracking.mlflow_run import HTTP_SETTINGS
 
 TELEMETRY = ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK")
@@ -46,8 +46,12 @@ def test_tracking_leaves_the_environment_as_it_found_it(tmp_path: Path, monkeypa
     before = mlflow_settings()
     uri = f"sqlite:///{tmp_path}/store/mlflow.db"
     overrides = [o for o in TINY if not o.startswith("tracking.")]
-    cfg = run_config_from_hydra(compose_app(["+game=snake", *overrides, "trainer.episodes=3", f"tracking.uri={uri}",
-                                             "tracking.replay_every=0"]), "snake")
+    cfg = run_config_from_hydra(
+        compose_app(
+            ["+game=snake", *overrides, "trainer.episodes=3", f"tracking.uri={uri}", "tracking.replay_every=0"]
+        ),
+        "snake",
+    )
     run_dir = tmp_path / "run"
     seeing = SeeEnvironment()
     summary = train_run(run_dir, prepare_run(cfg, run_dir, "snake"), callbacks=[seeing], progress=False)
@@ -55,20 +59,26 @@ def test_tracking_leaves_the_environment_as_it_found_it(tmp_path: Path, monkeypa
     assert seeing.seen == {**HTTP_SETTINGS, "MLFLOW_HTTP_REQUEST_TIMEOUT": "7"}  # in force while training
     assert mlflow_settings() == before  # and gone after; the library never touches telemetry
     client = MlflowClient(uri)
-    assert [r.info.status for r in client.search_runs([client.get_experiment_by_name("snake").experiment_id])] == ["FINISHED"]
+    assert [r.info.status for r in client.search_runs([client.get_experiment_by_name("snake").experiment_id])] == [
+        "FINISHED"
+    ]
 
 
-@pytest.mark.parametrize("given,expected", [
-    ({}, "true"),
-    ({"MLFLOW_DISABLE_TELEMETRY": "false"}, "false"),  # the user's choice, either way
-    ({"DO_NOT_TRACK": "true"}, "true"),
-    ({"DO_NOT_TRACK": "1"}, "true"),  # the usual opt-out, which MLflow alone would not honour
-    ({"DO_NOT_TRACK": "0"}, None),  # the user allows tracking
-])
-def test_the_entry_points_switch_telemetry_off_unless_the_user_chose(given: dict, expected, tmp_path: Path,
-                                                                    monkeypatch, capsys):
-    from retro_gamer.cli import app as cli
+@pytest.mark.parametrize(
+    "given,expected",
+    [
+        ({}, "true"),
+        ({"MLFLOW_DISABLE_TELEMETRY": "false"}, "false"),  # the user's choice, either way
+        ({"DO_NOT_TRACK": "true"}, "true"),
+        ({"DO_NOT_TRACK": "1"}, "true"),  # the usual opt-out, which MLflow alone would not honour
+        ({"DO_NOT_TRACK": "0"}, None),  # the user allows tracking
+    ],
+)
+def test_the_entry_points_switch_telemetry_off_unless_the_user_chose(
+    given: dict, expected, tmp_path: Path, monkeypatch, capsys
+):
     from retro_gamer import train
+    from retro_gamer.cli import app as cli
 
     for key in TELEMETRY:
         monkeypatch.delenv(key, raising=False)

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import TINY, run_module
-from retro_gamer.run import checkpoint
+from test_config import composed
+
+from retro_gamer.config.compose import run_config_from_hydra
 from retro_gamer.config.schema import read_config
 from retro_gamer.errors import IncompatibleRunError
 from retro_gamer.games import description_from_pyproject
-from retro_gamer.run.directory import prepare_run
 from retro_gamer.launch import train_run
-from test_config import composed
-from retro_gamer.config.compose import run_config_from_hydra
+from retro_gamer.run import checkpoint
+from retro_gamer.run.directory import prepare_run
 
 TIMING_KEYS = {"wall_seconds", "env_steps_per_s"}
 
@@ -31,13 +31,23 @@ def snake_config(*overrides: str):
 
 
 def test_train_module_writes_a_self_describing_run_dir(tmp_path: Path):
-    result = run_module(["-m", "retro_gamer.train", "+game=snake", "trainer.episodes=6", "trainer.checkpoint_every=3",
-                         "run_dir=runs/snake", *TINY], cwd=tmp_path)
+    result = run_module(
+        [
+            "-m",
+            "retro_gamer.train",
+            "+game=snake",
+            "trainer.episodes=6",
+            "trainer.checkpoint_every=3",
+            "run_dir=runs/snake",
+            *TINY,
+        ],
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     run = tmp_path / "runs" / "snake"
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["ep_0003.pt", "ep_0006.pt"]
     assert (run / "config.toml").is_file() and (run / ".hydra" / "overrides.yaml").is_file()
-    log_lines = [l for l in (run / "training.log").read_text().splitlines() if not l.startswith("#")]
+    log_lines = [line for line in (run / "training.log").read_text().splitlines() if not line.startswith("#")]
     assert log_lines[0].startswith("episodes 1-3 | mean return ") and "env steps/s" in log_lines[0]
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"episodes", "env_steps", "wall_seconds", "env_steps_per_s", "mean_return"} <= set(metrics)
@@ -52,7 +62,11 @@ def test_same_seed_and_config_give_identical_metrics(tmp_path: Path):
         cfg = prepare_run(snake_config("trainer.episodes=8", "trainer.checkpoint_every=4"), tmp_path / name, "snake")
         train_run(tmp_path / name, cfg, progress=False)
         metrics = json.loads((tmp_path / name / "metrics.json").read_text())
-        log = [l.rsplit("|", 2)[0] for l in (tmp_path / name / "training.log").read_text().splitlines() if not l.startswith("#")]
+        log = [
+            line.rsplit("|", 2)[0]
+            for line in (tmp_path / name / "training.log").read_text().splitlines()
+            if not line.startswith("#")
+        ]
         outputs.append(({k: v for k, v in metrics.items() if k not in TIMING_KEYS}, log))
     assert outputs[0] == outputs[1]
     assert outputs[0][0]["updates"] > 0  # learning happened, so the loss is part of what matched
@@ -60,8 +74,16 @@ def test_same_seed_and_config_give_identical_metrics(tmp_path: Path):
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_writes_a_checkpoint_and_the_same_command_resumes(tmp_path: Path, stop_signal):
-    command = [sys.executable, "-m", "retro_gamer.train", "+game=snake", "trainer.episodes=100000",
-               "trainer.checkpoint_every=2", "run_dir=runs/snake", *TINY]
+    command = [
+        sys.executable,
+        "-m",
+        "retro_gamer.train",
+        "+game=snake",
+        "trainer.episodes=100000",
+        "trainer.checkpoint_every=2",
+        "run_dir=runs/snake",
+        *TINY,
+    ]
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run = tmp_path / "runs" / "snake"
     deadline = time.monotonic() + 120
@@ -74,8 +96,18 @@ def test_interrupt_writes_a_checkpoint_and_the_same_command_resumes(tmp_path: Pa
     stopped_at = json.loads((run / "metrics.json").read_text())["episodes"]
     assert checkpoint.latest_checkpoint(run).name == checkpoint.checkpoint_name(stopped_at)
 
-    again = run_module(["-m", "retro_gamer.train", "+game=snake", f"trainer.episodes={stopped_at + 3}",
-                        "trainer.checkpoint_every=2", "run_dir=runs/snake", *TINY], cwd=tmp_path)
+    again = run_module(
+        [
+            "-m",
+            "retro_gamer.train",
+            "+game=snake",
+            f"trainer.episodes={stopped_at + 3}",
+            "trainer.checkpoint_every=2",
+            "run_dir=runs/snake",
+            *TINY,
+        ],
+        cwd=tmp_path,
+    )
     assert again.returncode == 0, again.stderr
     assert json.loads((run / "metrics.json").read_text())["episodes"] == stopped_at + 3
     assert f"resumed at episode {stopped_at}" in (run / "training.log").read_text()
@@ -96,8 +128,9 @@ def test_an_incompatible_change_is_refused_and_nothing_is_lost(tmp_path: Path):
     cfg = prepare_run(snake_config("trainer.episodes=2"), tmp_path, "snake")
     train_run(tmp_path, cfg, progress=False)
     before = (tmp_path / "config.toml").read_text()
-    result = run_module(["-m", "retro_gamer.train", "+game=snake", f"run_dir={tmp_path}", *TINY, "model.hidden=[64]"],
-                        cwd=tmp_path)
+    result = run_module(
+        ["-m", "retro_gamer.train", "+game=snake", f"run_dir={tmp_path}", *TINY, "model.hidden=[64]"], cwd=tmp_path
+    )
     assert result.returncode == 2
     assert "model.hidden was [32], now [64]: it changes the network's shape" in result.stderr
     assert "Traceback" not in result.stderr
@@ -115,8 +148,21 @@ def test_no_game_is_a_clear_error(tmp_path: Path):
 
 
 def test_multirun_gives_each_job_its_own_run_dir(tmp_path: Path):
-    result = run_module(["-m", "retro_gamer.train", "+game=snake", "model=mlp", "trainer.seed=3", "trainer.episodes=2",
-                         "run_dir=sweep", *TINY, "-m", "trainer.lr=1e-3,3e-4"], cwd=tmp_path)
+    result = run_module(
+        [
+            "-m",
+            "retro_gamer.train",
+            "+game=snake",
+            "model=mlp",
+            "trainer.seed=3",
+            "trainer.episodes=2",
+            "run_dir=sweep",
+            *TINY,
+            "-m",
+            "trainer.lr=1e-3,3e-4",
+        ],
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     configs = sorted((tmp_path / "sweep").glob("*/config.toml"))
     assert len(configs) == 2
@@ -144,7 +190,9 @@ def test_a_user_game_trains_from_its_pyproject_and_the_run_can_move(tmp_path: Pa
     moved = tmp_path / "elsewhere" / "project"
     moved.parent.mkdir()
     user_game.rename(moved)  # the project moves with its runs: relative paths still resolve
-    result = run_module(["-m", "retro_gamer.cli", "train", str(moved / "runs" / "walker"), "--episodes", "6"], cwd=tmp_path)
+    result = run_module(
+        ["-m", "retro_gamer.cli", "train", str(moved / "runs" / "walker"), "--episodes", "6"], cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads((moved / "runs" / "walker" / "metrics.json").read_text())["episodes"] == 6
 
@@ -157,8 +205,11 @@ def test_a_typo_on_the_command_line_names_the_nearest_key(tmp_path: Path):
 
 
 def test_prioritized_replay_and_cnn_train_end_to_end(tmp_path: Path):
-    cfg = prepare_run(snake_config("trainer.episodes=6", "trainer.prioritized=true", "model=cnn", "model.channels=[4,8]"),
-                      tmp_path, "snake")
+    cfg = prepare_run(
+        snake_config("trainer.episodes=6", "trainer.prioritized=true", "model=cnn", "model.channels=[4,8]"),
+        tmp_path,
+        "snake",
+    )
     summary = train_run(tmp_path, cfg, progress=False)
     assert summary["episodes"] == 6 and summary["updates"] > 0
     payload = checkpoint.load(checkpoint.latest_checkpoint(tmp_path))

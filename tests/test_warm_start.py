@@ -11,29 +11,34 @@ import torch
 from conftest import TINY
 from mlflow import MlflowClient
 
-from retro_gamer.run import checkpoint
-from retro_gamer.dqn.callbacks import Callback
 from retro_gamer.config.compose import compose_app, run_config_from_hydra
-from retro_gamer.errors import IncompatibleRunError, RetroGamerError
-from retro_gamer.policy import TrainedPolicy
-from retro_gamer.run.directory import prepare_run
-from retro_gamer.launch import train_run
-from retro_gamer.tracking.mlflow_run import TRACKING_FILE
+from retro_gamer.dqn.callbacks import Callback
 from retro_gamer.dqn.trainer import DQNTrainer
+from retro_gamer.errors import IncompatibleRunError, RetroGamerError
+from retro_gamer.launch import train_run
+from retro_gamer.policy import TrainedPolicy
+from retro_gamer.run import checkpoint
+from retro_gamer.run.directory import prepare_run
 from retro_gamer.run.warm_start import warm_start
+from retro_gamer.tracking.mlflow_run import TRACKING_FILE
 
 PREVIOUS_STEPS = 600
 TIMING_KEYS = {"wall_seconds", "env_steps_per_s"}
 
 
 def snake(*overrides: str):
-    return run_config_from_hydra(compose_app(["+game=snake", *TINY, "trainer.episodes=1000000",
-                                              "trainer.checkpoint_every=5", *overrides]), "snake")
+    return run_config_from_hydra(
+        compose_app(["+game=snake", *TINY, "trainer.episodes=1000000", "trainer.checkpoint_every=5", *overrides]),
+        "snake",
+    )
 
 
 def fingerprint(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +49,12 @@ def previous(tmp_path_factory) -> Path:
     return run
 
 
-def continued(previous: Path, run: Path, *overrides: str, epsilon: float = 0.3, over_steps: int = 200,
-              keep_replay: bool = True) -> tuple:
-    cfg = prepare_run(snake(f"trainer.total_env_steps={PREVIOUS_STEPS + 600}", "trainer.seed=1", *overrides), run, "snake")
+def continued(
+    previous: Path, run: Path, *overrides: str, epsilon: float = 0.3, over_steps: int = 200, keep_replay: bool = True
+) -> tuple:
+    cfg = prepare_run(
+        snake(f"trainer.total_env_steps={PREVIOUS_STEPS + 600}", "trainer.seed=1", *overrides), run, "snake"
+    )
     return cfg, warm_start(previous, run, cfg, epsilon=epsilon, over_steps=over_steps, keep_replay=keep_replay)
 
 
@@ -59,24 +67,37 @@ def test_the_new_run_continues_the_weights_optimizer_and_counters(previous: Path
     was = checkpoint.load(previous / checkpoint.RESUME_FILE)
     run = previous.parent / "snake_r2"  # beside it, as a pipeline's generations are
     cfg, note = continued(previous, run)
-    assert note == (f"Warm start: continues snake_r1 at env step {PREVIOUS_STEPS}, episode {was['episode']}; epsilon 0.3 → "
-                    f"0.02 over 200 steps; replay memory {was['replay']['size']} transitions.")
+    assert note == (
+        f"Warm start: continues snake_r1 at env step {PREVIOUS_STEPS}, episode {was['episode']}; epsilon 0.3 → "
+        f"0.02 over 200 steps; replay memory {was['replay']['size']} transitions."
+    )
     start = checkpoint.load(run / checkpoint.RESUME_FILE)
     for key in ("weights", "target_weights", "acting_weights"):
         assert same_weights(start[key], was[key])
     assert start["optimizer"]["state"][0]["step"] == was["optimizer"]["state"][0]["step"]
-    assert (start["episode"], start["env_steps"], start["updates"]) == (was["episode"], was["env_steps"], was["updates"])
+    assert (start["episode"], start["env_steps"], start["updates"]) == (
+        was["episode"],
+        was["env_steps"],
+        was["updates"],
+    )
     assert start["returns"].tolist() == was["returns"].tolist()
-    assert start["config"]["training"]["seed"] == 1 and start["config"]["training"]["total_env_steps"] == PREVIOUS_STEPS + 600
+    assert (
+        start["config"]["training"]["seed"] == 1
+        and start["config"]["training"]["total_env_steps"] == PREVIOUS_STEPS + 600
+    )
 
     first = f"ep_{was['episode']:04d}"  # the starting point, under the counters it continues
     assert same_weights(TrainedPolicy(run).network.state_dict(), was["weights"])
     summary = train_run(run, cfg, progress=False)
     assert (summary["env_steps"], summary["stopped_by"]) == (PREVIOUS_STEPS + 600, "env_steps")
     assert summary["episodes"] > was["episode"] and summary["updates"] > was["updates"]
-    assert summary["warm_start"] == {"warm_start_from": "../snake_r1", "decided_at_env_step": PREVIOUS_STEPS,
-                                     "from_epsilon": 0.3, "epsilon_end_at_env_step": PREVIOUS_STEPS + 200,
-                                     "replay_transitions": was["replay"]["size"]}
+    assert summary["warm_start"] == {
+        "warm_start_from": "../snake_r1",
+        "decided_at_env_step": PREVIOUS_STEPS,
+        "from_epsilon": 0.3,
+        "epsilon_end_at_env_step": PREVIOUS_STEPS + 200,
+        "replay_transitions": was["replay"]["size"],
+    }
     names = [path.stem for _, path in checkpoint.list_checkpoints(run)]
     assert names[0] == first and len(names) > 1
     assert same_weights(TrainedPolicy(run, checkpoint=first).network.state_dict(), was["weights"])
@@ -147,7 +168,9 @@ def test_a_tracked_warm_start_is_a_new_mlflow_run_whose_steps_continue(tmp_path:
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     tracked = ("tracking.enabled=true", f"tracking.uri={uri}", "tracking.replay_every=0")
     first = tmp_path / "r1"
-    train_run(first, prepare_run(snake(f"trainer.total_env_steps={PREVIOUS_STEPS}", *tracked), first, "snake"), progress=False)
+    train_run(
+        first, prepare_run(snake(f"trainer.total_env_steps={PREVIOUS_STEPS}", *tracked), first, "snake"), progress=False
+    )
     second = tmp_path / "r2"
     cfg, _ = continued(first, second, *tracked)
     assert not (second / TRACKING_FILE).exists()
@@ -155,7 +178,10 @@ def test_a_tracked_warm_start_is_a_new_mlflow_run_whose_steps_continue(tmp_path:
     client = MlflowClient(uri)
     ids = [(run / TRACKING_FILE).read_text() for run in (first, second)]
     assert ids[0] != ids[1]
-    runs = {run.info.run_name: run.info.run_id for run in client.search_runs(client.get_experiment_by_name("snake").experiment_id)}
+    runs = {
+        run.info.run_name: run.info.run_id
+        for run in client.search_runs(client.get_experiment_by_name("snake").experiment_id)
+    }
     steps = {name: [m.step for m in client.get_metric_history(runs[name], "episode_return")] for name in ("r1", "r2")}
     assert steps["r2"][0] == steps["r1"][-1] + 1 == checkpoint.load(first / checkpoint.RESUME_FILE)["episode"] + 1
 

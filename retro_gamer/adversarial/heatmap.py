@@ -37,8 +37,15 @@ def draw_heatmap(payoff: Payoff, title: str) -> Figure:
     for i in range(rows):
         for j in range(cols):
             text = f"{score[i, j]:.2f}" + (f"\n[{low[i, j]:.2f}, {high[i, j]:.2f}]" if with_intervals else "")
-            ax.text(j, i, text, ha="center", va="center", fontsize=8,
-                    color="white" if abs(score[i, j] - 0.5) > 0.3 else "black")
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if abs(score[i, j] - 0.5) > 0.3 else "black",
+            )
     ax.set_xticks(range(cols), opponents)
     ax.set_yticks(range(rows), names)
     ax.set_xlabel("enemy generation")

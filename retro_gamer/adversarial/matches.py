@@ -57,8 +57,9 @@ def resolve_factory(factory: str | Callable[..., Any]) -> Callable[..., Any]:
     return load_factory(factory)
 
 
-def resolve_outcome(outcome: str | Callable[..., Any] | None,
-                    factory: str | Callable[..., Any]) -> Callable[[Any], dict[str, str]]:
+def resolve_outcome(
+    outcome: str | Callable[..., Any] | None, factory: str | Callable[..., Any]
+) -> Callable[[Any], dict[str, str]]:
     """The outcome function: ``outcome`` itself, a ``module:function`` (or ``file.py:function``) string, or,
     when ``None``, chase's for chase's factory. Another game must name its own: a result read by the wrong
     rules would be silently wrong."""
@@ -66,8 +67,10 @@ def resolve_outcome(outcome: str | Callable[..., Any] | None,
         from retro_gamer.examples import chase
 
         if factory not in (MATCH_FACTORY, chase.create_match_game):
-            raise ValueError(f"the match game {spec_of(factory)} is not chase's: name its outcome function "
-                             "(outcome='my_game:outcome', returning {'player': 'win'|'draw'|'loss', 'enemy': …})")
+            raise ValueError(
+                f"the match game {spec_of(factory)} is not chase's: name its outcome function "
+                "(outcome='my_game:outcome', returning {'player': 'win'|'draw'|'loss', 'enemy': …})"
+            )
         return chase.outcome
     if callable(outcome):
         return outcome
@@ -154,14 +157,24 @@ class MatchResult:
 
     def interval(self, rate: str) -> tuple[float, float]:
         """The Clopper–Pearson interval (:mod:`~retro_gamer.adversarial.intervals`) of one of :data:`RATES`."""
-        successes = {"win_rate": self.wins, "draw_rate": self.draws, "loss_rate": self.losses,
-                     "score": self.wins + self.draws / 2}[rate]
+        successes = {
+            "win_rate": self.wins,
+            "draw_rate": self.draws,
+            "loss_rate": self.losses,
+            "score": self.wins + self.draws / 2,
+        }[rate]
         return clopper_pearson(successes, self.episodes, self.confidence)
 
     def summary(self) -> dict[str, Any]:
         """The JSON-friendly figures (no per-episode lists)."""
-        out: dict[str, Any] = {"player": self.player, "enemy": self.enemy, "episodes": self.episodes,
-                               "wins": self.wins, "draws": self.draws, "losses": self.losses}
+        out: dict[str, Any] = {
+            "player": self.player,
+            "enemy": self.enemy,
+            "episodes": self.episodes,
+            "wins": self.wins,
+            "draws": self.draws,
+            "losses": self.losses,
+        }
         for rate in RATES:
             out[rate] = getattr(self, rate)
             out[f"{rate}_interval"] = list(self.interval(rate))
@@ -172,13 +185,27 @@ class MatchResult:
     def join(cls, parts: Sequence[MatchResult]) -> MatchResult:
         """One result from consecutive chunks of the same pairing's episodes, in order."""
         first = parts[0]
-        return cls(first.player, first.enemy, [r for p in parts for r in p.results],
-                   [c for p in parts for c in p.coins], [n for p in parts for n in p.lengths], first.confidence)
+        return cls(
+            first.player,
+            first.enemy,
+            [r for p in parts for r in p.results],
+            [c for p in parts for c in p.coins],
+            [n for p in parts for n in p.lengths],
+            first.confidence,
+        )
 
 
-def play_match(player: Any, enemy: Any, episodes: int = 200, seed: int = 0, max_turns: int = 200,
-               factory: str | Callable[..., Any] = MATCH_FACTORY, outcome: str | Callable[..., Any] | None = None,
-               first_episode: int = 0, confidence: float = CONFIDENCE) -> MatchResult:
+def play_match(
+    player: Any,
+    enemy: Any,
+    episodes: int = 200,
+    seed: int = 0,
+    max_turns: int = 200,
+    factory: str | Callable[..., Any] = MATCH_FACTORY,
+    outcome: str | Callable[..., Any] | None = None,
+    first_episode: int = 0,
+    confidence: float = CONFIDENCE,
+) -> MatchResult:
     """Play episodes ``first_episode … first_episode + episodes − 1`` of ``factory(player=…, enemy=…)``, each
     from its own :func:`episode_seed`, and judge each with the outcome function (see the module docstring).
 
@@ -206,8 +233,10 @@ def play_match(player: Any, enemy: Any, episodes: int = 200, seed: int = 0, max_
             verdict = judge(game)
             mine = verdict.get("player") if isinstance(verdict, dict) else None
             if mine not in POINTS or verdict.get("enemy") != _MIRROR[mine]:
-                raise ValueError(f"the outcome function {spec_of(judge)} returned {verdict!r}; a match needs "
-                                 "{'player': 'win'|'draw'|'loss', 'enemy': the opposite}")
+                raise ValueError(
+                    f"the outcome function {spec_of(judge)} returned {verdict!r}; a match needs "
+                    "{'player': 'win'|'draw'|'loss', 'enemy': the opposite}"
+                )
             results.append(mine)
             coins.append(float(game.state.get("coins", 0)))
             lengths.append(turns)

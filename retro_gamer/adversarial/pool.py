@@ -60,11 +60,15 @@ class PoolShares:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 problems.append(f"adversarial.pool.{key} = {value!r} is not a share: give a number from 0 to 1.")
         if not problems and self.latest + self.scripted > 1 + _TOLERANCE:
-            problems.append(f"adversarial.pool.latest + adversarial.pool.scripted = {self.latest} + {self.scripted} is "
-                            "more than 1: they are shares of the same games; lower one of them.")
+            problems.append(
+                f"adversarial.pool.latest + adversarial.pool.scripted = {self.latest} + {self.scripted} is "
+                "more than 1: they are shares of the same games; lower one of them."
+            )
         if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 0:
-            problems.append(f"adversarial.pool.window = {self.window!r} is not a count: give a whole number, 0 or more "
-                            "(0 gives the in-between generations' share to the latest).")
+            problems.append(
+                f"adversarial.pool.window = {self.window!r} is not a count: give a whole number, 0 or more "
+                "(0 gives the in-between generations' share to the latest)."
+            )
         if problems:
             raise ConfigError(SHARES_SOURCE, problems)
 
@@ -87,10 +91,10 @@ def pool_members(opponents: Sequence[tuple[str, str | None]], shares: PoolShares
     if not opponents:
         raise ValueError("an opponent pool needs at least one opponent (the other side's round 0)")
     if len(opponents) == 1:
-        (name, source), = opponents
+        ((name, source),) = opponents
         return [Member(name, source, 1.0)]
     first, *between, last = opponents
-    between = between[len(between) - shares.window:] if shares.window else []
+    between = between[len(between) - shares.window :] if shares.window else []
     rest = 1.0 - shares.scripted - shares.latest
     latest = shares.latest + (rest if not between else 0.0)
     listed = [(first, shares.scripted), *((o, rest / len(between)) for o in between), (last, latest)]
@@ -105,10 +109,15 @@ def _check_members(members: Sequence[Member], where: str) -> None:
     names = [m.name for m in members]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise RetroGamerError(f"The opponent pool {where} names {', '.join(repeated)} more than once: each member "
-                              "is counted by its name, so give each a name of its own.")
-    bad = [f"{m.name} {m.share!r}" for m in members
-           if isinstance(m.share, bool) or not isinstance(m.share, (int, float)) or not 0 < m.share <= 1]
+        raise RetroGamerError(
+            f"The opponent pool {where} names {', '.join(repeated)} more than once: each member "
+            "is counted by its name, so give each a name of its own."
+        )
+    bad = [
+        f"{m.name} {m.share!r}"
+        for m in members
+        if isinstance(m.share, bool) or not isinstance(m.share, (int, float)) or not 0 < m.share <= 1
+    ]
     if bad:
         raise RetroGamerError(f"The opponent pool {where} has shares outside (0, 1]: {', '.join(bad)}; {fix}.")
     total = sum(m.share for m in members)

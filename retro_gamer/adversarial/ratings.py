@@ -30,8 +30,9 @@ PRIOR_GAMES = 1.0  # virtual drawn games per pairing
 RESAMPLES = 200
 
 
-def fit_ratings(wins: np.ndarray, games: np.ndarray, prior_games: float = PRIOR_GAMES,
-                iterations: int = 100) -> tuple[np.ndarray, np.ndarray]:
+def fit_ratings(
+    wins: np.ndarray, games: np.ndarray, prior_games: float = PRIOR_GAMES, iterations: int = 100
+) -> tuple[np.ndarray, np.ndarray]:
     """Bradley–Terry ratings (Elo scale) from ``wins[i, j]`` player wins (draws as halves) in ``games[i, j]``
     games of player ``i`` against enemy ``j``. Returns (player ratings, enemy ratings)."""
     wins = np.asarray(wins, dtype=float) + prior_games / 2
@@ -65,8 +66,9 @@ def fit_points(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return fit_ratings(points.sum(-1), np.full(points.shape[:2], points.shape[2]))
 
 
-def bootstrap_intervals(points: np.ndarray, resamples: int = RESAMPLES, seed: int = 0,
-                        confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+def bootstrap_intervals(
+    points: np.ndarray, resamples: int = RESAMPLES, seed: int = 0, confidence: float = CONFIDENCE
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``confidence`` percentile-bootstrap interval of every rating (see the module docstring):
     (player intervals, enemy intervals), each ``[[low, high], …]`` in generation order."""
     points = np.asarray(points, dtype=float)

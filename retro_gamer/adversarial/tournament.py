@@ -110,8 +110,15 @@ class Tournament:
     def payoff(self) -> Payoff:
         """The player's score matrix with its intervals and coins: what the verdicts and the heat map read."""
         bounds = np.array(self.interval_matrix("score"))
-        return Payoff(self.players, self.enemies, np.array(self.matrix("score")), self.episodes,
-                      low=bounds[..., 0], high=bounds[..., 1], coins=np.array(self.matrix("mean_coins")))
+        return Payoff(
+            self.players,
+            self.enemies,
+            np.array(self.matrix("score")),
+            self.episodes,
+            low=bounds[..., 0],
+            high=bounds[..., 1],
+            coins=np.array(self.matrix("mean_coins")),
+        )
 
     def verdicts(self) -> dict[str, Any]:
         """Per-generation rows, exploitability and gates of both sides (:func:`~retro_gamer.adversarial.verdicts.verdicts`)."""
@@ -132,9 +139,11 @@ class Tournament:
             "max_turns": self.max_turns,
             "score": "the player's (wins + draws/2) / episodes; the enemy's is 1 - score",
             "confidence": self.confidence,
-            "intervals": {"rates": "Clopper-Pearson, a draw counting as half a win in the score",
-                          "ratings": f"percentile bootstrap over the episode seeds, {self.resamples} resamples "
-                                     f"drawn with seed {self.seed}"},
+            "intervals": {
+                "rates": "Clopper-Pearson, a draw counting as half a win in the score",
+                "ratings": f"percentile bootstrap over the episode seeds, {self.resamples} resamples "
+                f"drawn with seed {self.seed}",
+            },
             "players": self.players,
             "enemies": self.enemies,
             "rounds": self.rounds,
@@ -142,8 +151,9 @@ class Tournament:
             "interval": {rate: self.interval_matrix(rate) for rate in RATES},
             "matches": [self.matches[p, e].summary() for p in self.players for e in self.enemies],
             "ratings": self.ratings,
-            "rating_intervals": {side: {name: list(b) for name, b in bounds.items()}
-                                 for side, bounds in self.rating_intervals.items()},
+            "rating_intervals": {
+                side: {name: list(b) for name, b in bounds.items()} for side, bounds in self.rating_intervals.items()
+            },
             "verdicts": self.verdicts(),
         }
 
@@ -163,8 +173,16 @@ class Tournament:
         for side in SIDES:
             for name, rating in self.ratings[side].items():
                 low, high = self.rating_intervals[side][name]
-                rows.append({"round": self.rounds[side][name], "side": side, "generation": name,
-                             "rating": round(rating, 2), "low": round(low, 2), "high": round(high, 2)})
+                rows.append(
+                    {
+                        "round": self.rounds[side][name],
+                        "side": side,
+                        "generation": name,
+                        "rating": round(rating, 2),
+                        "low": round(low, 2),
+                        "high": round(high, 2),
+                    }
+                )
         return rows
 
     def write_ratings(self, path: str | Path) -> Path:
@@ -180,20 +198,27 @@ class Tournament:
     def write_heatmap(self, path: str | Path) -> Path:
         """The player's score matrix as a PNG heat map (:mod:`~retro_gamer.adversarial.heatmap`)."""
         game = self.factory.partition(":")[0].rpartition(".")[2]
-        title = (f"{game}: the player's score (wins + draws/2)\n"
-                 f"{self.episodes} games a pair, {self.confidence:.0%} intervals")
+        title = (
+            f"{game}: the player's score (wins + draws/2)\n"
+            f"{self.episodes} games a pair, {self.confidence:.0%} intervals"
+        )
         return write_heatmap(self.payoff(), path, title)
 
 
-def _tasks(players: list[Any], enemies: list[Any], episodes: int, workers: int,
-           common: dict[str, Any]) -> list[tuple[tuple[int, int], dict[str, Any]]]:
+def _tasks(
+    players: list[Any], enemies: list[Any], episodes: int, workers: int, common: dict[str, Any]
+) -> list[tuple[tuple[int, int], dict[str, Any]]]:
     """Each pairing's episodes in consecutive chunks: one chunk a pairing in one process, else enough chunks
     to keep every process busy."""
     pairs = [(i, j) for i in range(len(players)) for j in range(len(enemies))]
     pieces = 1 if workers <= 1 else min(episodes, -(-TASKS_PER_WORKER * workers // len(pairs)))
     starts = [episodes * c // pieces for c in range(pieces + 1)]
-    return [((i, j), {"player": players[i], "enemy": enemies[j], "first_episode": a, "episodes": b - a, **common})
-            for i, j in pairs for a, b in itertools.pairwise(starts) if b > a]
+    return [
+        ((i, j), {"player": players[i], "enemy": enemies[j], "first_episode": a, "episodes": b - a, **common})
+        for i, j in pairs
+        for a, b in itertools.pairwise(starts)
+        if b > a
+    ]
 
 
 def _play(tasks: list[dict[str, Any]], workers: int) -> list[MatchResult]:
@@ -210,16 +235,26 @@ def _play(tasks: list[dict[str, Any]], workers: int) -> list[MatchResult]:
             except (pickle.PicklingError, TypeError, AttributeError) as err:
                 raise ValueError(
                     f"workers={workers} sends every {key} to other processes, and {task[key]!r} cannot be sent "
-                    f"({err}). Give a run directory or model URI instead of a loaded policy, or workers=1.") from None
+                    f"({err}). Give a run directory or model URI instead of a loaded policy, or workers=1."
+                ) from None
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         return list(pool.map(play_chunk, tasks))
 
 
-def round_robin(players: Mapping[Any, Any], enemies: Mapping[Any, Any], episodes: int = DEFAULT_EPISODES,
-                seed: int = 0, max_turns: int = 200, factory: str | Callable[..., Any] = MATCH_FACTORY,
-                outcome: str | Callable[..., Any] | None = None, workers: int = WORKERS,
-                scripted: str = SCRIPTED, tolerance: float = GATE_TOLERANCE, resamples: int = RESAMPLES,
-                confidence: float = CONFIDENCE) -> Tournament:
+def round_robin(
+    players: Mapping[Any, Any],
+    enemies: Mapping[Any, Any],
+    episodes: int = DEFAULT_EPISODES,
+    seed: int = 0,
+    max_turns: int = 200,
+    factory: str | Callable[..., Any] = MATCH_FACTORY,
+    outcome: str | Callable[..., Any] | None = None,
+    workers: int = WORKERS,
+    scripted: str = SCRIPTED,
+    tolerance: float = GATE_TOLERANCE,
+    resamples: int = RESAMPLES,
+    confidence: float = CONFIDENCE,
+) -> Tournament:
     """Every player generation against every enemy generation (``{name: source or None}`` each, oldest first).
 
     ``outcome`` is the game's outcome function (``None``: chase's, for chase's factory; another game must
@@ -252,15 +287,30 @@ def round_robin(players: Mapping[Any, Any], enemies: Mapping[Any, Any], episodes
     fitted = fit_points(points)
     bounds = bootstrap_intervals(points, resamples, seed, confidence)
     return Tournament(
-        players=names_p, enemies=names_e, matches=matches,
-        ratings={side: {n: float(r) for n, r in zip(names, values)}
-                 for side, names, values in zip(SIDES, (names_p, names_e), fitted)},
-        rating_intervals={side: {n: (float(b[0]), float(b[1])) for n, b in zip(names, values)}
-                          for side, names, values in zip(SIDES, (names_p, names_e), bounds)},
-        rounds={"player": {n: _round_of(k, i) for i, (n, k) in enumerate(zip(names_p, players))},
-                "enemy": {n: _round_of(k, i) for i, (n, k) in enumerate(zip(names_e, enemies))}},
-        episodes=episodes, seed=seed, max_turns=max_turns, factory=spec_of(factory), outcome=spec_of(judge),
-        scripted=scripted, tolerance=tolerance, confidence=confidence, resamples=resamples,
+        players=names_p,
+        enemies=names_e,
+        matches=matches,
+        ratings={
+            side: {n: float(r) for n, r in zip(names, values)}
+            for side, names, values in zip(SIDES, (names_p, names_e), fitted)
+        },
+        rating_intervals={
+            side: {n: (float(b[0]), float(b[1])) for n, b in zip(names, values)}
+            for side, names, values in zip(SIDES, (names_p, names_e), bounds)
+        },
+        rounds={
+            "player": {n: _round_of(k, i) for i, (n, k) in enumerate(zip(names_p, players))},
+            "enemy": {n: _round_of(k, i) for i, (n, k) in enumerate(zip(names_e, enemies))},
+        },
+        episodes=episodes,
+        seed=seed,
+        max_turns=max_turns,
+        factory=spec_of(factory),
+        outcome=spec_of(judge),
+        scripted=scripted,
+        tolerance=tolerance,
+        confidence=confidence,
+        resamples=resamples,
     )
 
 
@@ -271,8 +321,13 @@ def _pct(low: float, high: float) -> str:
 def format_table(t: Tournament) -> str:
     """The tournament for a terminal: the score matrix, each generation's row, exploitability and the gates."""
     found = t.verdicts()
-    lines = [(f"{t.factory}: {t.episodes} games a pair (seed {t.seed}, at most {t.max_turns} turns); the player's "
-              f"score = (wins + draws/2) / games, {t.confidence:.0%} intervals"), ""]
+    lines = [
+        (
+            f"{t.factory}: {t.episodes} games a pair (seed {t.seed}, at most {t.max_turns} turns); the player's "
+            f"score = (wins + draws/2) / games, {t.confidence:.0%} intervals"
+        ),
+        "",
+    ]
     width = 20
     lines.append("player \\ enemy".ljust(12) + "".join(e.rjust(width) for e in t.enemies))
     for p in t.players:
@@ -281,24 +336,36 @@ def format_table(t: Tournament) -> str:
     lines += ["", f"{'side':7}{'gen':>6}{'rating':>8}  {'interval':14}  {'score vs scripted ' + t.scripted:26}coins"]
     for side in SIDES:
         for row in found["generations"][side]:
-            vs = ("—" if row["score_vs_scripted"] is None
-                  else f"{row['score_vs_scripted']:.2f} {_pct(*row['score_vs_scripted_interval'])}")
+            vs = (
+                "—"
+                if row["score_vs_scripted"] is None
+                else f"{row['score_vs_scripted']:.2f} {_pct(*row['score_vs_scripted_interval'])}"
+            )
             low, high = row["rating_interval"]
-            lines.append(f"{side:7}{row['generation']:>6}{row['rating']:8.0f}  [{low:5.0f}, {high:5.0f}]  "
-                         f"{vs:26}{row['mean_coins']:.2f}")
+            lines.append(
+                f"{side:7}{row['generation']:>6}{row['rating']:8.0f}  [{low:5.0f}, {high:5.0f}]  "
+                f"{vs:26}{row['mean_coins']:.2f}"
+            )
     lines.append("")
     for side in SIDES:
         worst = found["exploitability"][side]
-        lines.append(f"exploitability: {side} {worst['generation']} scores {worst['worst_score']:.2f} "
-                     f"{_pct(*worst['interval'])} at worst, against {'enemy' if side == 'player' else 'player'} "
-                     f"{worst['against']}")
+        lines.append(
+            f"exploitability: {side} {worst['generation']} scores {worst['worst_score']:.2f} "
+            f"{_pct(*worst['interval'])} at worst, against {'enemy' if side == 'player' else 'player'} "
+            f"{worst['against']}"
+        )
     for side in SIDES:
         gate = found["gate"][side]
-        checks = "; ".join(f"vs {row['generation']} {row['final_mean']:.3f} against {row['mean']:.3f} "
-                           f"(margin {row['margin']:+.3f}) {'pass' if row['passed'] else 'FAIL'}" for row in gate["earlier"])
+        checks = "; ".join(
+            f"vs {row['generation']} {row['final_mean']:.3f} against {row['mean']:.3f} "
+            f"(margin {row['margin']:+.3f}) {'pass' if row['passed'] else 'FAIL'}"
+            for row in gate["earlier"]
+        )
         note = "" if gate["enough_episodes"] else f" (fewer than {GATE_EPISODES} games a pair: not decisive)"
-        lines.append(f"gate (tolerance {gate['tolerance']}): {side} {gate['final']} "
-                     f"{'PASS' if gate['passed'] else 'FAIL'}{note}: {checks or 'no earlier generation'}")
+        lines.append(
+            f"gate (tolerance {gate['tolerance']}): {side} {gate['final']} "
+            f"{'PASS' if gate['passed'] else 'FAIL'}{note}: {checks or 'no earlier generation'}"
+        )
     return "\n".join(lines)
 
 
@@ -313,15 +380,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m retro_gamer.adversarial.tournament",
         description="Round robin: every player generation against every enemy generation, judged by the game's "
-                    "outcome, with 90 %% intervals, Elo-style ratings, exploitability and gates.",
+        "outcome, with 90 %% intervals, Elo-style ratings, exploitability and gates.",
         epilog="Example: python -m retro_gamer.adversarial.tournament --player r0=scripted --player r1=runs/player_r1 "
-               "--enemy r0=scripted --enemy r1=models:/chase-enemy@champion --json metrics/tournament.json "
-               "--heatmap metrics/payoff.png",
+        "--enemy r0=scripted --enemy r1=models:/chase-enemy@champion --json metrics/tournament.json "
+        "--heatmap metrics/payoff.png",
     )
-    parser.add_argument("--player", action="append", type=_generation, required=True, metavar="NAME=SOURCE",
-                        help="a player generation, oldest first: a run directory, a model URI, or 'scripted' (repeat)")
-    parser.add_argument("--enemy", action="append", type=_generation, required=True, metavar="NAME=SOURCE",
-                        help="an enemy generation (repeat)")
+    parser.add_argument(
+        "--player",
+        action="append",
+        type=_generation,
+        required=True,
+        metavar="NAME=SOURCE",
+        help="a player generation, oldest first: a run directory, a model URI, or 'scripted' (repeat)",
+    )
+    parser.add_argument(
+        "--enemy",
+        action="append",
+        type=_generation,
+        required=True,
+        metavar="NAME=SOURCE",
+        help="an enemy generation (repeat)",
+    )
     parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="games a pair (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-turns", type=int, default=200)
@@ -340,8 +419,19 @@ def main(argv: list[str] | None = None) -> int:
     from retro_gamer.errors import RetroGamerError
 
     try:
-        result = round_robin(dict(args.player), dict(args.enemy), args.episodes, args.seed, args.max_turns,
-                             args.factory, args.outcome, args.workers, args.scripted, args.tolerance, args.resamples)
+        result = round_robin(
+            dict(args.player),
+            dict(args.enemy),
+            args.episodes,
+            args.seed,
+            args.max_turns,
+            args.factory,
+            args.outcome,
+            args.workers,
+            args.scripted,
+            args.tolerance,
+            args.resamples,
+        )
         if args.heatmap is not None:
             result.write_heatmap(args.heatmap)
     except (RetroGamerError, ValueError) as err:

@@ -45,7 +45,9 @@ class Payoff:
         for name in ("score", "low", "high", "coins"):
             value = getattr(self, name)
             if value is not None and np.shape(value) != shape:
-                raise ValueError(f"the payoff's {name} has shape {np.shape(value)}; {shape} (players x enemies) expected")
+                raise ValueError(
+                    f"the payoff's {name} has shape {np.shape(value)}; {shape} (players x enemies) expected"
+                )
 
     def view(self, side: str) -> tuple[list[str], list[str], np.ndarray, np.ndarray, np.ndarray]:
         """``side``'s generations, the opponent generations, and its score, low and high bounds with the
@@ -67,8 +69,13 @@ class Payoff:
         return coins if side == "player" else coins.T
 
 
-def generation_rows(payoff: Payoff, side: str, ratings: dict[str, float],
-                    rating_intervals: dict[str, tuple[float, float]], scripted: str = SCRIPTED) -> list[dict[str, Any]]:
+def generation_rows(
+    payoff: Payoff,
+    side: str,
+    ratings: dict[str, float],
+    rating_intervals: dict[str, tuple[float, float]],
+    scripted: str = SCRIPTED,
+) -> list[dict[str, Any]]:
     """One row per generation of ``side``: its rating and interval, its score (and interval) against the other
     side's ``scripted`` generation (``None`` when the other side has no generation of that name), and its mean
     coins over all its pairings."""
@@ -77,14 +84,16 @@ def generation_rows(payoff: Payoff, side: str, ratings: dict[str, float],
     col = opponents.index(scripted) if scripted in opponents else None
     rows = []
     for i, name in enumerate(names):
-        rows.append({
-            "generation": name,
-            "rating": float(ratings[name]),
-            "rating_interval": [float(b) for b in rating_intervals[name]],
-            "score_vs_scripted": None if col is None else float(score[i, col]),
-            "score_vs_scripted_interval": None if col is None else [float(low[i, col]), float(high[i, col])],
-            "mean_coins": None if coins is None else float(coins[i].mean()),
-        })
+        rows.append(
+            {
+                "generation": name,
+                "rating": float(ratings[name]),
+                "rating_interval": [float(b) for b in rating_intervals[name]],
+                "score_vs_scripted": None if col is None else float(score[i, col]),
+                "score_vs_scripted_interval": None if col is None else [float(low[i, col]), float(high[i, col])],
+                "mean_coins": None if coins is None else float(coins[i].mean()),
+            }
+        )
     return rows
 
 
@@ -93,8 +102,12 @@ def exploitability(payoff: Payoff, side: str) -> dict[str, Any]:
     which opponent (the first in order when several tie)."""
     names, opponents, score, low, high = payoff.view(side)
     worst = int(np.argmin(score[-1]))
-    return {"generation": names[-1], "worst_score": float(score[-1, worst]),
-            "interval": [float(low[-1, worst]), float(high[-1, worst])], "against": opponents[worst]}
+    return {
+        "generation": names[-1],
+        "worst_score": float(score[-1, worst]),
+        "interval": [float(low[-1, worst]), float(high[-1, worst])],
+        "against": opponents[worst],
+    }
 
 
 def gate(payoff: Payoff, side: str, tolerance: float = GATE_TOLERANCE) -> dict[str, Any]:
@@ -107,23 +120,41 @@ def gate(payoff: Payoff, side: str, tolerance: float = GATE_TOLERANCE) -> dict[s
     earlier = []
     for name, mean in zip(names[:-1], means[:-1]):
         margin = final_mean - float(mean)
-        earlier.append({"generation": name, "mean": float(mean), "final_mean": final_mean, "margin": margin,
-                        "passed": margin >= -tolerance - _SLACK})
-    return {"final": names[-1], "final_mean": final_mean, "tolerance": tolerance, "earlier": earlier,
-            "passed": all(row["passed"] for row in earlier),
-            "episodes": payoff.episodes, "enough_episodes": payoff.episodes >= GATE_EPISODES}
+        earlier.append(
+            {
+                "generation": name,
+                "mean": float(mean),
+                "final_mean": final_mean,
+                "margin": margin,
+                "passed": margin >= -tolerance - _SLACK,
+            }
+        )
+    return {
+        "final": names[-1],
+        "final_mean": final_mean,
+        "tolerance": tolerance,
+        "earlier": earlier,
+        "passed": all(row["passed"] for row in earlier),
+        "episodes": payoff.episodes,
+        "enough_episodes": payoff.episodes >= GATE_EPISODES,
+    }
 
 
-def verdicts(payoff: Payoff, ratings: dict[str, dict[str, float]],
-             rating_intervals: dict[str, dict[str, tuple[float, float]]], scripted: str = SCRIPTED,
-             tolerance: float = GATE_TOLERANCE) -> dict[str, Any]:
+def verdicts(
+    payoff: Payoff,
+    ratings: dict[str, dict[str, float]],
+    rating_intervals: dict[str, dict[str, tuple[float, float]]],
+    scripted: str = SCRIPTED,
+    tolerance: float = GATE_TOLERANCE,
+) -> dict[str, Any]:
     """Everything above for both sides: ``{"scripted", "tolerance", "generations": {side: rows},
     "exploitability": {side: …}, "gate": {side: …}}``; ``ratings`` and ``rating_intervals`` are keyed by side."""
     return {
         "scripted": scripted,
         "tolerance": tolerance,
-        "generations": {side: generation_rows(payoff, side, ratings[side], rating_intervals[side], scripted)
-                        for side in SIDES},
+        "generations": {
+            side: generation_rows(payoff, side, ratings[side], rating_intervals[side], scripted) for side in SIDES
+        },
         "exploitability": {side: exploitability(payoff, side) for side in SIDES},
         "gate": {side: gate(payoff, side, tolerance) for side in SIDES},
     }

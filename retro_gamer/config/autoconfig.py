@@ -34,7 +34,6 @@ from retro_gamer.config.schema import ModelConfig, TrainerConfig, config_dir
 from retro_gamer.games import Crop, GameDescription, check_against_game, game_factory
 from retro_gamer.runtime.placement import choose_placement
 
-
 DEFAULT_MODEL = "mlp"  # the model option conf/config.yaml's defaults list names
 
 
@@ -90,7 +89,9 @@ def _one_hot_inputs(desc: GameDescription, crop: Crop | None) -> int:
     return cells * (len(desc.character_set or []) + (1 if crop else 0))
 
 
-def choose_observation(desc: GameDescription, game: Any, explicit_crop: bool, rule: dict[str, Any]) -> tuple[Crop | None, str]:
+def choose_observation(
+    desc: GameDescription, game: Any, explicit_crop: bool, rule: dict[str, Any]
+) -> tuple[Crop | None, str]:
     """An egocentric window around the one keyboard agent, on any board; the reason either way."""
     width, height = game.board_size
     if explicit_crop:
@@ -109,9 +110,11 @@ def choose_observation(desc: GameDescription, game: Any, explicit_crop: bool, ru
         return None, f"the whole {width}x{height} board: {reason}"
     radius = rule["crop_radius"]
     side = 2 * radius + 1
-    return (Crop(agent=target.name, radius=radius),
-            f"a {side}x{side} window around '{target.name}' because {reason}: seen from where it stands, what it "
-            f"learns in one place holds in every other (game.crop=null for the whole {width}x{height} board)")
+    return (
+        Crop(agent=target.name, radius=radius),
+        f"a {side}x{side} window around '{target.name}' because {reason}: seen from where it stands, what it "
+        f"learns in one place holds in every other (game.crop=null for the whole {width}x{height} board)",
+    )
 
 
 def choose_network(inputs: int, spatial: bool, agents: int, rule: dict[str, Any]) -> tuple[str, str]:
@@ -125,9 +128,14 @@ def choose_network(inputs: int, spatial: bool, agents: int, rule: dict[str, Any]
         return small, cheap
     busy = rule["busy_game_agents"]
     if agents >= busy:
-        return large, (f"model={large}: spatial = true, and the game's {agents} agents (at least {busy}) make its turns "
-                       "slow enough to hide a convolution's learning")
-    return small, f"{cheap} (spatial = true, but with {agents} agents, fewer than {busy}, a convolution would slow training)"
+        return large, (
+            f"model={large}: spatial = true, and the game's {agents} agents (at least {busy}) make its turns "
+            "slow enough to hide a convolution's learning"
+        )
+    return (
+        small,
+        f"{cheap} (spatial = true, but with {agents} agents, fewer than {busy}, a convolution would slow training)",
+    )
 
 
 def choose_exploration(trainer: TrainerConfig, rule: dict[str, Any]) -> tuple[float | None, str | None]:
@@ -138,13 +146,24 @@ def choose_exploration(trainer: TrainerConfig, rule: dict[str, Any]) -> tuple[fl
     if trainer.total_env_steps is not None:
         return fraction, f"{end} the {trainer.total_env_steps:,} env steps of trainer.total_env_steps{sooner}"
     if trainer.time_limit is not None:
-        return fraction, (f"{end} the env steps trainer.time_limit = {trainer.time_limit:g} min gives (measured in the "
-                          f"run once learning starts, and recorded in metrics.json){sooner}")
+        return fraction, (
+            f"{end} the env steps trainer.time_limit = {trainer.time_limit:g} min gives (measured in the "
+            f"run once learning starts, and recorded in metrics.json){sooner}"
+        )
     return None, None
 
 
-def choose(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, *, explicit_crop: bool,
-           explicit_model: bool, explicit_decay: bool, base_dir: Path | None = None, source: str = "game description") -> Choices:
+def choose(
+    desc: GameDescription,
+    model: ModelConfig,
+    trainer: TrainerConfig,
+    *,
+    explicit_crop: bool,
+    explicit_model: bool,
+    explicit_decay: bool,
+    base_dir: Path | None = None,
+    source: str = "game description",
+) -> Choices:
     """Decide what ``desc`` leaves open (see the module docstring). ``desc`` may be unresolved: the game is
     created and checked (``source`` names the description in errors) once here to look at it, and characters
     are discovered if the description has none."""
@@ -155,7 +174,9 @@ def choose(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, *,
     game = factory()
     check_against_game(desc, game, source)
     if desc.character_set is None:
-        desc = replace(desc, character_set=discover_characters(factory, desc.actions, trainer.exploration_turns, trainer.seed))
+        desc = replace(
+            desc, character_set=discover_characters(factory, desc.actions, trainer.exploration_turns, trainer.seed)
+        )
     desc = replace(desc, board_size=tuple(game.board_size))
     agents = len(game.agents)
     choices = Choices()
@@ -167,14 +188,17 @@ def choose(desc: GameDescription, model: ModelConfig, trainer: TrainerConfig, *,
         choices.reasons["network"] = f"model={model.kind.value} (your override)"
         kind = model.kind.value
     else:
-        choices.model, choices.reasons["network"] = choose_network(_one_hot_inputs(seen, seen.crop), desc.spatial, agents, rule)
+        choices.model, choices.reasons["network"] = choose_network(
+            _one_hot_inputs(seen, seen.crop), desc.spatial, agents, rule
+        )
         kind = model_config(choices.model).kind.value
     if not explicit_decay:
         choices.exploration_fraction, reason = choose_exploration(trainer, rule)
         if reason:
             choices.reasons["exploration"] = reason
     choices.learner_process, choices.game_process, choices.reasons["placement"] = choose_placement(
-        trainer, kind, agents, rule["busy_game_agents"])
+        trainer, kind, agents, rule["busy_game_agents"]
+    )
     return choices
 
 

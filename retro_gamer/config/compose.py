@@ -19,11 +19,17 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from retro_gamer.config.schema import (
-    AppConfig, ModelConfig, RunConfig, TrackingConfig, TrainerConfig, available_games, config_dir, register_configs,
+    AppConfig,
+    ModelConfig,
+    RunConfig,
+    TrackingConfig,
+    TrainerConfig,
+    available_games,
+    config_dir,
+    register_configs,
 )
 from retro_gamer.errors import ConfigError, RetroGamerError
 from retro_gamer.games import DISCOVERED_KEYS, description_from_pyproject, parse_description
-
 
 _SCHEMAS = {"trainer": TrainerConfig, "model": ModelConfig, "tracking": TrackingConfig}
 
@@ -57,8 +63,10 @@ def _group_option_hints(group: str, written: str, value: str) -> list[str]:
         if choice not in options:
             close = difflib.get_close_matches(choice, options, n=1, cutoff=0.5)
             guess = f" Did you mean '{plus}{group}={close[0]}'?" if close else ""
-            hints.append(f"'{written}={choice}': there is no {group} option '{choice}'.{guess} "
-                         f"{group} options: {', '.join(options)}.")
+            hints.append(
+                f"'{written}={choice}': there is no {group} option '{choice}'.{guess} "
+                f"{group} options: {', '.join(options)}."
+            )
     return hints
 
 
@@ -100,10 +108,16 @@ def _one_value_each(message: str, overrides: list[str]) -> str:
         key, _, value = item.partition("=")
         if f"'{item}'" in message:
             decimal = re.fullmatch(r"([+-]?\d+),(\d+)", value)
-            point = f" For the number, write {key}={decimal[1]}.{decimal[2]} (a decimal point, not a comma)." if decimal else ""
-            return (f"{item}: this command takes one value per key, and {value} is a list of values (a comma separates "
-                    f"values; sweeping over several needs `python -m retro_gamer.train --multirun`).{point} "
-                    f"For a list, write {key}=[{value}]; for text, quote it: {key}='{value}'.")
+            point = (
+                f" For the number, write {key}={decimal[1]}.{decimal[2]} (a decimal point, not a comma)."
+                if decimal
+                else ""
+            )
+            return (
+                f"{item}: this command takes one value per key, and {value} is a list of values (a comma separates "
+                f"values; sweeping over several needs `python -m retro_gamer.train --multirun`).{point} "
+                f"For a list, write {key}=[{value}]; for text, quote it: {key}='{value}'."
+            )
     return message
 
 
@@ -133,15 +147,23 @@ def description_source(base: str, overrides: list[str]) -> str:
     return base + (f" with the command-line override{'s' * (len(given) > 1)} {' '.join(given)}" if given else "")
 
 
-def run_config_from_hydra(cfg: DictConfig, game_choice: str | None, overrides: list[str] | None = None,
-                          why: list[str] | None = None, previous: RunConfig | None = None) -> RunConfig:
+def run_config_from_hydra(
+    cfg: DictConfig,
+    game_choice: str | None,
+    overrides: list[str] | None = None,
+    why: list[str] | None = None,
+    previous: RunConfig | None = None,
+) -> RunConfig:
     """Turn a composed :class:`AppConfig` into a :class:`RunConfig`, validating the game node and filling in
     what the game leaves open (:mod:`retro_gamer.config.autoconfig`). ``overrides`` (default: Hydra's own, inside a
     Hydra app) tell which choices the user made; ``why``, when given, receives the reasons; ``previous``, the
     config.toml of a run directory that exists, whose automatic choices are kept (:func:`keep_choices`)."""
     if cfg.game is None:
         games = ", ".join(available_games())
-        raise ConfigError("command line", [f"no game chosen. Add +game=NAME, one of: {games}. Example: python -m retro_gamer.train +game=snake"])
+        raise ConfigError(
+            "command line",
+            [f"no game chosen. Add +game=NAME, one of: {games}. Example: python -m retro_gamer.train +game=snake"],
+        )
     if overrides is None:
         overrides = _hydra_overrides()
     source = description_source(f"conf/game/{game_choice}.yaml" if game_choice else "game config", overrides)
@@ -149,9 +171,14 @@ def run_config_from_hydra(cfg: DictConfig, game_choice: str | None, overrides: l
     app: AppConfig = OmegaConf.to_object(cfg)
     explicit = _explicit(overrides)
     run = RunConfig(game=game, model=app.model, trainer=app.trainer, tracking=app.tracking)
-    run, reasons = apply_choices(run, explicit_crop="crop" in cfg.game or "game.crop" in explicit,
-                                 explicit_model="model" in explicit, explicit_decay="trainer.epsilon_decay_steps" in explicit,
-                                 source=source, previous=previous)
+    run, reasons = apply_choices(
+        run,
+        explicit_crop="crop" in cfg.game or "game.crop" in explicit,
+        explicit_model="model" in explicit,
+        explicit_decay="trainer.epsilon_decay_steps" in explicit,
+        source=source,
+        previous=previous,
+    )
     if why is not None:
         why.append(reasons)
     return run
@@ -171,9 +198,16 @@ def _hydra_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-def apply_choices(cfg: RunConfig, *, explicit_crop: bool, explicit_model: bool, explicit_decay: bool,
-                  base_dir: Path | None = None, source: str = "game description",
-                  previous: RunConfig | None = None) -> tuple[RunConfig, str]:
+def apply_choices(
+    cfg: RunConfig,
+    *,
+    explicit_crop: bool,
+    explicit_model: bool,
+    explicit_decay: bool,
+    base_dir: Path | None = None,
+    source: str = "game description",
+    previous: RunConfig | None = None,
+) -> tuple[RunConfig, str]:
     """What :func:`retro_gamer.config.autoconfig.choose` decides, applied to ``cfg``; for a run that exists already
     (``previous``: its config.toml), what was chosen when it was created (:func:`keep_choices`). A model or
     schedule that differs from the defaults counts as chosen too (a caller composing without Hydra's override
@@ -183,15 +217,35 @@ def apply_choices(cfg: RunConfig, *, explicit_crop: bool, explicit_model: bool, 
 
     default_model = model_config(DEFAULT_MODEL)
     explicit_model = explicit_model or cfg.model.kind != default_model.kind
-    explicit_decay = (explicit_decay or cfg.trainer.epsilon_decay_steps != TrainerConfig().epsilon_decay_steps
-                      or cfg.trainer.exploration_fraction is not None)
-    own_model = {f.name: getattr(cfg.model, f.name) for f in fields(cfg.model)
-                 if getattr(cfg.model, f.name) != getattr(default_model, f.name)}
+    explicit_decay = (
+        explicit_decay
+        or cfg.trainer.epsilon_decay_steps != TrainerConfig().epsilon_decay_steps
+        or cfg.trainer.exploration_fraction is not None
+    )
+    own_model = {
+        f.name: getattr(cfg.model, f.name)
+        for f in fields(cfg.model)
+        if getattr(cfg.model, f.name) != getattr(default_model, f.name)
+    }
     if previous is not None:
-        return keep_choices(cfg, previous, explicit_crop=explicit_crop, explicit_model=explicit_model,
-                            explicit_decay=explicit_decay, own_model=own_model)
-    choices = choose(cfg.game, cfg.model, cfg.trainer, explicit_crop=explicit_crop, explicit_model=explicit_model,
-                     explicit_decay=explicit_decay, base_dir=base_dir, source=source)
+        return keep_choices(
+            cfg,
+            previous,
+            explicit_crop=explicit_crop,
+            explicit_model=explicit_model,
+            explicit_decay=explicit_decay,
+            own_model=own_model,
+        )
+    choices = choose(
+        cfg.game,
+        cfg.model,
+        cfg.trainer,
+        explicit_crop=explicit_crop,
+        explicit_model=explicit_model,
+        explicit_decay=explicit_decay,
+        base_dir=base_dir,
+        source=source,
+    )
     game, model, trainer = cfg.game, cfg.model, cfg.trainer
     if choices.crop is not None:
         game = replace(game, crop=choices.crop)
@@ -203,8 +257,15 @@ def apply_choices(cfg: RunConfig, *, explicit_crop: bool, explicit_model: bool, 
     return replace(cfg, game=game, model=model, trainer=trainer, chosen=choices.reasons), choices.why
 
 
-def keep_choices(cfg: RunConfig, previous: RunConfig, *, explicit_crop: bool, explicit_model: bool,
-                 explicit_decay: bool, own_model: dict[str, object]) -> tuple[RunConfig, str]:
+def keep_choices(
+    cfg: RunConfig,
+    previous: RunConfig,
+    *,
+    explicit_crop: bool,
+    explicit_model: bool,
+    explicit_decay: bool,
+    own_model: dict[str, object],
+) -> tuple[RunConfig, str]:
     """``cfg`` with the automatic choices of the run it continues (``previous``), where the user did not set them
     now: choosing again could differ (a rule changed, or the machine did) and would make the run refuse to resume
     or run differently from one never stopped."""
@@ -237,16 +298,24 @@ def compose_run(game: str, overrides: list[str], base_dir: Path | None = None) -
     for item in overrides:
         key, _, value = item.partition("=")
         if key.startswith("game."):
-            game_overrides[key[len("game."):]] = yaml.safe_load(value)
+            game_overrides[key[len("game.") :]] = yaml.safe_load(value)
     desc = description_from_pyproject(game, base_dir)
     explicit_crop = desc.crop is not None or "crop" in game_overrides
     if game_overrides:
         data = {k: v for k, v in asdict(desc).items() if v is not None and k not in DISCOVERED_KEYS}
-        desc = parse_description({**data, **game_overrides}, description_source(f"[tool.retro-gamer] of {game}", overrides))
+        desc = parse_description(
+            {**data, **game_overrides}, description_source(f"[tool.retro-gamer] of {game}", overrides)
+        )
     rest = [o for o in overrides if not o.split("=", 1)[0].startswith("game.")]
     app: AppConfig = OmegaConf.to_object(compose_app(rest))
     cfg = RunConfig(game=desc, model=app.model, trainer=app.trainer, tracking=app.tracking)
     source = description_source(f"[tool.retro-gamer] of {game}", overrides)
-    cfg, why = apply_choices(cfg, explicit_crop=explicit_crop, explicit_model="model" in explicit,
-                             explicit_decay="trainer.epsilon_decay_steps" in explicit, base_dir=base_dir, source=source)
+    cfg, why = apply_choices(
+        cfg,
+        explicit_crop=explicit_crop,
+        explicit_model="model" in explicit,
+        explicit_decay="trainer.epsilon_decay_steps" in explicit,
+        base_dir=base_dir,
+        source=source,
+    )
     return cfg, source, why

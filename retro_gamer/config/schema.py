@@ -42,8 +42,7 @@ def _number(low: float, high: float, *, whole: bool = True, above: bool = False,
     """Metadata: a number in [low, high] (or (low, high] with ``above``); ``each`` item of a list."""
     kind = "whole number" if whole else "number"
     span = f"above {low:,} and at most {high:,}" if above else f"from {low:,} to {high:,}"
-    return {"allowed": (f"a {kind} {span}",
-                        lambda v: _in_range(v, low, high, whole, above), each)}
+    return {"allowed": (f"a {kind} {span}", lambda v: _in_range(v, low, high, whole, above), each)}
 
 
 def _in_range(value: Any, low: float, high: float, whole: bool, above: bool) -> bool:
@@ -86,7 +85,9 @@ class TrainerConfig:
     episodes: int = field(default=20_000, metadata=_number(1, _UNLIMITED))
     # stop when the run's env-step counter (over all its sessions) reaches exactly this: the reproducible budget
     total_env_steps: int | None = field(default=None, metadata=_number(1, 10**12))
-    time_limit: float | None = field(default=None, metadata=_number(0, 10**6, whole=False, above=True))  # minutes of wall clock, then stop cleanly
+    time_limit: float | None = field(
+        default=None, metadata=_number(0, 10**6, whole=False, above=True)
+    )  # minutes of wall clock, then stop cleanly
     seed: int = field(default=0, metadata=_number(0, 2**32 - 1))
     device: str = field(default="auto", metadata=_DEVICE)  # auto: see retro_gamer.runtime.placement.training_device
     lr: float = field(default=5e-4, metadata=_number(0, 1, whole=False, above=True))
@@ -108,12 +109,16 @@ class TrainerConfig:
     # without a budget
     exploration_fraction: float | None = field(default=None, metadata=_number(0, 1, whole=False, above=True))
     train_every: int = field(default=48, metadata=_number(1, 1_000_000))  # env steps per gradient step
-    target_update_every: int = field(default=125, metadata=_number(1, _UNLIMITED))  # gradient steps between target-network copies (6,000 env steps)
+    target_update_every: int = field(
+        default=125, metadata=_number(1, _UNLIMITED)
+    )  # gradient steps between target-network copies (6,000 env steps)
     grad_clip: float = field(default=10.0, metadata=_number(0, 1e6, whole=False, above=True))
     prioritized: bool = False
     priority_alpha: float = field(default=0.6, metadata=_number(0, 1, whole=False))
     priority_beta: float = field(default=0.4, metadata=_number(0, 1, whole=False))
-    exploration_turns: int = field(default=500, metadata=_number(1, 10_000_000))  # random turns to discover the character set when not given
+    exploration_turns: int = field(
+        default=500, metadata=_number(1, 10_000_000)
+    )  # random turns to discover the character set when not given
     checkpoint_every: int = field(default=100, metadata=_number(1, _UNLIMITED))  # episodes
     keep_checkpoints: int | None = field(default=None, metadata=_number(1, _UNLIMITED))  # None keeps all
     save_replay: bool = True  # keep the replay memory in resume.pt, so a resumed run learns exactly as before
@@ -132,11 +137,19 @@ class TrackingConfig:
     enabled: bool = True
     uri: str | None = None  # None: MLFLOW_TRACKING_URI, else SQLite under the project's mlruns/
     experiment: str | None = field(default=None, metadata=_NAME)  # None: the game's name
-    role: str = field(default="single", metadata=_NAME)  # player, enemy or single: tagged, so adversarial rounds filter apart
+    role: str = field(
+        default="single", metadata=_NAME
+    )  # player, enemy or single: tagged, so adversarial rounds filter apart
     tags: dict[str, str] = field(default_factory=dict)  # more tags, e.g. round and opponent from the pipeline
-    replay_every: int | None = field(default=None, metadata=_number(0, _UNLIMITED))  # a replay at every Nth checkpoint; 0 never; None: as often as 1 % of the time allows
-    log_checkpoints: bool = False  # copy each policy checkpoint to the run's artifacts (the final policy is the logged model)
-    register_as: str | None = field(default=None, metadata=_NAME)  # register the final policy model under this name, alias "newest"
+    replay_every: int | None = field(
+        default=None, metadata=_number(0, _UNLIMITED)
+    )  # a replay at every Nth checkpoint; 0 never; None: as often as 1 % of the time allows
+    log_checkpoints: bool = (
+        False  # copy each policy checkpoint to the run's artifacts (the final policy is the logged model)
+    )
+    register_as: str | None = field(
+        default=None, metadata=_NAME
+    )  # register the final policy model under this name, alias "newest"
 
 
 @dataclass
@@ -189,13 +202,17 @@ def setting_problems(cfg: RunConfig, in_toml: bool = False) -> list[str]:
                 problems.append(f"{key} = {shown}: {'each item ' if each else ''}must be {allowed}.")
     if not problems and not cfg.model.strides:
         key = "[model] strides" if in_toml else "model.strides"
-        problems.append(f"{key} = []: give at least one stride (layer i strides by strides[i], the last one repeated "
-                        "for deeper layers), e.g. [1, 2].")
+        problems.append(
+            f"{key} = []: give at least one stride (layer i strides by strides[i], the last one repeated "
+            "for deeper layers), e.g. [1, 2]."
+        )
     t = cfg.trainer
     if not problems and t.batch_size > t.buffer_size:
         key = "[training] " if in_toml else "trainer."
-        problems.append(f"{key}batch_size = {t.batch_size} is larger than {key}buffer_size = {t.buffer_size}: "
-                        "a batch is drawn from the replay memory, so the memory must hold at least one batch.")
+        problems.append(
+            f"{key}batch_size = {t.batch_size} is larger than {key}buffer_size = {t.buffer_size}: "
+            "a batch is drawn from the replay memory, so the memory must hold at least one batch."
+        )
     return problems
 
 
@@ -312,12 +329,20 @@ def from_toml_dict(doc: dict[str, Any], source: str) -> RunConfig:
     """Validate a ``config.toml`` document; every problem is reported at once."""
     missing = missing_parts(doc)
     if missing:
-        raise ConfigError(source, ["\n".join([
-            "is incomplete, so training from it would silently use defaults. Missing:",
-            *(f"  {line}" for line in missing),
-            "It was probably cut off or edited. Restore it from a backup, or write it again with "
-            "`retro-gamer create --game GAME --output RUN_DIR --force`: checkpoints are kept, and a setting "
-            "they cannot follow is refused."])])
+        raise ConfigError(
+            source,
+            [
+                "\n".join(
+                    [
+                        "is incomplete, so training from it would silently use defaults. Missing:",
+                        *(f"  {line}" for line in missing),
+                        "It was probably cut off or edited. Restore it from a backup, or write it again with "
+                        "`retro-gamer create --game GAME --output RUN_DIR --force`: checkpoints are kept, and a setting "
+                        "they cannot follow is refused.",
+                    ]
+                )
+            ],
+        )
     problems: list[str] = []
     for section in doc:
         if section not in _GAME_SECTIONS and section not in _SECTIONS and section != CHOSEN_SECTION:
@@ -343,8 +368,9 @@ def from_toml_dict(doc: dict[str, Any], source: str) -> RunConfig:
         problems.append(f"[{CHOSEN_SECTION}] must hold text only (why each automatic choice was made).")
     if problems:
         raise ConfigError(source, problems)
-    cfg = RunConfig(game=game, model=typed["model"], trainer=typed["training"], tracking=typed["tracking"],
-                    chosen=dict(chosen))
+    cfg = RunConfig(
+        game=game, model=typed["model"], trainer=typed["training"], tracking=typed["tracking"], chosen=dict(chosen)
+    )
     return check_settings(cfg, source, in_toml=True)
 
 
@@ -360,15 +386,25 @@ def read_config(run_dir: Path) -> RunConfig:
     """Read ``run_dir/config.toml``; a missing or malformed file is a :class:`ConfigError` saying where."""
     path = Path(run_dir) / CONFIG_FILE
     if not Path(run_dir).is_dir():
-        raise ConfigError(str(run_dir), ["run directory does not exist. Create one with `retro-gamer create` or train with `python -m retro_gamer.train +game=NAME run_dir=DIR`."])
+        raise ConfigError(
+            str(run_dir),
+            [
+                "run directory does not exist. Create one with `retro-gamer create` or train with `python -m retro_gamer.train +game=NAME run_dir=DIR`."
+            ],
+        )
     if not path.is_file():
         raise ConfigError(str(path), ["not found: this folder is not a training run (no config.toml)."])
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as err:
-        raise ConfigError(str(path), [f"is not UTF-8 text (byte {err.start}: {err.object[err.start:err.start + 1]!r}), "
-                                      "so it is not a config.toml this tool wrote. Restore it from a backup or "
-                                      "recreate it with `retro-gamer create ... --force`."]) from None
+        raise ConfigError(
+            str(path),
+            [
+                f"is not UTF-8 text (byte {err.start}: {err.object[err.start : err.start + 1]!r}), "
+                "so it is not a config.toml this tool wrote. Restore it from a backup or "
+                "recreate it with `retro-gamer create ... --force`."
+            ],
+        ) from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(str(path), [f"is not valid TOML: {err}. Fix that line or recreate the run."]) from None
     return from_toml_dict(doc, str(path))

@@ -40,8 +40,13 @@ class Window:
         """``warmup_share``: the part of this window's env steps played in warm-up, random play without
         learning, which runs many times faster than training: the speed says so rather than pass for it."""
         loss = "-" if self.loss is None else f"{self.loss:.4g}"
-        warmup = ("" if warmup_share <= 0 else " (warm-up: random play, no learning yet)" if warmup_share >= 1
-                  else f" ({warmup_share:.0%} of them warm-up: random play, no learning)")
+        warmup = (
+            ""
+            if warmup_share <= 0
+            else " (warm-up: random play, no learning yet)"
+            if warmup_share >= 1
+            else f" ({warmup_share:.0%} of them warm-up: random play, no learning)"
+        )
         return (
             f"episodes {self.first_episode}-{self.last_episode} | mean return {self.mean_return:.2f} | "
             f"mean length {self.mean_length:.1f} | epsilon {self.epsilon:.3f} | loss {loss} | "
@@ -103,8 +108,9 @@ class RunLog(Callback):
 
     def on_train_start(self, trainer: DQNTrainer) -> None:
         self._warmup.start(trainer)
-        self._append(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} training {trainer.resume_note or 'started'} "
-                     f"{stop_rule(trainer)}")
+        self._append(
+            f"# {time.strftime('%Y-%m-%d %H:%M:%S')} training {trainer.resume_note or 'started'} {stop_rule(trainer)}"
+        )
 
     def on_checkpoint(self, trainer: DQNTrainer, path: Path, window: Window) -> None:
         self._append(f"{window.line(self._warmup.of(trainer, window))} | {path.name}")
@@ -151,11 +157,19 @@ class ConsoleProgress(Callback):
         self._warmup.start(trainer)
         total = trainer.cfg.trainer.episodes
         if trainer.episode >= total:
-            print(f"{trainer.run_dir} already has {trainer.episode} episodes (trainer.episodes={total}): nothing to do. "
-                  "Raise trainer.episodes (or --episodes) to train further.", file=self.stream, flush=True)
+            print(
+                f"{trainer.run_dir} already has {trainer.episode} episodes (trainer.episodes={total}): nothing to do. "
+                "Raise trainer.episodes (or --episodes) to train further.",
+                file=self.stream,
+                flush=True,
+            )
             return
-        print(f"Training {trainer.cfg.game.name or trainer.cfg.game.factory} in {trainer.run_dir} on {trainer.device} "
-              f"{stop_rule(trainer)}; {trainer.games_note}", file=self.stream, flush=True)
+        print(
+            f"Training {trainer.cfg.game.name or trainer.cfg.game.factory} in {trainer.run_dir} on {trainer.device} "
+            f"{stop_rule(trainer)}; {trainer.games_note}",
+            file=self.stream,
+            flush=True,
+        )
         if trainer.resume_note:
             print(trainer.resume_note[0].upper() + trainer.resume_note[1:] + ".", file=self.stream, flush=True)
         if self.live:
@@ -164,8 +178,13 @@ class ConsoleProgress(Callback):
 
             unit, limit, self._done = bar_limit(trainer)
             self._progress = Progress(
-                TextColumn(unit), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
-                TimeElapsedColumn(), console=Console(file=self.stream), transient=False,
+                TextColumn(unit),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[stats]}"),
+                TimeElapsedColumn(),
+                console=Console(file=self.stream),
+                transient=False,
             )
             self._task = self._progress.add_task("train", total=limit, completed=self._done(trainer), stats="")
             self._progress.start()
@@ -175,8 +194,10 @@ class ConsoleProgress(Callback):
             return
         self._next = time.perf_counter() + self.refresh_s
         warmup = "  warm-up: random play" if trainer.env_steps < trainer.cfg.trainer.warmup_steps else ""
-        stats = (f"return {trainer.recent_mean_return():.1f}  eps {trainer.epsilon():.3f}  "
-                 f"{trainer.steps_per_s():,.0f} steps/s{warmup}")
+        stats = (
+            f"return {trainer.recent_mean_return():.1f}  eps {trainer.epsilon():.3f}  "
+            f"{trainer.steps_per_s():,.0f} steps/s{warmup}"
+        )
         self._progress.update(self._task, completed=self._done(trainer), stats=f"episode {episode:,}  {stats}")
 
     def on_checkpoint(self, trainer: DQNTrainer, path: Path, window: Window) -> None:

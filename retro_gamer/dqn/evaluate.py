@@ -15,10 +15,9 @@ import numpy as np
 import torch
 
 from retro_gamer.config.schema import RunConfig
+from retro_gamer.dqn.network import QNetwork
 from retro_gamer.env.environment import GameEnvironment, check_rules
 from retro_gamer.games import game_factory
-from retro_gamer.dqn.network import QNetwork
-
 
 NO_OP = "no-op"  # the name the key shares use for the last action, no key pressed this turn
 
@@ -31,8 +30,16 @@ def standard_errors_apart(a: dict[str, Any], b: dict[str, Any]) -> float:
     return gap / error if error else math.copysign(math.inf, gap)
 
 
-def evaluate(cfg: RunConfig, q: QNetwork, episodes: int = 50, epsilon: float = 0.0, seed: int = 12345,
-             base_dir: Path | None = None, parallel: int = 10, baseline: bool = False) -> dict[str, Any]:
+def evaluate(
+    cfg: RunConfig,
+    q: QNetwork,
+    episodes: int = 50,
+    epsilon: float = 0.0,
+    seed: int = 12345,
+    base_dir: Path | None = None,
+    parallel: int = 10,
+    baseline: bool = False,
+) -> dict[str, Any]:
     """Play ``episodes`` games; report mean/std return, mean length, mean final numeric state values and
     ``key_shares`` (the share of turns each action was chosen, by action name, :data:`NO_OP` included).
 
@@ -48,8 +55,9 @@ def evaluate(cfg: RunConfig, q: QNetwork, episodes: int = 50, epsilon: float = 0
     return result
 
 
-def _seeded(cfg: RunConfig, q: QNetwork, episodes: int, epsilon: float, seed: int, base_dir: Path | None,
-            parallel: int) -> dict[str, Any]:
+def _seeded(
+    cfg: RunConfig, q: QNetwork, episodes: int, epsilon: float, seed: int, base_dir: Path | None, parallel: int
+) -> dict[str, Any]:
     saved = random.getstate()
     random.seed(seed)
     try:
@@ -58,8 +66,15 @@ def _seeded(cfg: RunConfig, q: QNetwork, episodes: int, epsilon: float, seed: in
         random.setstate(saved)
 
 
-def _play(cfg: RunConfig, q: QNetwork, episodes: int, epsilon: float, rng: np.random.Generator,
-          base_dir: Path | None, parallel: int) -> dict[str, Any]:
+def _play(
+    cfg: RunConfig,
+    q: QNetwork,
+    episodes: int,
+    epsilon: float,
+    rng: np.random.Generator,
+    base_dir: Path | None,
+    parallel: int,
+) -> dict[str, Any]:
     device = next(q.parameters()).device
     factory = game_factory(cfg.game, base_dir)
     check_rules(cfg.game, factory, "This policy")
@@ -89,7 +104,13 @@ def _play(cfg: RunConfig, q: QNetwork, episodes: int, epsilon: float, rng: np.ra
             if terminated or truncated:
                 returns.append(ep_return[i])
                 lengths.append(envs[i].turns)
-                finals.append({k: v for k, v in envs[i].game.state.items() if isinstance(v, numbers.Real) and not isinstance(v, bool)})
+                finals.append(
+                    {
+                        k: v
+                        for k, v in envs[i].game.state.items()
+                        if isinstance(v, numbers.Real) and not isinstance(v, bool)
+                    }
+                )
                 ep_return[i] = 0.0
                 if started < episodes:
                     obs = envs[i].reset()

@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from retro_gamer.dqn.network import QNetwork
+from retro_gamer.dqn.replay_memory import PrioritizedReplayBuffer, ReplayBuffer, Transitions, transition_arrays
+from retro_gamer.errors import RetroGamerError
 from retro_gamer.run import checkpoint
 from retro_gamer.runtime.child_process import ChildProcess
 from retro_gamer.runtime.child_process import serve as serve_calls
-from retro_gamer.errors import RetroGamerError
-from retro_gamer.dqn.network import QNetwork
-from retro_gamer.dqn.replay_memory import PrioritizedReplayBuffer, ReplayBuffer, Transitions, transition_arrays
 
 if TYPE_CHECKING:
     from retro_gamer.config.schema import RunConfig
@@ -42,8 +43,16 @@ class Outbox:
     def __len__(self) -> int:
         return self._rows
 
-    def add(self, board: np.ndarray, extras: np.ndarray, action: int, reward: float, discount: float,
-            next_board: np.ndarray, next_extras: np.ndarray) -> None:
+    def add(
+        self,
+        board: np.ndarray,
+        extras: np.ndarray,
+        action: int,
+        reward: float,
+        discount: float,
+        next_board: np.ndarray,
+        next_extras: np.ndarray,
+    ) -> None:
         i = self._rows
         if i == len(self._arrays.action):
             grown = transition_arrays(2 * i, *self._shapes)
@@ -83,7 +92,9 @@ class WeightSlots:
     request after next, which the trainer sends after its copy."""
 
     def __init__(self, array: np.ndarray):
-        self.array = array  # 2 * size + 1 floats: in memory shared with the trainer when the learner has its own process
+        self.array = (
+            array  # 2 * size + 1 floats: in memory shared with the trainer when the learner has its own process
+        )
         self.size = (len(array) - 1) // 2
 
     @staticmethod
@@ -122,8 +133,14 @@ class Learner:
     weights are published into ``shared`` (a file mapped into memory, when the trainer is in another
     process) after every request with gradient steps."""
 
-    def __init__(self, cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor], device: torch.device,
-                 shared: str | None = None):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        dims: dict[str, Any],
+        weights: dict[str, torch.Tensor],
+        device: torch.device,
+        shared: str | None = None,
+    ):
         t = cfg.trainer
         self.cfg, self.device = cfg, device
         with torch.random.fork_rng(devices=[]):  # the caller's torch random numbers stay its own
@@ -137,7 +154,9 @@ class Learner:
         self.replay = replay_cls(t.buffer_size, tuple(dims["board_shape"]), dims["extras_size"], seed=t.seed, **extra)
         self.updates = 0
         length = WeightSlots.length(flat_size(weights))
-        self.published = WeightSlots(np.memmap(shared, np.float32, "r+", shape=(length,)) if shared else np.zeros(length, np.float32))
+        self.published = WeightSlots(
+            np.memmap(shared, np.float32, "r+", shape=(length,)) if shared else np.zeros(length, np.float32)
+        )
         self._publish()
 
     @property
@@ -163,7 +182,9 @@ class Learner:
         with torch.no_grad():
             onehot = self.q.one_hot(next_board) if next_board.shape[-1] else None  # once for both networks
             best_next = self.q(next_board, next_extras, onehot).argmax(dim=1, keepdim=True)  # online net chooses…
-            next_value = self.q_target(next_board, next_extras, onehot).gather(1, best_next).squeeze(1)  # …target values
+            next_value = (
+                self.q_target(next_board, next_extras, onehot).gather(1, best_next).squeeze(1)
+            )  # …target values
             target = torch.from_numpy(b.reward).to(dev) + torch.from_numpy(b.discount).to(dev) * next_value
         q = self.q(board, extras).gather(1, torch.from_numpy(b.action).to(dev).unsqueeze(1)).squeeze(1)
         loss = (torch.from_numpy(b.weight).to(dev) * F.smooth_l1_loss(q, target, reduction="none")).mean()
@@ -289,10 +310,15 @@ class LearnerProcess(ChildProcess):
         self._end()
 
 
-def open_learner(cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor], second_process: bool,
-                 device: torch.device) -> LocalLearner | LearnerProcess:
+def open_learner(
+    cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor], second_process: bool, device: torch.device
+) -> LocalLearner | LearnerProcess:
     """The learner, on ``device`` (the trainer's: :func:`~retro_gamer.runtime.placement.training_device`), here or in a second process."""
-    return LearnerProcess(cfg, dims, weights, device) if second_process else LocalLearner(Learner(cfg, dims, weights, device))
+    return (
+        LearnerProcess(cfg, dims, weights, device)
+        if second_process
+        else LocalLearner(Learner(cfg, dims, weights, device))
+    )
 
 
 def serve() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -14,7 +13,9 @@ from retro_gamer.config.schema import ModelConfig, ModelKind
 class QNetwork(nn.Module):
     """One-hot board (blank cells are all-zero) → MLP or small strided CNN → (dueling) Q-values."""
 
-    def __init__(self, cfg: ModelConfig, board_shape: tuple[int, int], n_classes: int, extras_size: int, n_actions: int):
+    def __init__(
+        self, cfg: ModelConfig, board_shape: tuple[int, int], n_classes: int, extras_size: int, n_actions: int
+    ):
         super().__init__()
         self.kind = ModelKind(cfg.kind)
         self.board_shape = tuple(board_shape)

@@ -27,9 +27,15 @@ class Transitions(NamedTuple):
 def transition_arrays(capacity: int, board_shape: tuple[int, ...], extras_size: int) -> Transitions:
     """Zeroed arrays for ``capacity`` transitions, one byte a board cell: the replay memory's and the trainer's outbox's."""
     board = (capacity, *board_shape)
-    return Transitions(np.zeros(board, np.uint8), np.zeros((capacity, extras_size), np.float32), np.zeros(capacity, np.int16),
-                       np.zeros(capacity, np.float32), np.zeros(capacity, np.float32), np.zeros(board, np.uint8),
-                       np.zeros((capacity, extras_size), np.float32))
+    return Transitions(
+        np.zeros(board, np.uint8),
+        np.zeros((capacity, extras_size), np.float32),
+        np.zeros(capacity, np.int16),
+        np.zeros(capacity, np.float32),
+        np.zeros(capacity, np.float32),
+        np.zeros(board, np.uint8),
+        np.zeros((capacity, extras_size), np.float32),
+    )
 
 
 # a sample: the fields of Transitions, then importance-sampling weights (ones without prioritisation) and the slots
@@ -54,8 +60,15 @@ class ReplayBuffer:
 
     def add(self, board, extras, action: int, reward: float, discount: float, next_board, next_extras) -> int:
         """Store one transition; its slot."""
-        rows = Transitions(board[None], extras[None], np.array([action]), np.array([reward]), np.array([discount]),
-                           next_board[None], next_extras[None])
+        rows = Transitions(
+            board[None],
+            extras[None],
+            np.array([action]),
+            np.array([reward]),
+            np.array([discount]),
+            next_board[None],
+            next_extras[None],
+        )
         return int(self.extend(rows)[0])
 
     def extend(self, rows: Transitions) -> np.ndarray:
@@ -73,8 +86,15 @@ class ReplayBuffer:
 
     def _gather(self, index: np.ndarray, weight: np.ndarray) -> Batch:
         return Batch(
-            self.board[index], self.extras[index], self.action[index].astype(np.int64), self.reward[index],
-            self.discount[index], self.next_board[index], self.next_extras[index], weight, index,
+            self.board[index],
+            self.extras[index],
+            self.action[index].astype(np.int64),
+            self.reward[index],
+            self.discount[index],
+            self.next_board[index],
+            self.next_extras[index],
+            weight,
+            index,
         )
 
     def sample(self, batch_size: int) -> Batch:
@@ -104,14 +124,21 @@ class ReplayBuffer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything but the transitions (those go in :meth:`chunk` files): counters and the sampling RNG."""
-        return {"size": self.size, "cursor": self.cursor, "capacity": self.capacity, "rng": self.rng.bit_generator.state}
+        return {
+            "size": self.size,
+            "cursor": self.cursor,
+            "capacity": self.capacity,
+            "rng": self.rng.bit_generator.state,
+        }
 
     def load_state_dict(self, state: dict[str, Any], chunks: list[dict[str, torch.Tensor]]) -> None:
         """Restore :meth:`state_dict` and its chunks. Same capacity: the exact ring layout, so sampling
         continues exactly; another capacity: the newest transitions that fit, oldest first."""
         size, cursor = int(state["size"]), int(state["cursor"])
-        arrays = {name: np.concatenate([c[name].numpy() for c in chunks]) if chunks else getattr(self, name)[:0]
-                  for name in self.ARRAYS}
+        arrays = {
+            name: np.concatenate([c[name].numpy() for c in chunks]) if chunks else getattr(self, name)[:0]
+            for name in self.ARRAYS
+        }
         if state["capacity"] == self.capacity:
             order = np.arange(size)
             self.cursor = cursor
@@ -171,8 +198,15 @@ class SumTree:
 class PrioritizedReplayBuffer(ReplayBuffer):
     """Proportional prioritised replay (Schaul et al. 2016) on a :class:`SumTree`."""
 
-    def __init__(self, capacity: int, board_shape: tuple[int, ...], extras_size: int, seed: int = 0,
-                 alpha: float = 0.6, beta: float = 0.4):
+    def __init__(
+        self,
+        capacity: int,
+        board_shape: tuple[int, ...],
+        extras_size: int,
+        seed: int = 0,
+        alpha: float = 0.6,
+        beta: float = 0.4,
+    ):
         super().__init__(capacity, board_shape, extras_size, seed)
         self.tree = SumTree(capacity)
         self.alpha, self.beta = alpha, beta

@@ -20,14 +20,14 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from retro_gamer.run import checkpoint
-from retro_gamer.dqn.callbacks import Callback, Window
 from retro_gamer.config.schema import ModelKind, RunConfig, to_toml_dict
+from retro_gamer.dqn.callbacks import Callback, Window
+from retro_gamer.dqn.learner import LearnerProcess, Outbox, copy_weights, open_learner
+from retro_gamer.dqn.network import NumpyMLP, QNetwork
 from retro_gamer.env.environment import GameEnvironment, check_rules
 from retro_gamer.env.game_batch import GameProcess, open_games
 from retro_gamer.games import game_factory
-from retro_gamer.dqn.learner import LearnerProcess, Outbox, copy_weights, open_learner
-from retro_gamer.dqn.network import NumpyMLP, QNetwork
+from retro_gamer.run import checkpoint
 from retro_gamer.runtime.placement import settled_placement, training_device
 
 
@@ -87,7 +87,9 @@ class DQNTrainer:
         self.cfg, self.run_dir, self.callbacks = cfg, Path(run_dir), list(callbacks)
         t = cfg.trainer
         resume_path = self.run_dir / checkpoint.RESUME_FILE
-        saved = checkpoint.load(resume_path) if resume_path.is_file() else None  # read once: where the games ran, then resume
+        saved = (
+            checkpoint.load(resume_path) if resume_path.is_file() else None
+        )  # read once: where the games ran, then resume
         self._threads_before = torch.get_num_threads()
         self.games: Any = None
         self.learner: Any = None
@@ -100,7 +102,8 @@ class DQNTrainer:
 
             check_rules(cfg.game, game_factory(cfg.game, self.run_dir), f"The run {self.run_dir}")
             self.learner_elsewhere, second_process, self.games_note = settled_placement(
-                cfg, saved, lambda: len(game_factory(cfg.game, self.run_dir)().agents), rules()["busy_game_agents"])
+                cfg, saved, lambda: len(game_factory(cfg.game, self.run_dir)().agents), rules()["busy_game_agents"]
+            )
             self.device = training_device(cfg, self.learner_elsewhere)
             if (second_process or self.learner_elsewhere) and t.threads == 0:
                 torch.set_num_threads(1)  # the other core plays the games, or learns
@@ -173,13 +176,20 @@ class DQNTrainer:
         rate = (self.env_steps - measure_from[0]) / max(1e-9, now - measure_from[1])
         expected = self.env_steps + rate * max(0.0, deadline - now)
         end = max(self.env_steps, min(self._schedule[2], round(t.exploration_fraction * expected)))
-        self.exploration = {"decided_at_env_step": self.env_steps, "from_epsilon": self.epsilon(),
-                            "measured_env_steps_per_s": round(rate, 1), "expected_env_steps": round(expected),
-                            "epsilon_end_at_env_step": end}
+        self.exploration = {
+            "decided_at_env_step": self.env_steps,
+            "from_epsilon": self.epsilon(),
+            "measured_env_steps_per_s": round(rate, 1),
+            "expected_env_steps": round(expected),
+            "epsilon_end_at_env_step": end,
+        }
         self._schedule = self._sized_schedule(self.exploration)
-        print(f"Exploration sized to the time limit: {rate:,.0f} env steps/s measured while learning, so about "
-              f"{expected:,.0f} env steps in all; epsilon reaches {t.epsilon_end:g} at env step {end:,} "
-              f"(trainer.exploration_fraction = {t.exploration_fraction:g}).", flush=True)
+        print(
+            f"Exploration sized to the time limit: {rate:,.0f} env steps/s measured while learning, so about "
+            f"{expected:,.0f} env steps in all; epsilon reaches {t.epsilon_end:g} at env step {end:,} "
+            f"(trainer.exploration_fraction = {t.exploration_fraction:g}).",
+            flush=True,
+        )
 
     def steps_per_s(self) -> float:
         return self._session_steps / max(1e-9, time.perf_counter() - self._session_start)
@@ -207,8 +217,15 @@ class DQNTrainer:
             "best_mean_return": self._best_window_mean(window),
             "epsilon_end_at_env_step": self._schedule[2],
             # the schedule the run keeps: sized to its time limit, or set by a warm start (retro_gamer.run.warm_start)
-            **({("warm_start" if "warm_start_from" in self.exploration else "exploration_sized_to_time_limit"):
-                self.exploration} if self.exploration else {}),
+            **(
+                {
+                    (
+                        "warm_start" if "warm_start_from" in self.exploration else "exploration_sized_to_time_limit"
+                    ): self.exploration
+                }
+                if self.exploration
+                else {}
+            ),
         }
 
     def _best_window_mean(self, window: int) -> float | None:
@@ -234,7 +251,9 @@ class DQNTrainer:
         actions[explore] = self.rng.integers(0, n_actions, size=int(explore.sum()))
         return actions
 
-    def _store_n_step(self, pending: deque, next_board: np.ndarray, next_extras: np.ndarray, ended: bool, flush: bool) -> None:
+    def _store_n_step(
+        self, pending: deque, next_board: np.ndarray, next_extras: np.ndarray, ended: bool, flush: bool
+    ) -> None:
         """Turn the oldest pending steps into n-step transitions.
 
         ``pending`` holds (board, extras, action, reward) of the last steps of one game. A full
@@ -309,7 +328,9 @@ class DQNTrainer:
         deadline = None if t.time_limit is None else time.perf_counter() + 60 * t.time_limit
         budget = t.total_env_steps
         measure_from: tuple[int, float] | None = None  # where this session's speed is measured from, once learning
-        sizing = t.exploration_fraction is not None and budget is None and deadline is not None and self.exploration is None
+        sizing = (
+            t.exploration_fraction is not None and budget is None and deadline is not None and self.exploration is None
+        )
         reason = "interrupted"
         self._open_window()
 
@@ -344,8 +365,10 @@ class DQNTrainer:
             if asked[k] == len(groups[k]):
                 seen[k] = (turn.board, turn.extras)
             else:  # the last turn of a step budget: the games left out keep their observations
-                seen[k] = (np.concatenate([turn.board, last_board[asked[k]:]]),
-                           np.concatenate([turn.extras, last_extras[asked[k]:]]))
+                seen[k] = (
+                    np.concatenate([turn.board, last_board[asked[k] :]]),
+                    np.concatenate([turn.extras, last_extras[asked[k] :]]),
+                )
             self.env_steps += asked[k]
             self._session_steps += asked[k]
             asked[k] = 0
@@ -364,8 +387,9 @@ class DQNTrainer:
                 if measure_from is None and self.env_steps >= self._learn_from:
                     measure_from = (self.env_steps, time.perf_counter())
                 elif measure_from is not None and (
-                        self.env_steps - measure_from[0] >= self.MEASURE_STEPS
-                        or time.perf_counter() - measure_from[1] >= self.MEASURE_SHARE * 60 * t.time_limit):
+                    self.env_steps - measure_from[0] >= self.MEASURE_STEPS
+                    or time.perf_counter() - measure_from[1] >= self.MEASURE_SHARE * 60 * t.time_limit
+                ):
                     self._size_exploration(deadline, measure_from)
                     sizing = False
             if deadline is not None and not stop.requested and time.perf_counter() >= deadline:
@@ -457,10 +481,13 @@ class DQNTrainer:
         loss = float(np.mean(self._losses)) if self._losses else None
         self._losses.clear()
         window = Window(
-            first_episode=start_episode + 1, last_episode=self.episode,
+            first_episode=start_episode + 1,
+            last_episode=self.episode,
             mean_return=float(np.mean(returns)) if returns else 0.0,
             mean_length=float(np.mean(lengths)) if lengths else 0.0,
-            epsilon=self.epsilon(), loss=loss, env_steps=self.env_steps,
+            epsilon=self.epsilon(),
+            loss=loss,
+            env_steps=self.env_steps,
             steps_per_s=(self.env_steps - start_steps) / max(1e-9, time.perf_counter() - start_time),
         )
         policy = self._policy_payload(window.mean_return)
@@ -499,20 +526,22 @@ class DQNTrainer:
         t = self.cfg.trainer
         state = dict(policy or self._policy_payload(self.recent_mean_return(t.checkpoint_every)))
         state.update(self._learner_call("state"))  # the target network's weights, the optimizer's state
-        state.update({
-            "acting_weights": self.q.state_dict(),
-            "returns": torch.tensor(self.returns, dtype=torch.float64),
-            "lengths": torch.tensor(self.lengths, dtype=torch.int64),
-            "learn_credit": self._learn_credit,
-            "learn_from": self._learn_from,
-            "exploration": self.exploration,
-            "python_random": self.games.random_state(),  # the games' draws
-            "second_process": isinstance(self.games, GameProcess),
-            "learner_process": isinstance(self.learner, LearnerProcess),
-            "numpy_random": self.rng.bit_generator.state,
-            "torch_random": torch.get_rng_state(),
-            "cuda_random": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
-        })
+        state.update(
+            {
+                "acting_weights": self.q.state_dict(),
+                "returns": torch.tensor(self.returns, dtype=torch.float64),
+                "lengths": torch.tensor(self.lengths, dtype=torch.int64),
+                "learn_credit": self._learn_credit,
+                "learn_from": self._learn_from,
+                "exploration": self.exploration,
+                "python_random": self.games.random_state(),  # the games' draws
+                "second_process": isinstance(self.games, GameProcess),
+                "learner_process": isinstance(self.learner, LearnerProcess),
+                "numpy_random": self.rng.bit_generator.state,
+                "torch_random": torch.get_rng_state(),
+                "cuda_random": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            }
+        )
         manifest = self.learner.call("save_replay", self.run_dir, self._replay_manifest) if t.save_replay else None
         state["replay"] = manifest
         try:
@@ -542,14 +571,20 @@ class DQNTrainer:
             self.returns = state["returns"].tolist()
             self.lengths = state["lengths"].tolist()
             self._learn_credit = float(state["learn_credit"])
-            if state.get("exploration"):  # sized to a time limit once, or set by a warm start: kept for the rest of the run
+            if state.get(
+                "exploration"
+            ):  # sized to a time limit once, or set by a warm start: kept for the rest of the run
                 self.exploration = state["exploration"]
                 self._schedule = self._sized_schedule(self.exploration)
             self.games.set_random_state(state["python_random"])
             self.rng.bit_generator.state = state["numpy_random"]
             torch.set_rng_state(state["torch_random"])
             notes = [f"resumed at episode {self.episode} from {checkpoint.RESUME_FILE}"]
-            if state["cuda_random"] and self.device.type == "cuda" and len(state["cuda_random"]) == torch.cuda.device_count():
+            if (
+                state["cuda_random"]
+                and self.device.type == "cuda"
+                and len(state["cuda_random"]) == torch.cuda.device_count()
+            ):
                 torch.cuda.set_rng_state_all(state["cuda_random"])
             if missing is None:
                 self._replay_manifest = state["replay"]
@@ -557,8 +592,10 @@ class DQNTrainer:
                 notes.append(f"with its replay memory ({self.stored:,} transitions)")
             else:
                 self._learn_from = self.env_steps + self.cfg.trainer.warmup_steps
-                notes.append(f"without replay memory ({missing}): the next {self.cfg.trainer.warmup_steps:,} "
-                             "steps refill it before learning resumes")
+                notes.append(
+                    f"without replay memory ({missing}): the next {self.cfg.trainer.warmup_steps:,} "
+                    "steps refill it before learning resumes"
+                )
             if restored is not None:
                 notes.append(f"(re-wrote {restored.name}, which a stop had cut off)")
             self.resume_note = " ".join(notes)

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 from retro.input import ProgrammaticInput
 
+from retro_gamer.env.observation import Observation, ObservationEncoder
 from retro_gamer.errors import GameFault
 from retro_gamer.games import Crop, GameDescription, load_factory
-from retro_gamer.env.observation import Observation, ObservationEncoder
 
 
 def make_encoder(desc: GameDescription, base_dir: Path | None = None, agent: str | None = None) -> ObservationEncoder:
@@ -36,7 +36,9 @@ class GameEnvironment:
 
     def __init__(self, desc: GameDescription, factory: Callable[[], Any], base_dir: Path | None = None):
         if desc.board_size is None or desc.character_set is None:
-            raise ValueError("board_size and character_set must be resolved first (see retro_gamer.run.directory.prepare_run)")
+            raise ValueError(
+                "board_size and character_set must be resolved first (see retro_gamer.run.directory.prepare_run)"
+            )
         self.desc = desc
         self.factory = factory
         self.keys: list[str | None] = list(desc.actions) + [None]
@@ -58,8 +60,12 @@ class GameEnvironment:
     def dims(self) -> dict[str, Any]:
         """The network's input and output sizes; saved in checkpoints so a policy rebuilds without the game."""
         enc = self.encoder
-        return {"board_shape": list(enc.board_shape), "n_classes": enc.n_classes, "extras_size": enc.extras_size,
-                "n_actions": self.n_actions}
+        return {
+            "board_shape": list(enc.board_shape),
+            "n_classes": enc.n_classes,
+            "extras_size": enc.extras_size,
+            "n_actions": self.n_actions,
+        }
 
     def reset(self) -> Observation:
         self.game = self.factory()
@@ -104,12 +110,15 @@ class GameEnvironment:
                 raise GameFault(
                     f"the observation function {self.desc.observation_function} returned {got.size} value(s) on turn "
                     f"{self.turns} of an episode ({got.tolist()[:8]}), but {self.encoder.extras_size} numbers at the "
-                    "start; it must return the same count of numbers every turn.") from None
+                    "start; it must return the same count of numbers every turn."
+                ) from None
             raise
         if obs.extras.size and not np.isfinite(obs.extras).all():
             self._check_observed_state()
-            raise GameFault(f"the observation function {self.desc.observation_function} returned a NaN or infinite "
-                            f"value on turn {self.turns} of an episode: {obs.extras.tolist()[:8]}. Return finite numbers.")
+            raise GameFault(
+                f"the observation function {self.desc.observation_function} returned a NaN or infinite "
+                f"value on turn {self.turns} of an episode: {obs.extras.tolist()[:8]}. Return finite numbers."
+            )
         return obs
 
     def _check_observed_state(self) -> None:
@@ -120,8 +129,10 @@ class GameEnvironment:
 
     def _not_a_number(self, what: str, key: str, value: Any) -> GameFault:
         when = f"on turn {self.turns} of an episode" if self.turns else "when the game started"
-        return GameFault(f"game.state['{key}'] (the {what}) became {value!r} {when}; it must stay a finite number "
-                         f"(int or float) every turn. Fix the game so '{key}' always holds a number.")
+        return GameFault(
+            f"game.state['{key}'] (the {what}) became {value!r} {when}; it must stay a finite number "
+            f"(int or float) every turn. Fix the game so '{key}' always holds a number."
+        )
 
 
 def _finite_number(value: Any) -> bool:
@@ -196,10 +207,13 @@ def check_rules(desc: GameDescription, factory: Callable[[], Any], what: str) ->
     learned another game. A module without ``RULES`` never refuses."""
     now = rules_of(factory)
     if now is not None and desc.rules != now:
-        was = f"version {desc.rules}" if desc.rules is not None else "an earlier version (before versions were recorded)"
+        was = (
+            f"version {desc.rules}" if desc.rules is not None else "an earlier version (before versions were recorded)"
+        )
         raise GameFault(
             f"{what} was created under {was} of the rules of {desc.name or desc.factory}; the game is now at version "
-            f"{now}, so its policy learned another game. Start a new run (or, in the adversarial pipeline, `dvc repro`).")
+            f"{now}, so its policy learned another game. Start a new run (or, in the adversarial pipeline, `dvc repro`)."
+        )
 
 
 def declared_characters(factory: Callable[[], Any]) -> set[str]:

@@ -12,6 +12,7 @@ number for number.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections import deque
 from pathlib import Path
@@ -21,10 +22,11 @@ import numpy as np
 
 from retro_gamer.env.environment import GameEnvironment
 from retro_gamer.errors import RetroGamerError
+from retro_gamer.games import GameDescription, game_factory
+from retro_gamer.games.faults import GameCodeError
 from retro_gamer.runtime.child_process import ChildProcess
 from retro_gamer.runtime.child_process import serve as serve_calls
-from retro_gamer.games.faults import GameCodeError
-from retro_gamer.games import GameDescription, game_factory
+
 
 class Turn(NamedTuple):
     """One turn of every game: the new observations and what the turn gave."""
@@ -39,7 +41,9 @@ class Turn(NamedTuple):
 class LocalGames:
     """``count`` games of ``desc``, played in this process."""
 
-    groups = 1  # how many groups the trainer plays in turn: here nothing overlaps, and each group costs an action choice
+    groups = (
+        1  # how many groups the trainer plays in turn: here nothing overlaps, and each group costs an action choice
+    )
 
     def __init__(self, desc: GameDescription, run_dir: Path, count: int, seed: int):
         random.seed(seed)  # retro games draw from Python's global random
@@ -73,9 +77,15 @@ class LocalGames:
 
     def _play(self, indices: list[int], actions: np.ndarray) -> None:
         results = [self.envs[i].step(int(a)) for i, a in zip(indices, actions)]
-        self._played.append(Turn(np.stack([r[0].board for r in results]), np.stack([r[0].extras for r in results]),
-                                 np.array([r[1] for r in results], dtype=np.float64),
-                                 np.array([r[2] for r in results]), np.array([r[3] for r in results])))
+        self._played.append(
+            Turn(
+                np.stack([r[0].board for r in results]),
+                np.stack([r[0].extras for r in results]),
+                np.array([r[1] for r in results], dtype=np.float64),
+                np.array([r[2] for r in results]),
+                np.array([r[3] for r in results]),
+            )
+        )
 
     def _play_queued(self) -> None:
         while self._queued:
@@ -140,14 +150,15 @@ class GameProcess(ChildProcess):
     def close(self) -> None:
         """Let the child finish (keeping the games' last random state), or stop it if it does not."""
         if self.alive:
-            try:
+            with contextlib.suppress(RuntimeError, OSError, RetroGamerError, GameCodeError):
+                # a queued turn failed too, and was reported first
                 self._final_random_state = self._call("random_state")
-            except (RuntimeError, OSError, RetroGamerError, GameCodeError):
-                pass  # a queued turn failed too, and was reported first
         self._end()
 
 
-def open_games(desc: GameDescription, run_dir: Path, count: int, seed: int, second_process: bool) -> LocalGames | GameProcess:
+def open_games(
+    desc: GameDescription, run_dir: Path, count: int, seed: int, second_process: bool
+) -> LocalGames | GameProcess:
     """:class:`GameProcess` or :class:`LocalGames`: the same games, number for number; the trainer plays
     them in ``groups`` groups (two in the games' process, one here)."""
     return GameProcess(desc, run_dir, count, seed) if second_process else LocalGames(desc, run_dir, count, seed)

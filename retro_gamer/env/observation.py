@@ -148,8 +148,9 @@ class IndexView(HeadlessView):
         (x, y), r = self.center, self.crop.radius
         return max(0, x - r), max(0, y - r), min(width, x + r + 1), min(height, y + r + 1)
 
-    def _draw(self, occupied: Iterable[tuple[tuple[int, int], Any]], bounds: tuple[int, int, int, int],
-              final: bool) -> None:
+    def _draw(
+        self, occupied: Iterable[tuple[tuple[int, int], Any]], bounds: tuple[int, int, int, int], final: bool
+    ) -> None:
         """Each cell within ``bounds`` shows its agent: the one given, or of a list of them (retro's map) the
         highest ``z``, the first added on a tie, as retro's views draw. ``final``: the game ended this turn."""
         cells, index = self._cells, self.index
@@ -176,9 +177,11 @@ class IndexView(HeadlessView):
         known = "".join(self.characters[1:])
         if not final and (char, known) not in _warned and char != " ":
             _warned.add((char, known))
-            message = (f"the game drew {char!r}, which is not in the character set {known!r}, so the agent sees a blank "
-                       f"there. Add it to the game's character_set (conf/game/NAME.yaml or [tool.retro-gamer]: "
-                       f"character_set = [..., {char!r}]) and create the run again.")
+            message = (
+                f"the game drew {char!r}, which is not in the character set {known!r}, so the agent sees a blank "
+                f"there. Add it to the game's character_set (conf/game/NAME.yaml or [tool.retro-gamer]: "
+                f"character_set = [..., {char!r}]) and create the run again."
+            )
             # explicit: shown once with no source line (the line would be ours, not the game's)
             warnings.warn_explicit(UnseenCharacterWarning(message), UnseenCharacterWarning, "retro-gamer", 0)
         return 0

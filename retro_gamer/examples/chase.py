@@ -130,6 +130,7 @@ PLAYER, ENEMY = "player", "enemy"
 
 # -- the arena's geometry -------------------------------------------------------------------------
 
+
 @functools.lru_cache(maxsize=8)
 def _distances(board_size: tuple[int, int], walls: frozenset) -> dict:
     """Path distances between every pair of free cells (breadth-first search from each)."""
@@ -335,6 +336,7 @@ def outcome(game: Any) -> dict[str, str]:
 
 # -- the referee ----------------------------------------------------------------------------------
 
+
 class Arena:
     """Invisible and last in the agent list: walls, coins and the end-of-turn bookkeeping.
 
@@ -416,19 +418,31 @@ class Arena:
 
 
 def _new_state() -> dict[str, Any]:
-    return {"coins": 0, "caught": 0, "turn": 0, "player_reward": 0.0, "enemy_reward": 0.0,
-            **{key: 0.0 for key in FEATURES}}
+    return {
+        "coins": 0,
+        "caught": 0,
+        "turn": 0,
+        "player_reward": 0.0,
+        "enemy_reward": 0.0,
+        **dict.fromkeys(FEATURES, 0.0),
+    }
 
 
 def _build(player: _Player, enemy: _Enemy, turn_limit: int = TURN_LIMIT) -> Game:
     arena = Arena(turn_limit=turn_limit)
-    game = Game([player, enemy, *arena.agents()], _new_state(), board_size=arena.board_size,
-                show_state=["coins", "turn"], framerate=8)
+    game = Game(
+        [player, enemy, *arena.agents()],
+        _new_state(),
+        board_size=arena.board_size,
+        show_state=["coins", "turn"],
+        framerate=8,
+    )
     arena.setup(game, player, enemy)
     return game
 
 
 # -- scripted baselines (round 0) -----------------------------------------------------------------
+
 
 def _step_toward(game: Any, position: tuple[int, int], target: tuple[int, int], away: bool = False) -> str | None:
     moves = legal_moves(game, position)
@@ -480,6 +494,7 @@ class CoinGrabberPolicy:
 
 # -- opponents ------------------------------------------------------------------------------------
 
+
 def load_opponent(source: Any) -> Any:
     """A policy for ``source``: a run directory or model URI is loaded once per process (cached by
     its text), anything else (an object with ``get_action``) is used as it is."""
@@ -489,7 +504,9 @@ def load_opponent(source: Any) -> Any:
             source = os.path.abspath(source)
         return _load_policy(source)
     if not callable(getattr(source, "get_action", None)):
-        raise TypeError(f"an opponent is a run directory, a model URI or an object with get_action(game), not {source!r}")
+        raise TypeError(
+            f"an opponent is a run directory, a model URI or an object with get_action(game), not {source!r}"
+        )
     return source
 
 
@@ -515,7 +532,8 @@ def _load_policy(source: str) -> Any:
         raise RetroGamerError(
             f"The policy '{source}' was trained on other rules of chase, so it would play the wrong game. It was "
             f"trained on {was}; chase is now {RULES_SUMMARY[RULES]}. Train it again under the current rules (for the "
-            "adversarial pipeline: `dvc repro`).")
+            "adversarial pipeline: `dvc repro`)."
+        )
     return policy
 
 
@@ -550,8 +568,9 @@ def _load_pool(path: str, side: str) -> Any:
     from game to game; its members are this side's scripted policy and trained runs."""
     from retro_gamer.adversarial.pool import OpponentPool
 
-    return OpponentPool.from_file(path, scripted=functools.partial(_scripted, side),
-                                  load=functools.partial(_side_policy, side))
+    return OpponentPool.from_file(
+        path, scripted=functools.partial(_scripted, side), load=functools.partial(_side_policy, side)
+    )
 
 
 def _ai(side: str, source: Any) -> _Piece:
@@ -567,6 +586,7 @@ def _ai(side: str, source: Any) -> _Piece:
 
 
 # -- the variants ---------------------------------------------------------------------------------
+
 
 def create_enemy_training_game(opponent: Any = None, turn_limit: int = TURN_LIMIT) -> Game:
     """The enemy reads the keyboard; the player is :class:`CoinGrabberPolicy`, or ``opponent``'s policy."""

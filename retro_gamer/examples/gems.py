@@ -14,8 +14,13 @@ from typing import Any
 from retro.game import Game
 
 WIDTH, HEIGHT = 30, 20
-WALLS = ([(x, 5) for x in range(4, 12)] + [(x, 14) for x in range(18, 26)] + [(8, y) for y in range(9, 17)]
-         + [(21, y) for y in range(2, 10)] + [(14, y) for y in range(7, 13)])
+WALLS = (
+    [(x, 5) for x in range(4, 12)]
+    + [(x, 14) for x in range(18, 26)]
+    + [(8, y) for y in range(9, 17)]
+    + [(21, y) for y in range(2, 10)]
+    + [(14, y) for y in range(7, 13)]
+)
 GEMS, GHOSTS, TURNS = 4, 3, 300
 MOVES = {"KEY_RIGHT": (1, 0), "KEY_UP": (0, -1), "KEY_LEFT": (-1, 0), "KEY_DOWN": (0, 1)}
 
@@ -95,8 +100,11 @@ def create_game() -> Game:
     cells = [(x, y) for x in range(WIDTH) for y in range(HEIGHT) if (x, y) not in set(WALLS)]
     spots = random.sample(cells, 1 + GEMS + GHOSTS)
     player = Player(spots[0])
-    game = Game([player, *(Ghost(p) for p in spots[1 + GEMS:]), *(Wall(p) for p in WALLS), Clock()],
-                {"score": 0}, board_size=(WIDTH, HEIGHT))
+    game = Game(
+        [player, *(Ghost(p) for p in spots[1 + GEMS :]), *(Wall(p) for p in WALLS), Clock()],
+        {"score": 0},
+        board_size=(WIDTH, HEIGHT),
+    )
     game.walls = frozenset(WALLS)
     game.gems = [Gem(p) for p in spots[1 : 1 + GEMS]]
     for gem in game.gems:

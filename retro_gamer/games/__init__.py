@@ -3,7 +3,13 @@ when that code fails (:mod:`~retro_gamer.games.faults`)."""
 
 from retro_gamer.games.description import DISCOVERED_KEYS, Crop, GameDescription, check_against_game, parse_description
 from retro_gamer.games.loading import (
-    description_from_pyproject, find_pyproject, game_factory, is_model_uri, load_factory, portable, rebase,
+    description_from_pyproject,
+    find_pyproject,
+    game_factory,
+    is_model_uri,
+    load_factory,
+    portable,
+    rebase,
 )
 
 __all__ = [

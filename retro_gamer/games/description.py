@@ -74,14 +74,20 @@ def _nearest_key(action: str) -> str:
     names = sorted(key_names())
     guess = action.upper() if action.upper().startswith("KEY_") else "KEY_" + action.upper()
     close = [guess] if guess in names else difflib.get_close_matches(guess, names, n=1, cutoff=0.6)
-    return f" Did you mean '{close[0]}'?" if close else " Use one character (\"q\") or a name such as KEY_UP, KEY_ENTER, KEY_ESCAPE."
+    return (
+        f" Did you mean '{close[0]}'?"
+        if close
+        else ' Use one character ("q") or a name such as KEY_UP, KEY_ENTER, KEY_ESCAPE.'
+    )
 
 
 def _is_str_list(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
 
 
-def parse_description(data: Mapping[str, Any], source: str, defaults: Mapping[str, Any] | None = None) -> GameDescription:
+def parse_description(
+    data: Mapping[str, Any], source: str, defaults: Mapping[str, Any] | None = None
+) -> GameDescription:
     """Check a raw mapping against the schema and build a description, reporting all problems at once.
 
     ``defaults`` fills keys the source may omit (a pyproject game's factory is its own module).
@@ -93,7 +99,9 @@ def parse_description(data: Mapping[str, Any], source: str, defaults: Mapping[st
             problems.append(_unknown(key, KNOWN_KEYS, ""))
     for key in ("factory", "actions", "reward"):
         if merged.get(key) in (None, "", []):
-            example = {"factory": '"my_game:create_game"', "actions": '["KEY_LEFT", "KEY_RIGHT"]', "reward": '"score"'}[key]
+            example = {"factory": '"my_game:create_game"', "actions": '["KEY_LEFT", "KEY_RIGHT"]', "reward": '"score"'}[
+                key
+            ]
             problems.append(f"missing required key '{key}', for example {key} = {example}.")
 
     actions = merged.get("actions")
@@ -103,10 +111,14 @@ def parse_description(data: Mapping[str, Any], source: str, defaults: Mapping[st
         else:
             for i, action in enumerate(actions):
                 if not isinstance(action, str) or not action:
-                    problems.append(f"actions[{i}] = {action!r} is not a key name; use strings such as \"KEY_UP\" or \"q\".")
+                    problems.append(
+                        f'actions[{i}] = {action!r} is not a key name; use strings such as "KEY_UP" or "q".'
+                    )
                 elif len(action) > 1 and action not in key_names():
-                    problems.append(f"actions[{i}] = {action!r} is neither a single character nor a key name, so no "
-                                    f"keystroke would ever match it.{_nearest_key(action)}")
+                    problems.append(
+                        f"actions[{i}] = {action!r} is neither a single character nor a key name, so no "
+                        f"keystroke would ever match it.{_nearest_key(action)}"
+                    )
             dupes = sorted({a for a in actions if isinstance(a, str) and list(actions).count(a) > 1})
             if dupes:
                 problems.append(f"'actions' lists {dupes} more than once; each key may appear once.")
@@ -181,7 +193,9 @@ def check_against_game(desc: GameDescription, game: Any, source: str) -> None:
     if not isinstance(game, Game):
         raise ConfigError(
             source,
-            [f"factory '{desc.factory}' returned {type(game).__name__}, not a retro.game.Game; it must `return Game(...)`."],
+            [
+                f"factory '{desc.factory}' returned {type(game).__name__}, not a retro.game.Game; it must `return Game(...)`."
+            ],
         )
     problems: list[str] = []
     state_keys = sorted(game.state)
@@ -189,7 +203,9 @@ def check_against_game(desc: GameDescription, game: Any, source: str) -> None:
     def missing_state(key: str, what: str) -> str:
         close = difflib.get_close_matches(key, state_keys, n=1, cutoff=0.5)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        return f"{what} '{key}' is not a key of game.state.{hint} game.state has: {', '.join(state_keys) or '(nothing)'}."
+        return (
+            f"{what} '{key}' is not a key of game.state.{hint} game.state has: {', '.join(state_keys) or '(nothing)'}."
+        )
 
     if desc.reward not in game.state:
         problems.append(missing_state(desc.reward, "reward"))
@@ -202,6 +218,8 @@ def check_against_game(desc: GameDescription, game: Any, source: str) -> None:
             problems.append(f"observe_state entry '{key}' must be a number in game.state, got {game.state[key]!r}.")
     if desc.crop is not None and desc.crop.agent not in game.agents_by_name:
         names = sorted(game.agents_by_name)
-        problems.append(f"crop.agent '{desc.crop.agent}' is not the name of any agent; named agents: {', '.join(names) or '(none)'}.")
+        problems.append(
+            f"crop.agent '{desc.crop.agent}' is not the name of any agent; named agents: {', '.join(names) or '(none)'}."
+        )
     if problems:
         raise ConfigError(source, problems)

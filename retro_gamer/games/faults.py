@@ -15,7 +15,9 @@ import retro
 _OURS = Path(__file__).resolve().parents[1]  # the retro_gamer package
 _RETRO = Path(retro.__file__).resolve().parent
 _GAMES = (_OURS / "examples", _RETRO / "examples")  # shipped games count as games
-_LIBRARIES = tuple({Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}) + (_OURS, _RETRO)
+_LIBRARIES = tuple(
+    {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+) + (_OURS, _RETRO)
 
 
 def is_game_file(filename: str) -> bool:
@@ -58,7 +60,20 @@ def game_fault_message(error: BaseException, doing: str) -> str | None:
         frames = game_frames(error)
         if not frames:
             return None
-        lines = [f'  File "{f.filename}", line {f.lineno}, in {f.name}' + (f"\n    {f.line}" if f.line else "") for f in frames]
-    exception = error.exception if isinstance(error, GameCodeError) else traceback.format_exception_only(type(error), error)[-1].strip()
-    return "\n".join([f"the game's code failed while {doing}:", *lines, exception,
-                      "Fix the game and run the same command again; files saved before this are intact."])
+        lines = [
+            f'  File "{f.filename}", line {f.lineno}, in {f.name}' + (f"\n    {f.line}" if f.line else "")
+            for f in frames
+        ]
+    exception = (
+        error.exception
+        if isinstance(error, GameCodeError)
+        else traceback.format_exception_only(type(error), error)[-1].strip()
+    )
+    return "\n".join(
+        [
+            f"the game's code failed while {doing}:",
+            *lines,
+            exception,
+            "Fix the game and run the same command again; files saved before this are intact.",
+        ]
+    )

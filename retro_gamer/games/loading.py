@@ -55,8 +55,10 @@ def import_target(target: str, base_dir: Path | None = None) -> Any:
     except SyntaxError as err:
         where = f"{err.filename}, line {err.lineno}" if err.filename else target
         source = f"\n    {err.text.rstrip()}" if err.text else ""
-        raise RetroGamerError(f"The game module '{target}' has a syntax error at {where}:{source}\n"
-                              f"{type(err).__name__}: {err.msg}\nFix that line and run the same command again.") from None
+        raise RetroGamerError(
+            f"The game module '{target}' has a syntax error at {where}:{source}\n"
+            f"{type(err).__name__}: {err.msg}\nFix that line and run the same command again."
+        ) from None
     except ImportError as err:
         raise RetroGamerError(
             f"Cannot import game module '{target}': {err}.\n"
@@ -88,14 +90,18 @@ def check_callable_without_arguments(factory: Callable[..., Any], spec: str, giv
     except (TypeError, ValueError):  # a builtin or C function: let the call decide
         return
     try:
-        signature.bind(**{name: None for name in given})
+        signature.bind(**dict.fromkeys(given))
     except TypeError:
-        needs = [p.name for p in signature.parameters.values()
-                 if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name not in given]
+        needs = [
+            p.name
+            for p in signature.parameters.values()
+            if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name not in given
+        ]
         where = inspect.getsourcefile(factory) or "its module"
         raise RetroGamerError(
             f"The game factory '{spec}' ({where}) takes {signature}, but it is called with no arguments"
-            + (f" except {', '.join(given)}" if given else "") + f", so {', '.join(needs)} would be missing. "
+            + (f" except {', '.join(given)}" if given else "")
+            + f", so {', '.join(needs)} would be missing. "
             f"Give {'them' if len(needs) > 1 else 'it'} a default value (def {factory.__name__}({needs[0]}=...)), "
             "or point the description at a function that takes none."
         ) from None
@@ -119,9 +125,13 @@ def game_factory(desc: GameDescription, base_dir: Path | None = None) -> Callabl
     try:
         inspect.signature(factory).bind(opponent=None)
     except TypeError:
-        raise ConfigError(f"factory '{desc.factory}'", [
-            f"takes no 'opponent' argument, but the game description sets opponent = {desc.opponent!r}. "
-            "Give the factory an `opponent=None` parameter (see retro_gamer.examples.chase) or remove opponent."]) from None
+        raise ConfigError(
+            f"factory '{desc.factory}'",
+            [
+                f"takes no 'opponent' argument, but the game description sets opponent = {desc.opponent!r}. "
+                "Give the factory an `opponent=None` parameter (see retro_gamer.examples.chase) or remove opponent."
+            ],
+        ) from None
     except ValueError:  # a builtin or C function without a signature: let the call decide
         pass
     check_callable_without_arguments(factory, desc.factory, given=("opponent",))
@@ -173,7 +183,9 @@ def find_pyproject(target: str, base_dir: Path | None = None) -> Path | None:
     A module is imported to find its file, so an unimportable one fails here with the import error.
     """
     if _looks_like_path(target):
-        start = Path(target) if Path(target).is_absolute() else Path(os.path.normpath((base_dir or Path.cwd()) / target))
+        start = (
+            Path(target) if Path(target).is_absolute() else Path(os.path.normpath((base_dir or Path.cwd()) / target))
+        )
         if not start.exists():
             raise RetroGamerError(f"Game file or folder '{target}' does not exist (looked at {start}).")
     else:

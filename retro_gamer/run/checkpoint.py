@@ -57,7 +57,17 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-POLICY_KEYS = ("format", "episode", "env_steps", "updates", "mean_return", "wall_seconds", "config", "observation", "weights")
+POLICY_KEYS = (
+    "format",
+    "episode",
+    "env_steps",
+    "updates",
+    "mean_return",
+    "wall_seconds",
+    "config",
+    "observation",
+    "weights",
+)
 
 
 def remove_stale_files(run_dir: Path, replay_manifest: dict[str, Any] | None) -> list[Path]:
@@ -122,7 +132,9 @@ def resolve_checkpoint(run_dir: Path, checkpoint: str | os.PathLike | None) -> P
     available = list_checkpoints(run_dir)
     if checkpoint is None:
         if not available:
-            raise RetroGamerError(f"No checkpoints in {Path(run_dir) / CHECKPOINT_DIR}: train first (retro-gamer train {run_dir}).")
+            raise RetroGamerError(
+                f"No checkpoints in {Path(run_dir) / CHECKPOINT_DIR}: train first (retro-gamer train {run_dir})."
+            )
         return available[-1][1]
     path = Path(checkpoint)
     if path.suffix == ".pt" and path.is_file():
@@ -132,16 +144,20 @@ def resolve_checkpoint(run_dir: Path, checkpoint: str | os.PathLike | None) -> P
     if candidate.is_file():
         return candidate
     names = ", ".join(p.stem for _, p in available) or "(none yet)"
-    raise RetroGamerError(f"Checkpoint '{checkpoint}' not found in {Path(run_dir) / CHECKPOINT_DIR}. Available: {names}.")
+    raise RetroGamerError(
+        f"Checkpoint '{checkpoint}' not found in {Path(run_dir) / CHECKPOINT_DIR}. Available: {names}."
+    )
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint without running any code from it (``weights_only=True``)."""
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises several types for truncated or foreign files
-        raise RetroGamerError(f"Checkpoint {path} is corrupted or not a retro-gamer checkpoint "
-                              f"({type(err).__name__}).{_damaged_hint(Path(path))}") from None
+    except Exception as err:  # noqa: BLE001 - torch raises several types for truncated or foreign files
+        raise RetroGamerError(
+            f"Checkpoint {path} is corrupted or not a retro-gamer checkpoint "
+            f"({type(err).__name__}).{_damaged_hint(Path(path))}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise RetroGamerError(f"{path} is not a retro-gamer checkpoint (format {FORMAT}).")
     return payload
@@ -153,8 +169,10 @@ def _damaged_hint(path: Path) -> str:
         saved = list_checkpoints(path.parent)
         if not saved:
             return f" Move it aside (mv {path} {path}.damaged) to start the run over."
-        return (f" The policy checkpoints are intact: move it aside (mv {path} {path}.damaged) and the next start "
-                f"resumes from {saved[-1][1].name}, saying what that loses (optimizer state, replay memory, history).")
+        return (
+            f" The policy checkpoints are intact: move it aside (mv {path} {path}.damaged) and the next start "
+            f"resumes from {saved[-1][1].name}, saying what that loses (optimizer state, replay memory, history)."
+        )
     if path.parent.name == REPLAY_DIR:
         return ""
     previous = [p.name for _, p in list_checkpoints(path.parent.parent) if p != path]
@@ -195,7 +213,10 @@ def compatibility_problems(was: dict[str, Any], now: dict[str, Any]) -> list[str
     for (section, key), why in _FIXED.items():
         missing = _BEFORE_THE_KEY.get((section, key))
         old, new = was.get(section, {}).get(key, missing), now.get(section, {}).get(key, missing)
-        if (section, key) in _CNN_ONLY and "cnn" not in (was.get("model", {}).get("kind"), now.get("model", {}).get("kind")):
+        if (section, key) in _CNN_ONLY and "cnn" not in (
+            was.get("model", {}).get("kind"),
+            now.get("model", {}).get("kind"),
+        ):
             continue  # only a convolutional network has channels and strides
         if old != new:
             problems.append(f"{section}.{key} was {old!r}, now {new!r}: {why}.")

@@ -11,17 +11,25 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from retro_gamer.run import checkpoint
 from retro_gamer.config.schema import (
-    CONFIG_FILE, RunConfig, check_settings, from_toml_dict, read_config, to_toml_dict, write_config,
+    CONFIG_FILE,
+    RunConfig,
+    check_settings,
+    from_toml_dict,
+    read_config,
+    to_toml_dict,
+    write_config,
 )
-from retro_gamer.errors import ConfigError
 from retro_gamer.env.environment import check_board_size, discover_characters, ends_by_itself, rules_of
+from retro_gamer.errors import ConfigError
 from retro_gamer.games import GameDescription, check_against_game, game_factory, is_model_uri, portable, rebase
+from retro_gamer.run import checkpoint
 from retro_gamer.run.lock import run_lock
 
 
-def resolve_game(desc: GameDescription, source: str, base_dir: Path, exploration_turns: int, seed: int) -> GameDescription:
+def resolve_game(
+    desc: GameDescription, source: str, base_dir: Path, exploration_turns: int, seed: int
+) -> GameDescription:
     """Check the description against a real game and fill in what is discovered (board size, characters, the
     version of its rules)."""
     factory = game_factory(desc, base_dir)
@@ -78,10 +86,13 @@ def warn_if_endless(desc: GameDescription, base_dir: Path, seed: int) -> None:
     """A new run on a game that random play never ends: every episode will run to ``max_turns``."""
     turns = min(desc.max_turns, ENDLESS_CHECK_TURNS)
     if not ends_by_itself(game_factory(desc, base_dir), desc.actions, turns, seed):
-        print(f"warning: in {turns:,} turns of random play the game never ended by itself (game.end() was never "
-              f"called), so training will cut every episode at max_turns = {desc.max_turns:,} turns. If the player "
-              "can lose or win, check that the game calls game.end() then; if it is meant to go on, set max_turns "
-              "in its description to the episode length you want.", file=sys.stderr)
+        print(
+            f"warning: in {turns:,} turns of random play the game never ended by itself (game.end() was never "
+            f"called), so training will cut every episode at max_turns = {desc.max_turns:,} turns. If the player "
+            "can lose or win, check that the game calls game.end() then; if it is meant to go on, set max_turns "
+            "in its description to the episode length you want.",
+            file=sys.stderr,
+        )
 
 
 def previous_config(run_dir: Path) -> RunConfig | None:
@@ -94,7 +105,11 @@ def previous_config(run_dir: Path) -> RunConfig | None:
         return read_config(run_dir)
     except ConfigError:
         saved = checkpoint.list_checkpoints(run_dir)
-        newest = run_dir / checkpoint.RESUME_FILE if (run_dir / checkpoint.RESUME_FILE).is_file() else (saved[-1][1] if saved else None)
+        newest = (
+            run_dir / checkpoint.RESUME_FILE
+            if (run_dir / checkpoint.RESUME_FILE).is_file()
+            else (saved[-1][1] if saved else None)
+        )
         if newest is None:
             return None  # nothing trained yet: the damaged file can simply be replaced
         return from_toml_dict(checkpoint.load(newest)["config"], f"the config saved in {newest}")
@@ -130,9 +145,13 @@ def nothing_to_do(run_dir: Path, cfg: RunConfig) -> str | None:
     t = cfg.trainer
     reached = budget_reached(cfg, episodes, env_steps)
     if reached == "episodes":
-        return (f"{run_dir} already has {episodes:,} episodes (trainer.episodes = {t.episodes:,}): nothing to do. Raise "
-                "trainer.episodes (or `retro-gamer train RUN --episodes N`) to train further.")
+        return (
+            f"{run_dir} already has {episodes:,} episodes (trainer.episodes = {t.episodes:,}): nothing to do. Raise "
+            "trainer.episodes (or `retro-gamer train RUN --episodes N`) to train further."
+        )
     if reached == "total_env_steps":
-        return (f"{run_dir} already has {env_steps:,} env steps (trainer.total_env_steps = {t.total_env_steps:,}): nothing "
-                "to do. Raise trainer.total_env_steps (or `retro-gamer train RUN --steps N`) to train further.")
+        return (
+            f"{run_dir} already has {env_steps:,} env steps (trainer.total_env_steps = {t.total_env_steps:,}): nothing "
+            "to do. Raise trainer.total_env_steps (or `retro-gamer train RUN --steps N`) to train further."
+        )
     return None

@@ -71,7 +71,7 @@ def run_lock(run_dir: Path, purpose: str = "training") -> Iterator[None]:
             _held[key][1] -= 1
         return
     path = run_dir / LOCK_FILE
-    handle = open(path, "a+", encoding="utf-8")
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open as long as the lock
     if not _try_lock(handle):
         handle.close()
         raise RunBusyError(
@@ -80,9 +80,17 @@ def run_lock(run_dir: Path, purpose: str = "training") -> Iterator[None]:
         )
     handle.seek(0)
     handle.truncate()
-    handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-                             "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]])[:300],
-                             "purpose": purpose}))
+    handle.write(
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": time.time(),
+                "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]])[:300],
+                "purpose": purpose,
+            }
+        )
+    )
     handle.flush()
     _held[key] = [handle, 1]
     try:

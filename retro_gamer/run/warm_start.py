@@ -27,56 +27,66 @@ from typing import Any
 import numpy as np
 import torch
 
-from retro_gamer.run import checkpoint
 from retro_gamer.config.schema import CONFIG_FILE, RunConfig, to_toml_dict
 from retro_gamer.errors import IncompatibleRunError, RetroGamerError
+from retro_gamer.run import checkpoint
 from retro_gamer.run.directory import budget_reached, has_training_state
 from retro_gamer.run.lock import run_lock
 
 
-def warm_start(previous_run: Path, run_dir: Path, cfg: RunConfig, *, epsilon: float, over_steps: int,
-               keep_replay: bool = True) -> str:
+def warm_start(
+    previous_run: Path, run_dir: Path, cfg: RunConfig, *, epsilon: float, over_steps: int, keep_replay: bool = True
+) -> str:
     """Make ``run_dir`` (set up by :func:`~retro_gamer.run.directory.prepare_run` with ``cfg``, not trained yet) continue
     ``previous_run``'s training state when :func:`~retro_gamer.launch.train_run` trains it; returns a one-line note
     of what it continues. See the module docstring for what carries over and why."""
     previous_run, run_dir = Path(previous_run), Path(run_dir)
     if not 0 <= epsilon <= 1 or over_steps < 0:
-        raise RetroGamerError(f"A warm start needs an epsilon from 0 to 1 and 0 or more steps to lower it over, "
-                              f"not epsilon {epsilon!r} over {over_steps!r} steps.")
+        raise RetroGamerError(
+            f"A warm start needs an epsilon from 0 to 1 and 0 or more steps to lower it over, "
+            f"not epsilon {epsilon!r} over {over_steps!r} steps."
+        )
     source = previous_run / checkpoint.RESUME_FILE
     if not source.is_file():
         raise RetroGamerError(
             f"Cannot warm-start {run_dir} from {previous_run}: it has no {checkpoint.RESUME_FILE}, which holds the "
             "optimizer, counters and replay memory to continue. Train the previous run (or let it finish) first, "
-            "with trainer.save_replay as you like: resume.pt is written at every checkpoint.")
+            "with trainer.save_replay as you like: resume.pt is written at every checkpoint."
+        )
     if not (run_dir / CONFIG_FILE).is_file():
-        raise RetroGamerError(f"Cannot warm-start {run_dir}: it has no {CONFIG_FILE}. Set it up with prepare_run "
-                              "(or `retro-gamer create`) first, then warm-start it before training it.")
+        raise RetroGamerError(
+            f"Cannot warm-start {run_dir}: it has no {CONFIG_FILE}. Set it up with prepare_run "
+            "(or `retro-gamer create`) first, then warm-start it before training it."
+        )
     with run_lock(run_dir, "warm start"):
         if has_training_state(run_dir):
             raise RetroGamerError(
                 f"Cannot warm-start {run_dir}: it has trained already ({checkpoint.RESUME_FILE} or checkpoints), and a "
-                f"warm start would replace that. Warm-start a new run directory, or delete {run_dir} and set it up again.")
+                f"warm start would replace that. Warm-start a new run directory, or delete {run_dir} and set it up again."
+            )
         state = checkpoint.load(source)
         _check_continuable(state, cfg, previous_run, run_dir)
         replay = _carried_replay(state, cfg, previous_run, run_dir, keep_replay)
         steps = int(state["env_steps"])
         seed = cfg.trainer.seed
-        state.update({
-            "config": to_toml_dict(cfg),
-            "replay": replay,
-            "exploration": {
-                "warm_start_from": Path(os.path.relpath(previous_run.resolve(), run_dir.resolve())).as_posix(),
-                "decided_at_env_step": steps, "from_epsilon": float(epsilon),
-                "epsilon_end_at_env_step": steps + int(over_steps),
-                "replay_transitions": int(replay["size"]) if replay else 0,
-            },
-            # seeded as a new run with this seed starts: the games' Python random, the trainer's numpy and torch draws
-            "python_random": random.Random(seed).getstate(),
-            "numpy_random": np.random.default_rng(seed).bit_generator.state,
-            "torch_random": torch.Generator().manual_seed(seed).get_state(),
-            "cuda_random": [],  # the trainer seeds CUDA from trainer.seed
-        })
+        state.update(
+            {
+                "config": to_toml_dict(cfg),
+                "replay": replay,
+                "exploration": {
+                    "warm_start_from": Path(os.path.relpath(previous_run.resolve(), run_dir.resolve())).as_posix(),
+                    "decided_at_env_step": steps,
+                    "from_epsilon": float(epsilon),
+                    "epsilon_end_at_env_step": steps + int(over_steps),
+                    "replay_transitions": int(replay["size"]) if replay else 0,
+                },
+                # seeded as a new run with this seed starts: the games' Python random, the trainer's numpy and torch draws
+                "python_random": random.Random(seed).getstate(),
+                "numpy_random": np.random.default_rng(seed).bit_generator.state,
+                "torch_random": torch.Generator().manual_seed(seed).get_state(),
+                "cuda_random": [],  # the trainer seeds CUDA from trainer.seed
+            }
+        )
         checkpoint.save(run_dir / checkpoint.RESUME_FILE, state)
         checkpoint.write_policy_checkpoint(run_dir, state)  # where this run starts, under the counters it continues
     return _note(previous_run, state, cfg, epsilon, over_steps, replay, keep_replay)
@@ -89,29 +99,36 @@ def _check_continuable(state: dict[str, Any], cfg: RunConfig, previous_run: Path
     problems = checkpoint.compatibility_problems(state["config"], to_toml_dict(cfg))
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems)
-        raise IncompatibleRunError(f"Cannot warm-start {run_dir} from {previous_run}: the saved weights cannot follow "
-                                   f"these changes.\n{listing}\n{fix}")
+        raise IncompatibleRunError(
+            f"Cannot warm-start {run_dir} from {previous_run}: the saved weights cannot follow "
+            f"these changes.\n{listing}\n{fix}"
+        )
     was = state["config"].get("metadata", {}).get("rules")
     if was != cfg.game.rules:
-        raise IncompatibleRunError(f"Cannot warm-start {run_dir} from {previous_run}: the previous run learned the "
-                                   f"game's rules version {was}, this run plays version {cfg.game.rules}, so its "
-                                   f"weights would play the wrong game. {fix}")
+        raise IncompatibleRunError(
+            f"Cannot warm-start {run_dir} from {previous_run}: the previous run learned the "
+            f"game's rules version {was}, this run plays version {cfg.game.rules}, so its "
+            f"weights would play the wrong game. {fix}"
+        )
     episodes, steps = int(state["episode"]), int(state["env_steps"])
     reached = budget_reached(cfg, episodes, steps)
     if reached == "total_env_steps":
         raise RetroGamerError(
             f"Cannot warm-start {run_dir}: trainer.total_env_steps = {cfg.trainer.total_env_steps:,} is not above the "
             f"{steps:,} env steps {previous_run} has trained, and budgets count the steps of both runs. Set it to "
-            f"{steps:,} plus the steps this run should train.")
+            f"{steps:,} plus the steps this run should train."
+        )
     if reached == "episodes":
         raise RetroGamerError(
             f"Cannot warm-start {run_dir}: trainer.episodes = {cfg.trainer.episodes:,} is not above the {episodes:,} "
             f"episodes {previous_run} has trained, and budgets count the episodes of both runs. Raise it, or budget "
-            "the run in env steps (trainer.total_env_steps).")
+            "the run in env steps (trainer.total_env_steps)."
+        )
 
 
-def _carried_replay(state: dict[str, Any], cfg: RunConfig, previous_run: Path, run_dir: Path,
-                    keep_replay: bool) -> dict[str, Any] | None:
+def _carried_replay(
+    state: dict[str, Any], cfg: RunConfig, previous_run: Path, run_dir: Path, keep_replay: bool
+) -> dict[str, Any] | None:
     """The replay manifest for the new run, its chunk files copied into it; ``None`` drops the memory (the trainer
     then refills ``trainer.warmup_steps`` before learning)."""
     manifest = state["replay"]
@@ -121,14 +138,16 @@ def _carried_replay(state: dict[str, Any], cfg: RunConfig, previous_run: Path, r
         raise RetroGamerError(
             f"Cannot carry {previous_run}'s replay memory into {run_dir}: it was kept without priorities "
             "(trainer.prioritized = false) and this run samples by priority. Warm-start without the replay memory, "
-            "or keep trainer.prioritized as the previous run had it.")
+            "or keep trainer.prioritized as the previous run had it."
+        )
     for name in manifest["chunks"]:
         chunk = previous_run / checkpoint.REPLAY_DIR / name
         if not chunk.is_file():
             raise RetroGamerError(
                 f"Cannot carry {previous_run}'s replay memory into {run_dir}: {chunk}, which its "
                 f"{checkpoint.RESUME_FILE} lists, is missing. Warm-start without the replay memory, or restore "
-                f"{previous_run} (for a pipeline stage: `dvc checkout`).")
+                f"{previous_run} (for a pipeline stage: `dvc checkout`)."
+            )
         target = run_dir / checkpoint.REPLAY_DIR / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(chunk, target)
@@ -136,13 +155,22 @@ def _carried_replay(state: dict[str, Any], cfg: RunConfig, previous_run: Path, r
     return {**manifest, "rng": np.random.default_rng(cfg.trainer.seed).bit_generator.state}
 
 
-def _note(previous_run: Path, state: dict[str, Any], cfg: RunConfig, epsilon: float, over_steps: int,
-          replay: dict[str, Any] | None, keep_replay: bool) -> str:
+def _note(
+    previous_run: Path,
+    state: dict[str, Any],
+    cfg: RunConfig,
+    epsilon: float,
+    over_steps: int,
+    replay: dict[str, Any] | None,
+    keep_replay: bool,
+) -> str:
     if replay is not None:
         memory = f"replay memory {int(replay['size']):,} transitions"
     else:
         why = "dropped" if not keep_replay else f"none saved in {previous_run.name}"
         memory = f"replay memory {why}: the first {cfg.trainer.warmup_steps:,} steps refill it"
-    return (f"Warm start: continues {previous_run.name} at env step {int(state['env_steps']):,}, episode "
-            f"{int(state['episode']):,}; epsilon {epsilon:g} → {cfg.trainer.epsilon_end:g} over {over_steps:,} steps; "
-            f"{memory}.")
+    return (
+        f"Warm start: continues {previous_run.name} at env step {int(state['env_steps']):,}, episode "
+        f"{int(state['episode']):,}; epsilon {epsilon:g} → {cfg.trainer.epsilon_end:g} over {over_steps:,} steps; "
+        f"{memory}."
+    )

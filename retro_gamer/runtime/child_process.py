@@ -11,6 +11,7 @@ child's traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import select
@@ -19,7 +20,8 @@ import subprocess
 import sys
 import time
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from retro_gamer.errors import HelperDied, RetroGamerError
 from retro_gamer.games.faults import GameCodeError, game_frames
@@ -32,7 +34,12 @@ class ChildProcess:
 
     def __init__(self, module: str, *start: Any):
         command = [sys.executable, "-c", f"from {module} import serve; serve()"]
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}  # one core each
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+        }  # one core each
         self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         try:
             self._send(("start", list(sys.path), *start))
@@ -66,11 +73,15 @@ class ChildProcess:
     def _obituary(self) -> str:
         code = self._process.wait()
         if code < 0:
-            how = f"was killed by {signal.Signals(-code).name}" + (" (the system may have run out of memory)" if -code == signal.SIGKILL else "")
+            how = f"was killed by {signal.Signals(-code).name}" + (
+                " (the system may have run out of memory)" if -code == signal.SIGKILL else ""
+            )
         else:
             how = f"ended with exit code {code}"
-        return (f"{self.role} (pid {self._process.pid}) {how}; its messages, if any, are above. Training stopped; what it "
-                "saved before is intact: run the same command again to resume from the last checkpoint.")
+        return (
+            f"{self.role} (pid {self._process.pid}) {how}; its messages, if any, are above. Training stopped; what it "
+            "saved before is intact: run the same command again to resume from the last checkpoint."
+        )
 
     def _end(self) -> None:
         """Let the child finish (its stdin closes), or stop it if it does not."""
@@ -82,10 +93,8 @@ class ChildProcess:
                 self._process.kill()
                 self._process.wait()
         for stream in (self._process.stdin, self._process.stdout):
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
 
 
 def serve(build: Callable[..., Any], first_answer: str) -> None:
@@ -139,14 +148,19 @@ def _portable(err: Exception) -> dict[str, Any]:
             ours = pickle.loads(pickle.dumps(err))
         except Exception:  # noqa: BLE001 - an error class with its own constructor: keep its message
             ours = RetroGamerError(str(err))
-    return {"ours": ours, "frames": frames,
-            "exception": traceback.format_exception_only(type(err), err)[-1].strip(),
-            "traceback": "".join(traceback.format_exception(err))}
+    return {
+        "ours": ours,
+        "frames": frames,
+        "exception": traceback.format_exception_only(type(err), err)[-1].strip(),
+        "traceback": "".join(traceback.format_exception(err)),
+    }
 
 
 def _rebuild(info: dict[str, Any], role: str) -> Exception:
     if info["ours"] is not None:
         return info["ours"]
     if info["frames"]:
-        return GameCodeError(info["exception"], [traceback.FrameSummary(f, n, name, line=line) for f, n, name, line in info["frames"]])
+        return GameCodeError(
+            info["exception"], [traceback.FrameSummary(f, n, name, line=line) for f, n, name, line in info["frames"]]
+        )
     return RuntimeError(f"{role} failed:\n{info['traceback']}")

@@ -65,8 +65,14 @@ def accelerator_available() -> bool:
     return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
 
 
-def choose_placement(trainer: TrainerConfig, model_kind: str, agents: int, busy_game_agents: int,
-                     cores: int | None = None, accelerator: bool | None = None) -> tuple[bool, bool, str]:
+def choose_placement(
+    trainer: TrainerConfig,
+    model_kind: str,
+    agents: int,
+    busy_game_agents: int,
+    cores: int | None = None,
+    accelerator: bool | None = None,
+) -> tuple[bool, bool, str]:
     """``(learner_process, game_process, why)`` for a new run.
 
     A second core goes to learning first whenever learning runs on the CPU (``trainer.device=cpu``, an MLP
@@ -81,12 +87,17 @@ def choose_placement(trainer: TrainerConfig, model_kind: str, agents: int, busy_
         return bool(learner), bool(games), why if learner is None and games is None else why + " (as set)"
     reasons = []
     if learner is None:
-        on_cpu = trainer.device.startswith("cpu") or (trainer.device == "auto" and (
-            model_kind == "mlp" or not (accelerator_available() if accelerator is None else accelerator)))
+        on_cpu = trainer.device.startswith("cpu") or (
+            trainer.device == "auto"
+            and (model_kind == "mlp" or not (accelerator_available() if accelerator is None else accelerator))
+        )
         learner = on_cpu and games is not True
-        reasons.append(f"learning in a second process on the second of {cores} usable cores" if learner else
-                       "learning in this process" + (": the games' process has the second core" if games
-                                                     else ": it has the accelerator"))
+        reasons.append(
+            f"learning in a second process on the second of {cores} usable cores"
+            if learner
+            else "learning in this process"
+            + (": the games' process has the second core" if games else ": it has the accelerator")
+        )
     else:
         reasons.append(f"learning {'in a second process' if learner else 'in this process'} (trainer.learner_process)")
     if games is None:
@@ -94,24 +105,33 @@ def choose_placement(trainer: TrainerConfig, model_kind: str, agents: int, busy_
         if learner:
             reasons.append("the games in this process: the second core learns")
         else:
-            reasons.append(f"the games in {'a second' if games else 'this'} process: the game has {agents} agents "
-                           f"({'at least' if games else 'fewer than'} {busy_game_agents}, the rule for slow turns)")
+            reasons.append(
+                f"the games in {'a second' if games else 'this'} process: the game has {agents} agents "
+                f"({'at least' if games else 'fewer than'} {busy_game_agents}, the rule for slow turns)"
+            )
     else:
         reasons.append(f"the games {'in a second' if games else 'in this'} process (trainer.game_process)")
     return learner, games, "; ".join(reasons)
 
 
-def settled_placement(cfg: RunConfig, saved: dict[str, Any] | None, agents: Callable[[], int],
-                      busy_game_agents: int) -> tuple[bool, bool, str]:
+def settled_placement(
+    cfg: RunConfig, saved: dict[str, Any] | None, agents: Callable[[], int], busy_game_agents: int
+) -> tuple[bool, bool, str]:
     """Where a starting run learns and plays: as its ``config.toml`` says; for a run created before that was
-    written there, as its ``resume.pt`` says it did when it started (torch's thread count changes the last bits
-    of its sums, so a new choice would break exact resume); else chosen now by :func:`choose_placement`
-(``agents``: counts the game's agents, called only then)."""
+        written there, as its ``resume.pt`` says it did when it started (torch's thread count changes the last bits
+        of its sums, so a new choice would break exact resume); else chosen now by :func:`choose_placement`
+    (``agents``: counts the game's agents, called only then)."""
     t = cfg.trainer
     if t.learner_process is not None and t.game_process is not None:
-        return t.learner_process, t.game_process, (f"learning {'in a second' if t.learner_process else 'in this'} process, "
-                                                   f"the games {'in a second' if t.game_process else 'in this'} process "
-                                                   "(config.toml)")
+        return (
+            t.learner_process,
+            t.game_process,
+            (
+                f"learning {'in a second' if t.learner_process else 'in this'} process, "
+                f"the games {'in a second' if t.game_process else 'in this'} process "
+                "(config.toml)"
+            ),
+        )
     if saved is not None and "second_process" in saved:
         learner = t.learner_process if t.learner_process is not None else bool(saved.get("learner_process", False))
         games = t.game_process if t.game_process is not None else bool(saved["second_process"])

@@ -39,12 +39,13 @@ from mlflow.models import Model, ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 from retro_gamer import __version__
-from retro_gamer.run.checkpoint import CHECKPOINT_DIR, checkpoint_name, latest_checkpoint, load as load_checkpoint
 from retro_gamer.compat import tomllib
 from retro_gamer.config.schema import CONFIG_FILE, read_config
+from retro_gamer.dqn.network import QNetwork
 from retro_gamer.errors import RetroGamerError
 from retro_gamer.games.loading import absolute
-from retro_gamer.dqn.network import QNetwork
+from retro_gamer.run.checkpoint import CHECKPOINT_DIR, checkpoint_name, latest_checkpoint
+from retro_gamer.run.checkpoint import load as load_checkpoint
 from retro_gamer.tracking.store import environment, resolve_uri, sqlite_path
 
 MODEL_NAME = "policy"
@@ -66,8 +67,11 @@ set_model(PolicyModel())
 
 # MLflow retries an unreachable server 7 times with doubling backoff (minutes); loading a model
 # should fail in seconds. A policy is about 0.5 MB: no progress bars.
-_FAIL_FAST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-              "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+_FAIL_FAST = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+}
 _QUIET = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 
@@ -82,6 +86,8 @@ def _quiet(logger_name: str) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
 _MISSING = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}
 
 
@@ -126,13 +132,22 @@ def _stage_run(run_dir: Path, checkpoint_path: Path, payload: dict[str, Any], fo
 
 def _signature(dims: dict[str, Any]) -> ModelSignature:
     h, w = dims["board_shape"]
-    inputs = Schema([TensorSpec(np.dtype(np.uint8), (-1, h, w), "board"),
-                     TensorSpec(np.dtype(np.float32), (-1, dims["extras_size"]), "extras")])
+    inputs = Schema(
+        [
+            TensorSpec(np.dtype(np.uint8), (-1, h, w), "board"),
+            TensorSpec(np.dtype(np.float32), (-1, dims["extras_size"]), "extras"),
+        ]
+    )
     return ModelSignature(inputs=inputs, outputs=Schema([TensorSpec(np.dtype(np.int64), (-1,))]))
 
 
-def log_policy_model(client: MlflowClient, run_id: str, run_dir: Path, checkpoint_path: Path,
-                     input_example_obs: tuple[np.ndarray, np.ndarray] | None = None) -> str:
+def log_policy_model(
+    client: MlflowClient,
+    run_id: str,
+    run_dir: Path,
+    checkpoint_path: Path,
+    input_example_obs: tuple[np.ndarray, np.ndarray] | None = None,
+) -> str:
     """Log ``checkpoint_path`` of ``run_dir`` as pyfunc model ``policy`` of run ``run_id``; returns
     its ``models:/<model_id>`` URI.
 
@@ -150,19 +165,31 @@ def log_policy_model(client: MlflowClient, run_id: str, run_dir: Path, checkpoin
     board, extras = input_example_obs
     example = {"board": np.asarray(board, np.uint8)[None], "extras": np.asarray(extras, np.float32)[None]}
     experiment = client.get_run(run_id).info.experiment_id
-    model = client.create_logged_model(experiment, name=MODEL_NAME, source_run_id=run_id,
-                                       tags={"retro_gamer.checkpoint": checkpoint_path.stem})
+    model = client.create_logged_model(
+        experiment, name=MODEL_NAME, source_run_id=run_id, tags={"retro_gamer.checkpoint": checkpoint_path.stem}
+    )
     try:
-        with tempfile.TemporaryDirectory(prefix="retro-gamer-log-") as tmp, environment(_QUIET), _quiet("mlflow.pyfunc"):
+        with (
+            tempfile.TemporaryDirectory(prefix="retro-gamer-log-") as tmp,
+            environment(_QUIET),
+            _quiet("mlflow.pyfunc"),
+        ):
             code = Path(tmp) / "policy_model.py"
             code.write_text(_MODEL_CODE)
             staged = _stage_run(run_dir, checkpoint_path, payload, Path(tmp) / RUN_ARTIFACT)
             mlflow.pyfunc.save_model(
-                Path(tmp) / "model", python_model=str(code), artifacts={RUN_ARTIFACT: str(staged)},
-                signature=_signature(dims), input_example=example,
+                Path(tmp) / "model",
+                python_model=str(code),
+                artifacts={RUN_ARTIFACT: str(staged)},
+                signature=_signature(dims),
+                input_example=example,
                 pip_requirements=[f"retro-gamer=={__version__}", f"torch=={torch.__version__.split('+')[0]}"],
-                mlflow_model=Model(artifact_path=model.artifact_location, model_uuid=model.model_id,
-                                   run_id=run_id, model_id=model.model_id),
+                mlflow_model=Model(
+                    artifact_path=model.artifact_location,
+                    model_uuid=model.model_id,
+                    run_id=run_id,
+                    model_id=model.model_id,
+                ),
             )
             client.log_model_artifacts(model.model_id, str(Path(tmp) / "model"))
         client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=payload["episode"])])
@@ -180,11 +207,11 @@ def _parse(uri: str) -> tuple[str, str, str]:
     """``(kind, a, b)``: ("run", run_id, model name), ("version", name, version), ("alias", name, alias)
     or ("id", model_id, "")."""
     if uri.startswith("runs:/"):
-        run_id, _, name = uri[len("runs:/"):].partition("/")
+        run_id, _, name = uri[len("runs:/") :].partition("/")
         if run_id and name and "/" not in name:
             return "run", run_id, name
     elif uri.startswith("models:/"):
-        rest = uri[len("models:/"):]
+        rest = uri[len("models:/") :]
         name, at, alias = rest.partition("@")
         if at and name and alias and "/" not in rest:
             return "alias", name, alias
@@ -246,8 +273,10 @@ def _registry_hint(client: MlflowClient, name: str) -> str:
         return f"there is no registered model '{name}'. Registered models: {', '.join(names) or '(none)'}."
     versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
     aliases = ", ".join(f"@{a} → {v}" for a, v in sorted(registered.aliases.items())) or "(none)"
-    return (f"'{name}' has versions {', '.join(map(str, versions)) or '(none)'} and aliases {aliases} "
-            f"(models:/{name}@latest is the highest version).")
+    return (
+        f"'{name}' has versions {', '.join(map(str, versions)) or '(none)'} and aliases {aliases} "
+        f"(models:/{name}@latest is the highest version)."
+    )
 
 
 def _version(client: MlflowClient, uri: str, store: str, kind: str, name: str, ref: str) -> ModelVersion:
@@ -284,16 +313,21 @@ def _model_of_run(client: MlflowClient, uri: str, store: str, run_id: str, name:
     except MlflowException as err:
         if not _missing(err):
             raise
-        raise _problem(uri, store, f"no run with id '{run_id}'. Copy the run id from the MLflow UI or "
-                                   "the training output.") from None
+        raise _problem(
+            uri, store, f"no run with id '{run_id}'. Copy the run id from the MLflow UI or the training output."
+        ) from None
     outputs = sorted(run.outputs.model_outputs if run.outputs else [], key=lambda o: o.step, reverse=True)
     models = [client.get_logged_model(o.model_id) for o in outputs]
     for model in models:
         if model.name == name:
             return model
     logged = ", ".join(sorted({m.name for m in models})) or "none"
-    raise _problem(uri, store, f"run {run_id} logged no model named '{name}' (its models: {logged}). "
-                               f"Train it with tracking enabled, or use runs:/{run_id}/<name>.")
+    raise _problem(
+        uri,
+        store,
+        f"run {run_id} logged no model named '{name}' (its models: {logged}). "
+        f"Train it with tracking enabled, or use runs:/{run_id}/<name>.",
+    )
 
 
 def _logged_model(client: MlflowClient, uri: str, store: str) -> LoggedModel:
@@ -303,8 +337,10 @@ def _logged_model(client: MlflowClient, uri: str, store: str) -> LoggedModel:
         return _model_of_run(client, uri, store, a, b)
     if kind == "id":
         return _model_by_id(client, uri, store, a)
-    raise RetroGamerError(f"'{uri}' is already a registered version; name the logged model instead: "
-                          "models:/<model_id> or runs:/<run_id>/policy.")
+    raise RetroGamerError(
+        f"'{uri}' is already a registered version; name the logged model instead: "
+        "models:/<model_id> or runs:/<run_id>/policy."
+    )
 
 
 def _artifact_root(client: MlflowClient, uri: str, store: str) -> str:
@@ -315,8 +351,11 @@ def _artifact_root(client: MlflowClient, uri: str, store: str) -> str:
         return client.get_model_version_download_uri(name, version.version)
     model = _logged_model(client, uri, store)
     if model.status != LoggedModelStatus.READY:
-        raise _problem(uri, store, f"model {model.model_id} is {model.status}: its logging did not finish. "
-                                   "Log the checkpoint again.")
+        raise _problem(
+            uri,
+            store,
+            f"model {model.model_id} is {model.status}: its logging did not finish. Log the checkpoint again.",
+        )
     return model.artifact_location
 
 
@@ -331,8 +370,9 @@ def _register(client: MlflowClient, model: LoggedModel, name: str) -> str:
             raise
     # The source is the model's artifact location, not models:/<model_id>: MLflow's SQL registry
     # looks a models:/ source up through the global tracking URI, not this client's store.
-    version = client.create_model_version(name, source=model.artifact_location, run_id=model.source_run_id,
-                                          model_id=model.model_id)
+    version = client.create_model_version(
+        name, source=model.artifact_location, run_id=model.source_run_id, model_id=model.model_id
+    )
     client.set_registered_model_alias(name, NEWEST_ALIAS, version.version)
     return str(version.version)
 
@@ -354,8 +394,10 @@ def promote(source: str, name: str, alias: str, tracking_uri: str) -> str:
         kind, a, b = _parse(source)
         if kind in ("version", "alias"):
             if a != name:
-                raise RetroGamerError(f"'{source}' is a version of '{a}', not '{name}'. Promote it under '{a}', "
-                                      f"or promote its models:/<model_id> to register it under '{name}'.")
+                raise RetroGamerError(
+                    f"'{source}' is a version of '{a}', not '{name}'. Promote it under '{a}', "
+                    f"or promote its models:/<model_id> to register it under '{name}'."
+                )
             version = str(_version(client, source, tracking_uri, kind, a, b).version)
         else:
             model = _logged_model(client, source, tracking_uri)
@@ -371,8 +413,10 @@ def promote(source: str, name: str, alias: str, tracking_uri: str) -> str:
         except MlflowException as err:
             if err.error_code != "INVALID_PARAMETER_VALUE":
                 raise
-            raise RetroGamerError(f"Cannot set alias '{alias}' on {name} version {version}: {err.message} Use "
-                                  "letters, digits, '_' and '-' ('latest' and v<N> are reserved by MLflow).") from None
+            raise RetroGamerError(
+                f"Cannot set alias '{alias}' on {name} version {version}: {err.message} Use "
+                "letters, digits, '_' and '-' ('latest' and v<N> are reserved by MLflow)."
+            ) from None
     was = {None: "", version: " (already)"}.get(previous, f" (was version {previous})")
     return f"{name} version {version} is now @{alias}{was}; load it with models:/{name}@{alias}"
 
@@ -408,9 +452,16 @@ def download_policy(uri: str, tracking_uri: str | None = None) -> Path:
         run_folder = f"{_artifact_root(client, uri, store).rstrip('/')}/{RUN_FOLDER}"
         listed = mlflow.artifacts.list_artifacts(artifact_uri=run_folder, tracking_uri=store)
         if CONFIG_FILE not in {Path(f.path).name for f in listed}:
-            raise _problem(uri, store, f"it is not a retro-gamer policy (no {RUN_FOLDER}/{CONFIG_FILE} in its "
-                                       "artifacts). Use the URI of a model logged by retro-gamer training.")
-        folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=run_folder, dst_path=str(_new_download_folder()),
-                                                          tracking_uri=store))
+            raise _problem(
+                uri,
+                store,
+                f"it is not a retro-gamer policy (no {RUN_FOLDER}/{CONFIG_FILE} in its "
+                "artifacts). Use the URI of a model logged by retro-gamer training.",
+            )
+        folder = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=run_folder, dst_path=str(_new_download_folder()), tracking_uri=store
+            )
+        )
     _downloads[(store, uri)] = folder
     return folder

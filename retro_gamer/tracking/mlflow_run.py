@@ -16,18 +16,18 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 
 from retro_gamer import __version__
-
-from retro_gamer.tracking import store
-from retro_gamer.dqn.callbacks import LOG_FILE, METRICS_FILE, Callback, Window
 from retro_gamer.config.schema import CONFIG_FILE, RunConfig
+from retro_gamer.dqn.callbacks import LOG_FILE, METRICS_FILE, Callback, Window
+from retro_gamer.tracking import store
 
 if TYPE_CHECKING:
     from retro_gamer.dqn.trainer import DQNTrainer
@@ -37,8 +37,11 @@ BATCH = 1000  # MLflow's limit of metrics per log_batch call
 REPLAY_SHARE = 0.01  # with replay_every unset, replays may take this share of the training wall time
 STATUS = {"finished": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
 # MLflow's HTTP settings while a run is tracked: a stopped server costs seconds, not minutes.
-HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+HTTP_SETTINGS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
 
 
 def flatten_config(cfg: RunConfig) -> dict[str, str]:
@@ -118,8 +121,11 @@ def source_tags(game_spec: str, base_dir: Path) -> dict[str, str]:
         tags["game_file"] = str(game.resolve())
         state = git_state(game)
         if state is not None:
-            tags |= {"game_git_commit": state[0], "game_git_dirty": str(state[1]).lower(),
-                     "mlflow.source.git.commit": state[0]}  # MLflow's UI shows this one as the run's source version
+            tags |= {
+                "game_git_commit": state[0],
+                "game_git_dirty": str(state[1]).lower(),
+                "mlflow.source.git.commit": state[0],
+            }  # MLflow's UI shows this one as the run's source version
     return tags
 
 
@@ -147,7 +153,9 @@ def run_name(run_dir: Path) -> str:
     from hydra.errors import HydraException
 
     try:
-        swept_overrides = yaml.safe_load((sweep / "multirun.yaml").read_text(encoding="utf-8"))["hydra"]["overrides"]["task"]
+        swept_overrides = yaml.safe_load((sweep / "multirun.yaml").read_text(encoding="utf-8"))["hydra"]["overrides"][
+            "task"
+        ]
         parser = OverridesParser.create()
         swept = [o.key_or_group for o in parser.parse_overrides(swept_overrides) if o.is_sweep_override()]
         values = {o.key_or_group: o for o in parser.parse_overrides(job_overrides)}
@@ -178,12 +186,14 @@ def log_replay(client: Any, run_id: str, policy: Any, name: str, seed: int) -> N
 
 def _timed(method: Callable) -> Callable:
     """Adds the hook's duration to ``self.seconds[hook]`` (what tracking costs the training loop)."""
+
     def wrapper(self: MlflowTracking, *args: Any) -> Any:
         started = time.perf_counter()
         try:
             return method(self, *args)
         finally:
             self.seconds[method.__name__] = self.seconds.get(method.__name__, 0.0) + time.perf_counter() - started
+
     return wrapper
 
 
@@ -235,8 +245,14 @@ class MlflowTracking(Callback):
         self._environment = ExitStack()  # HTTP_SETTINGS while training; closing it restores os.environ
 
     # --- talking to the store, never fatally ------------------------------------------------
-    def _safely(self, what: str, action: Callable[[], Any], metrics: int = 0, artifacts: int = 0,
-                even_after_failure: bool = False) -> Any:
+    def _safely(
+        self,
+        what: str,
+        action: Callable[[], Any],
+        metrics: int = 0,
+        artifacts: int = 0,
+        even_after_failure: bool = False,
+    ) -> Any:
         if self._failure is None or even_after_failure:
             try:
                 return action()
@@ -253,9 +269,12 @@ class MlflowTracking(Callback):
                 return
             reason = str(err).splitlines()[0] if str(err) else ""
             self._failure = f"{type(err).__name__}: {reason[:160]}{'…' if len(reason) > 160 else ''}"
-        print(f"warning: the MLflow store {self.uri} failed while {what} ({self._failure}). Training goes on and "
-              "the run directory stays complete; what cannot be sent is counted and reported at the end.",
-              file=sys.stderr, flush=True)
+        print(
+            f"warning: the MLflow store {self.uri} failed while {what} ({self._failure}). Training goes on and "
+            "the run directory stays complete; what cannot be sent is counted and reported at the end.",
+            file=sys.stderr,
+            flush=True,
+        )
 
     # --- hooks ------------------------------------------------------------------------------
     @_timed
@@ -284,8 +303,11 @@ class MlflowTracking(Callback):
                 self.client.set_tag(self.run_id, key, value)
         params = flatten_config(self.cfg)
         new = [Param(k, v) for k, v in params.items() if k not in logged]
-        changed = [RunTag(f"changed.{k}", f"{logged[k]} → {v} at episode {trainer.episode}")
-                   for k, v in params.items() if k in logged and logged[k] != v]  # MLflow params cannot change
+        changed = [
+            RunTag(f"changed.{k}", f"{logged[k]} → {v} at episode {trainer.episode}")
+            for k, v in params.items()
+            if k in logged and logged[k] != v
+        ]  # MLflow params cannot change
         for i in range(0, max(len(new), len(changed)), 100):
             self.client.log_batch(self.run_id, params=new[i : i + 100], tags=changed[i : i + 100])
         self._write_tracking_file()
@@ -302,16 +324,23 @@ class MlflowTracking(Callback):
         except (ValueError, OSError):
             return None
         if saved.get("tracking_uri") != self.uri:
-            print(f"note: this run was tracked in {saved.get('tracking_uri')}; it is tracked in {self.uri} "
-                  "from now on, as a new MLflow run.", file=self.stream, flush=True)
+            print(
+                f"note: this run was tracked in {saved.get('tracking_uri')}; it is tracked in {self.uri} "
+                "from now on, as a new MLflow run.",
+                file=self.stream,
+                flush=True,
+            )
             return None
         from mlflow.exceptions import MlflowException
 
         try:
             return self.client.get_run(saved["run_id"])
         except MlflowException:
-            print(f"note: MLflow run {saved['run_id']} is no longer in {self.uri}; starting a new one.",
-                  file=self.stream, flush=True)
+            print(
+                f"note: MLflow run {saved['run_id']} is no longer in {self.uri}; starting a new one.",
+                file=self.stream,
+                flush=True,
+            )
             return None
 
     def _write_tracking_file(self) -> None:
@@ -349,15 +378,23 @@ class MlflowTracking(Callback):
         from mlflow.entities import Metric
 
         now, step = int(time.time() * 1000), window.last_episode
-        self._metrics += [Metric(key, value, now, step) for key, value in (
-            ("window_mean_return", window.mean_return), ("window_mean_length", window.mean_length),
-            ("env_steps_per_s", window.steps_per_s), ("env_steps", float(window.env_steps)),
-            *((("loss", window.loss),) if window.loss is not None else ()),
-        )]
+        self._metrics += [
+            Metric(key, value, now, step)
+            for key, value in (
+                ("window_mean_return", window.mean_return),
+                ("window_mean_length", window.mean_length),
+                ("env_steps_per_s", window.steps_per_s),
+                ("env_steps", float(window.env_steps)),
+                *((("loss", window.loss),) if window.loss is not None else ()),
+            )
+        ]
         self._flush()
         if self.cfg.tracking.log_checkpoints:
-            self._safely("logging a checkpoint", lambda: self.client.log_artifact(self.run_id, str(path), "checkpoints"),
-                         artifacts=1)
+            self._safely(
+                "logging a checkpoint",
+                lambda: self.client.log_artifact(self.run_id, str(path), "checkpoints"),
+                artifacts=1,
+            )
         self._checkpoints_seen += 1
         if self._replay_due():
             self._safely("logging a replay", lambda: self._log_replay(path), artifacts=2)
@@ -384,7 +421,11 @@ class MlflowTracking(Callback):
     def _send(self, batch: list[Any]) -> None:
         for i in range(0, len(batch), BATCH):
             chunk = batch[i : i + BATCH]
-            self._safely("sending metrics", lambda: self.client.log_batch(self.run_id, metrics=chunk), metrics=len(chunk))
+            self._safely(
+                "sending metrics",
+                lambda chunk=chunk: self.client.log_batch(self.run_id, metrics=chunk),
+                metrics=len(chunk),
+            )
 
     def _log_replay(self, checkpoint_path: Path) -> None:
         """One greedy episode of this checkpoint as a self-contained HTML page plus a transcript."""
@@ -393,8 +434,13 @@ class MlflowTracking(Callback):
         started = time.perf_counter()
         self._replayed = checkpoint_path
         try:
-            log_replay(self.client, self.run_id, TrainedPolicy(self.run_dir, checkpoint=checkpoint_path),
-                       checkpoint_path.stem, self.cfg.trainer.seed)
+            log_replay(
+                self.client,
+                self.run_id,
+                TrainedPolicy(self.run_dir, checkpoint=checkpoint_path),
+                checkpoint_path.stem,
+                self.cfg.trainer.seed,
+            )
         finally:
             self._replay_seconds += time.perf_counter() - started
 
@@ -419,8 +465,11 @@ class MlflowTracking(Callback):
                 self._safely("logging the final replay", lambda: self._log_replay(latest), artifacts=2)
             model_uri = self._safely("logging the policy model", lambda: self._log_model(), artifacts=1)
         self._safely("logging the run's files", lambda: self._log_files(), artifacts=4)
-        ended = self._safely("ending the run", lambda: self.client.set_terminated(self.run_id, STATUS[summary["status"]]) or True,
-                             even_after_failure=True)  # worth one more try: a run left RUNNING misleads
+        ended = self._safely(
+            "ending the run",
+            lambda: self.client.set_terminated(self.run_id, STATUS[summary["status"]]) or True,
+            even_after_failure=True,
+        )  # worth one more try: a run left RUNNING misleads
         self._report(summary, model_uri, bool(ended))
 
     def _log_files(self) -> None:
@@ -455,9 +504,13 @@ class MlflowTracking(Callback):
             if model_uri:
                 lines.append(f"Policy model: {model_uri}")
             lines.append(f"Browse: {store.ui_command(self.uri)}")
-            lines.append(f"  then open {store.runs_url(self.uri, self.experiment_id)} (runs table) or "
-                         f"{store.runs_url(self.uri, self.experiment_id, self.run_id)} (this run)")
+            lines.append(
+                f"  then open {store.runs_url(self.uri, self.experiment_id)} (runs table) or "
+                f"{store.runs_url(self.uri, self.experiment_id, self.run_id)} (this run)"
+            )
         if self._failure is not None:
-            lines.append(f"warning: not sent to {self.uri}: {self.unsent['metrics']:,} metric values and "
-                         f"{self.unsent['artifacts']} artifacts ({self._failure}). The run directory has them all.")
+            lines.append(
+                f"warning: not sent to {self.uri}: {self.unsent['metrics']:,} metric values and "
+                f"{self.unsent['artifacts']} artifacts ({self._failure}). The run directory has them all."
+            )
         print("\n".join(lines), file=self.stream, flush=True)

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from retro_gamer.run import checkpoint
 from retro_gamer.config.schema import read_config
 from retro_gamer.errors import RetroGamerError
 from retro_gamer.files import atomic_write_bytes, check_output_file
+from retro_gamer.run import checkpoint
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -34,8 +34,10 @@ def draw_learning_curve(returns: np.ndarray, lengths: np.ndarray, title: str) ->
 
     fig = Figure(figsize=(8, 6))
     axes = fig.subplots(2, 1, sharex=True)
-    for ax, values, label, unit in ((axes[0], returns, "episode return", "return"),
-                                    (axes[1], lengths, "episode length", "episode length (turns)")):
+    for ax, values, label, unit in (
+        (axes[0], returns, "episode return", "return"),
+        (axes[1], lengths, "episode length", "episode length (turns)"),
+    ):
         ax.plot(np.arange(1, len(values) + 1), values, alpha=0.25, linewidth=0.6, label=label)
         x, mean, window = moving_average(values)
         ax.plot(x, mean, linewidth=1.5, label=f"mean of {window}")

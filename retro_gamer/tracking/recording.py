@@ -21,9 +21,9 @@ from retro.input import ProgrammaticInput
 from retro.views import HeadlessView
 from retro.views._util import get_agent_character
 
+from retro_gamer.env.observation import top_agents
 from retro_gamer.files import atomic_write_bytes
 from retro_gamer.games import game_factory
-from retro_gamer.env.observation import top_agents
 
 if TYPE_CHECKING:
     from retro_gamer.policy import TrainedPolicy

@@ -73,8 +73,11 @@ class Guard:
 
     def play_turn(self, game: Game) -> None:
         x, y = self.position
-        steps = [(x + dx, y + dy) for dx, dy in MOVES.values()
-                 if game.on_board((x + dx, y + dy)) and MAZE[y + dy][x + dx] != "#"]
+        steps = [
+            (x + dx, y + dy)
+            for dx, dy in MOVES.values()
+            if game.on_board((x + dx, y + dy)) and MAZE[y + dy][x + dx] != "#"
+        ]
         player = game.get_agent_by_name("player").position
         if random() < 0.5:
             closest = min(abs(px - player[0]) + abs(py - player[1]) for px, py in steps)

@@ -128,6 +128,20 @@ def make_optimizer(q: QNetwork, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(q.parameters(), lr=lr)
 
 
+def double_dqn_target(
+    rewards: torch.Tensor, discounts: torch.Tensor, next_q_online: torch.Tensor, next_q_target: torch.Tensor
+) -> torch.Tensor:
+    """Double DQN's target for a batch: ``reward + discount * Q_target(next, argmax_a Q_online(next, a))``.
+
+    The online network chooses the next action and the target network values it: taking the max of one
+    network's own estimates would pick its overestimates (van Hasselt et al., 2016). ``rewards`` are n-step
+    returns and ``discounts`` their γ^k, 0 where the game really ended (:mod:`~retro_gamer.dqn.n_step`);
+    ``next_q_*`` are each network's values of the next observations, (batch, actions).
+    """
+    best_next = next_q_online.argmax(dim=1, keepdim=True)
+    return rewards + discounts * next_q_target.gather(1, best_next).squeeze(1)
+
+
 class Learner:
     """Networks, optimizer and replay memory, starting from the trainer's initial ``weights``. The latest
     weights are published into ``shared`` (a file mapped into memory, when the trainer is in another
@@ -181,11 +195,12 @@ class Learner:
         next_board, next_extras = torch.from_numpy(b.next_board).to(dev), torch.from_numpy(b.next_extras).to(dev)
         with torch.no_grad():
             onehot = self.q.one_hot(next_board) if next_board.shape[-1] else None  # once for both networks
-            best_next = self.q(next_board, next_extras, onehot).argmax(dim=1, keepdim=True)  # online net chooses…
-            next_value = (
-                self.q_target(next_board, next_extras, onehot).gather(1, best_next).squeeze(1)
-            )  # …target values
-            target = torch.from_numpy(b.reward).to(dev) + torch.from_numpy(b.discount).to(dev) * next_value
+            target = double_dqn_target(
+                torch.from_numpy(b.reward).to(dev),
+                torch.from_numpy(b.discount).to(dev),
+                self.q(next_board, next_extras, onehot),
+                self.q_target(next_board, next_extras, onehot),
+            )
         q = self.q(board, extras).gather(1, torch.from_numpy(b.action).to(dev).unsqueeze(1)).squeeze(1)
         loss = (torch.from_numpy(b.weight).to(dev) * F.smooth_l1_loss(q, target, reduction="none")).mean()
         self.optimizer.zero_grad(set_to_none=True)

@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 from retro_gamer.config.schema import ModelKind, RunConfig, to_toml_dict
 from retro_gamer.dqn.callbacks import Callback, Window
 from retro_gamer.dqn.learner import LearnerProcess, Outbox, copy_weights, open_learner
+from retro_gamer.dqn.n_step import PendingStep, n_step_transitions
 from retro_gamer.dqn.network import NumpyMLP, QNetwork
 from retro_gamer.env.environment import GameEnvironment, check_rules
 from retro_gamer.env.game_batch import GameProcess, open_games
@@ -252,25 +253,16 @@ class DQNTrainer:
         return actions
 
     def _store_n_step(
-        self, pending: deque, next_board: np.ndarray, next_extras: np.ndarray, ended: bool, flush: bool
+        self, pending: deque[PendingStep], next_board: np.ndarray, next_extras: np.ndarray, ended: bool, flush: bool
     ) -> None:
-        """Turn the oldest pending steps into n-step transitions.
-
-        ``pending`` holds (board, extras, action, reward) of the last steps of one game. A full
-        window yields one transition; at the end of an episode every remaining step is flushed,
-        bootstrapping from the last observation unless the game really ended.
-        """
-        gamma, n = self.cfg.trainer.gamma, self.cfg.trainer.n_step
-        while pending and (flush or len(pending) >= n):
-            ret = 0.0
-            for k, (_, _, _, r) in enumerate(pending):
-                ret += (gamma**k) * r
-            discount = 0.0 if ended else gamma ** len(pending)
-            board, extras, action, _ = pending.popleft()
-            self._outbox.add(board, extras, action, ret, discount, next_board, next_extras)
-            self.stored = min(self.stored + 1, self.cfg.trainer.buffer_size)
-            if not flush:
-                break
+        """Send the n-step transitions due from one game's ``pending`` steps (see :mod:`~retro_gamer.dqn.n_step`),
+        each paired with the observation after its newest step, to the learner's next request."""
+        t = self.cfg.trainer
+        for board, extras, action, n_step_return, discount in n_step_transitions(
+            pending, t.gamma, t.n_step, ended=ended, flush=flush
+        ):
+            self._outbox.add(board, extras, action, n_step_return, discount, next_board, next_extras)
+            self.stored = min(self.stored + 1, t.buffer_size)
 
     def train(self) -> dict[str, Any]:
         """Train until ``trainer.episodes``, ``trainer.time_limit`` or Ctrl+C/SIGTERM; returns the summary.
@@ -323,7 +315,7 @@ class DQNTrainer:
         seen = [(board[g], extras[g]) for g in groups]  # each group's latest observations
         actions: list[np.ndarray] = [np.empty(0)] * len(groups)
         asked = [0] * len(groups)  # how many of each group's games (the first ones) play the turn asked of it
-        pending: list[deque] = [deque() for _ in range(n)]
+        pending: list[deque[PendingStep]] = [deque() for _ in range(n)]
         ep_return, ep_length = np.zeros(n), np.zeros(n, dtype=np.int64)
         deadline = None if t.time_limit is None else time.perf_counter() + 60 * t.time_limit
         budget = t.total_env_steps

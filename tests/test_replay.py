@@ -49,8 +49,8 @@ def test_prioritized_buffer_prefers_large_errors_and_weights_them_down():
     errors[7] = 100.0
     buffer.update_priorities(np.arange(64), errors)
     batch = buffer.sample(256)
-    assert (batch.index == 7).mean() > 0.5
-    assert batch.weight[batch.index == 7].max() < batch.weight.max() + 1e-6
+    assert (batch.slot == 7).mean() > 0.5
+    assert batch.weight[batch.slot == 7].max() < batch.weight.max() + 1e-6
     assert batch.weight.max() == 1.0
 
 
@@ -71,7 +71,7 @@ def test_saving_rewrites_only_the_chunks_that_changed(tmp_path, monkeypatch):
     same = ReplayBuffer(1000, (3, 3), 2)
     same.load_state_dict(second, checkpoint.load_replay_chunks(tmp_path, second))
     assert same.size == 280 and np.array_equal(same.reward[:280], buffer.reward[:280])
-    assert np.array_equal(same.sample(8).index, buffer.sample(8).index)  # the sampling RNG continues too
+    assert np.array_equal(same.sample(8).slot, buffer.sample(8).slot)  # the sampling RNG continues too
 
     smaller = ReplayBuffer(50, (3, 3), 2)
     smaller.load_state_dict(second, checkpoint.load_replay_chunks(tmp_path, second))

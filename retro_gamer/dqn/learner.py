@@ -208,7 +208,7 @@ class Learner:
         torch.nn.utils.clip_grad_norm_(self.q.parameters(), t.grad_clip)
         self.optimizer.step()
         if isinstance(self.replay, PrioritizedReplayBuffer):
-            self.replay.update_priorities(b.index, (q - target).detach().cpu().numpy())
+            self.replay.update_priorities(b.slot, (q - target).detach().cpu().numpy())
         self.updates += 1
         if self.updates % t.target_update_every == 0:
             self.q_target.load_state_dict(self.q.state_dict())

@@ -38,12 +38,31 @@ def transition_arrays(capacity: int, board_shape: tuple[int, ...], extras_size: 
     )
 
 
-# a sample: the fields of Transitions, then importance-sampling weights (ones without prioritisation) and the slots
-Batch = NamedTuple("Batch", [(name, np.ndarray) for name in (*Transitions._fields, "weight", "index")])
+class Batch(NamedTuple):
+    """A sample: the fields of :class:`Transitions`, then importance-sampling weights (ones without
+    prioritisation) and the slots they came from (for updating priorities)."""
+
+    board: np.ndarray
+    extras: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    discount: np.ndarray
+    next_board: np.ndarray
+    next_extras: np.ndarray
+    weight: np.ndarray
+    slot: np.ndarray
 
 
 class ReplayBuffer:
     """Uniform replay over the most recent ``capacity`` transitions."""
+
+    board: np.ndarray  # one array per field of Transitions, ``capacity`` rows each
+    extras: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    discount: np.ndarray
+    next_board: np.ndarray
+    next_extras: np.ndarray
 
     def __init__(self, capacity: int, board_shape: tuple[int, ...], extras_size: int, seed: int = 0):
         self.capacity = capacity

@@ -80,7 +80,7 @@ def describe_os_error(error: OSError) -> str:
     where = f" {error.filename}" if error.filename else ""
     if error.filename2:
         where += f" → {error.filename2}"
-    advice = _ADVICE.get(error.errno, "check the path and the disk, then run the same command again")
+    advice = _ADVICE.get(error.errno or 0, "check the path and the disk, then run the same command again")
     return (
         f"cannot use{where}: {error.strerror or error}. {advice[0].upper()}{advice[1:]}. "
         "Files written before this are intact (every save goes to a temporary file first)."

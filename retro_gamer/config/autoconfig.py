@@ -84,7 +84,7 @@ class Choices:
 def _one_hot_inputs(desc: GameDescription, crop: Crop | None) -> int:
     if not desc.board or desc.observation_function:
         return 0
-    width, height = desc.board_size
+    (width, height), _ = desc.resolved()
     cells = (2 * crop.radius + 1) ** 2 if crop else width * height
     return cells * (len(desc.character_set or []) + (1 if crop else 0))
 
@@ -207,4 +207,6 @@ def model_config(option: str) -> ModelConfig:
     from omegaconf import OmegaConf
 
     data = yaml.safe_load((config_dir() / "model" / f"{option}.yaml").read_text(encoding="utf-8"))
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelConfig), data))
+    config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelConfig), data))
+    assert isinstance(config, ModelConfig)  # OmegaConf builds the structured config's own class
+    return config

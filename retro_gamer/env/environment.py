@@ -28,17 +28,15 @@ def make_encoder(desc: GameDescription, base_dir: Path | None = None, agent: str
     """The encoder a description asks for; ``agent`` re-centres an egocentric crop on another character."""
     crop = desc.crop if agent is None or desc.crop is None else Crop(agent=agent, radius=desc.crop.radius)
     obs_fn = load_factory(desc.observation_function, base_dir) if desc.observation_function else None
-    return ObservationEncoder(desc.character_set, desc.board_size, desc.board, desc.observe_state, crop, obs_fn)
+    board_size, character_set = desc.resolved()
+    return ObservationEncoder(character_set, board_size, desc.board, desc.observe_state, crop, obs_fn)
 
 
 class GameEnvironment:
     """One game at a time; :meth:`reset` starts a fresh one from the factory."""
 
     def __init__(self, desc: GameDescription, factory: Callable[[], Any], base_dir: Path | None = None):
-        if desc.board_size is None or desc.character_set is None:
-            raise ValueError(
-                "board_size and character_set must be resolved first (see retro_gamer.run.directory.prepare_run)"
-            )
+        desc.resolved()
         self.desc = desc
         self.factory = factory
         self.keys: list[str | None] = list(desc.actions) + [None]
@@ -142,12 +140,12 @@ def _finite_number(value: Any) -> bool:
 def check_board_size(game: Any, desc: GameDescription, trained: str) -> None:
     """Refuse a game whose board is not the size the network was built for (the game grew, or a
     policy meets another game), saying what was trained on and what is here now."""
-    now = tuple(game.board_size)
-    if now != tuple(desc.board_size):
-        was = "x".join(map(str, desc.board_size))
+    now, (board_size, _) = tuple(game.board_size), desc.resolved()
+    if now != tuple(board_size):
+        was = "x".join(map(str, board_size))
         raise GameFault(
             f"the game's board is {now[0]}x{now[1]}, but {trained} a {was} board "
-            f"(game {desc.name or desc.factory}; config.toml [metadata] board_size = {list(desc.board_size)}). "
+            f"(game {desc.name or desc.factory}; config.toml [metadata] board_size = {list(board_size)}). "
             "A network reads a board of one size. Use the game it was trained on (or restore the board size), "
             f"or train a new run for this game: retro-gamer create --game GAME --output NEW_RUN_DIR"
         )

@@ -50,6 +50,15 @@ class GameDescription:
         """Actions the network chooses from: every key plus the no-op."""
         return len(self.actions) + 1
 
+    def resolved(self) -> tuple[tuple[int, int], list[str]]:
+        """The board size and character set: a run resolves them from the game when it is created
+        (:func:`retro_gamer.run.directory.prepare_run`); before that no network or encoder can be built."""
+        if self.board_size is None or self.character_set is None:
+            raise ValueError(
+                "board_size and character_set must be resolved first (see retro_gamer.run.directory.prepare_run)"
+            )
+        return self.board_size, self.character_set
+
 
 DISCOVERED_KEYS = ("board_size", "rules")
 KNOWN_KEYS = [f.name for f in fields(GameDescription) if f.name not in DISCOVERED_KEYS]
@@ -161,7 +170,8 @@ def parse_description(
                 problems.append(f"'crop.agent' must name an agent (its .name), got {agent!r}.")
             if isinstance(radius, bool) or not isinstance(radius, int) or not 1 <= radius <= 1_000:
                 problems.append(f"'crop.radius' must be a whole number from 1 to 1,000, got {radius!r}.")
-            crop = Crop(agent=agent, radius=radius)
+            if isinstance(agent, str) and isinstance(radius, int):  # any problem with them is reported above
+                crop = Crop(agent=agent, radius=radius)
     if merged.get("board") is False and not merged.get("observe_state") and not obs_fn:
         problems.append("'board' is false and 'observe_state' is empty: the agent would observe nothing.")
     if problems:

@@ -68,7 +68,7 @@ def import_target(target: str, base_dir: Path | None = None) -> Any:
         ) from None
 
 
-def load_factory(spec: str, base_dir: Path | None = None) -> Callable[[], Any]:
+def load_factory(spec: str, base_dir: Path | None = None) -> Callable[..., Any]:
     """Return the game factory named by ``spec`` (see the module docstring for the forms)."""
     target, function = _split(spec)
     module = import_target(target, base_dir)

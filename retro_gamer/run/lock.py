@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from retro_gamer.errors import RetroGamerError
 
@@ -31,9 +32,9 @@ class RunBusyError(RetroGamerError):
     """Another process is working in the run directory."""
 
 
-def _try_lock(handle) -> bool:
+def _try_lock(handle: IO[str]) -> bool:
     try:
-        if os.name == "nt":
+        if sys.platform == "win32":
             import msvcrt
 
             msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)

@@ -83,6 +83,7 @@ import os
 import random
 import sys
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from retro.game import Game
@@ -197,7 +198,7 @@ class _Piece:
     start: tuple[int, int] = (0, 0)
 
     def __init__(self, position: tuple[int, int] | None = None):
-        self.position = tuple(position) if position is not None else self.start
+        self.position: tuple[int, int] = (position[0], position[1]) if position is not None else self.start
         self._plan: Any = _UNPLANNED
 
     def choose(self, game: Any) -> str | None:
@@ -234,7 +235,7 @@ class _Player(_Piece):
     start = (10, 6)
 
 
-class _Keyboard:
+class _Keyboard(_Piece):
     reads_keyboard = True
 
     def handle_keystroke(self, keystroke: Any, game: Any) -> None:
@@ -246,7 +247,7 @@ class _Random:
         return random.choice(KEYS)
 
 
-class _PolicyDriven:
+class _PolicyDriven(_Piece):
     """Asks ``policy.get_action(game)`` for its key (a :class:`~retro_gamer.TrainedPolicy` or any object with it)."""
 
     def __init__(self, policy: Any, position: tuple[int, int] | None = None):
@@ -359,7 +360,7 @@ class Arena:
     def agents(self) -> list[Any]:
         return [*self.coins, *(Wall(p) for p in sorted(self.walls)), self]
 
-    def setup(self, game: Any, player: _Player, enemy: _Enemy) -> None:
+    def setup(self, game: Any, player: _Piece, enemy: _Piece) -> None:
         """Random starts, coins placed, features written, first moves planned."""
         self.pieces = [player, enemy]
         player.position = random.choice(self.free)
@@ -377,15 +378,15 @@ class Arena:
         spots = [c for c in self.free if c not in taken and self.table[player.position][c] >= COIN_GAP]
         coin.position = random.choice(spots or [c for c in self.free if c not in taken])
 
-    def nearest_coin(self, player: _Player) -> Coin:
+    def nearest_coin(self, player: _Piece) -> Coin:
         row = self.table[player.position]
         return min(self.coins, key=lambda c: row.get(c.position, 10 * GAP_SCALE))
 
-    def _measure(self, player: _Player, enemy: _Enemy) -> tuple[int, int]:
+    def _measure(self, player: _Piece, enemy: _Piece) -> tuple[int, int]:
         row = self.table[player.position]
         return row[enemy.position], row[self.nearest_coin(player).position]
 
-    def _observe(self, game: Any, player: _Player, enemy: _Enemy) -> None:
+    def _observe(self, game: Any, player: _Piece, enemy: _Piece) -> None:
         (px, py), (ex, ey) = player.position, enemy.position
         (cx, cy), (width, height) = self.nearest_coin(player).position, self.board_size
         state = game.state
@@ -428,7 +429,7 @@ def _new_state() -> dict[str, Any]:
     }
 
 
-def _build(player: _Player, enemy: _Enemy, turn_limit: int = TURN_LIMIT) -> Game:
+def _build(player: _Piece, enemy: _Piece, turn_limit: int = TURN_LIMIT) -> Game:
     arena = Arena(turn_limit=turn_limit)
     game = Game(
         [player, enemy, *arena.agents()],
@@ -569,7 +570,7 @@ def _load_pool(path: str, side: str) -> Any:
     from retro_gamer.adversarial.pool import OpponentPool
 
     return OpponentPool.from_file(
-        path, scripted=functools.partial(_scripted, side), load=functools.partial(_side_policy, side)
+        Path(path), scripted=functools.partial(_scripted, side), load=functools.partial(_side_policy, side)
     )
 
 

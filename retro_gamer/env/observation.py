@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from retro.game import agent_occupied_positions
+from retro.view import get_agent_character  # public in retro.view (its __all__), private in retro.views._util
 from retro.views import HeadlessView
-from retro.views._util import get_agent_character
 
 from retro_gamer.games import Crop
 
@@ -70,6 +70,12 @@ def turn_map(game: Any, layouts: dict[tuple[int, int], bool]) -> dict[tuple[int,
     invalidated it since (``game._position_cache`` is still that map). Drawing from it instead of scanning
     every agent again took gems' drawing from 40 to 22 µs a turn (47 agents; beast has 250), and it is what
     retro's terminal view shows. ``layouts`` caches the rule per agent list, keyed by its length and last agent.
+
+    ``_position_cache`` is the one private attribute of retro that retro-gamer reads, here only. retro has no
+    public way to ask whether its map is still current: ``game.get_agents_by_position()`` answers with a rebuilt
+    map when it is not and keeps that rebuild, so the game's own ``is_empty`` later in the turn would see where
+    agents were when we drew, not where they moved since. Read with ``getattr``: a retro without the attribute
+    only makes every turn take the :func:`top_agents` path. pyproject.toml pins ``retro-games<3`` for it.
     """
     positions = game.agent_positions
     if positions is not getattr(game, "_position_cache", None) or not game.agents:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retro.input import ProgrammaticInput
+from retro.view import get_agent_character
 from retro.views import HeadlessView
-from retro.views._util import get_agent_character
 
 from retro_gamer.env.observation import top_agents
 from retro_gamer.files import atomic_write_bytes

@@ -22,6 +22,7 @@ from retro_gamer.config.schema import CONFIG_FILE, ModelKind, RunConfig, read_co
 from retro_gamer.dqn.network import QNetwork
 from retro_gamer.env.environment import check_board_size, make_encoder
 from retro_gamer.errors import IncompatibleRunError, RetroGamerError
+from retro_gamer.extras import require
 from retro_gamer.games import is_model_uri
 from retro_gamer.run.checkpoint import compatibility_problems, resolve_checkpoint
 from retro_gamer.run.checkpoint import load as load_checkpoint
@@ -31,6 +32,7 @@ def resolve_source(source: str | os.PathLike, tracking_uri: str | None = None) -
     """The run directory a policy comes from: a folder, or a model URI (``runs:/…``, ``models:/…``)
     downloaded from the MLflow store ``tracking_uri``."""
     if is_model_uri(source):
+        require("mlflow", "train", f"The model URI {source}")
         from retro_gamer.tracking.mlflow_model import download_policy
 
         return download_policy(str(source), tracking_uri)

@@ -12,6 +12,15 @@ import shutil
 import sys
 from pathlib import Path
 
+from retro_gamer.extras import exit_without_extra, require_extra
+
+# Before Hydra's import: without the [train] extra, one line that names it instead of a ModuleNotFoundError
+# (run as a command it is printed and the exit code is 2; imported, it is a RetroGamerError).
+if __name__ == "__main__":
+    exit_without_extra("train", "python -m retro_gamer.train")
+else:
+    require_extra("train", "retro_gamer.train")
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from retro_gamer.adversarial.verdicts import Payoff
+from retro_gamer.extras import require
 from retro_gamer.files import atomic_write_bytes, check_output_file
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ def draw_heatmap(payoff: Payoff, title: str) -> Figure:
     """Each cell coloured by the player's score and annotated with it (and its interval when it fits).
 
     A bare Figure, not pyplot's: it needs no display or backend choice, and nothing keeps it once dropped."""
+    require("matplotlib", "train", "The tournament's heat map")
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 

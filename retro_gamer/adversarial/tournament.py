@@ -417,8 +417,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.heatmap is not None and args.heatmap.suffix.lower() != ".png":
         parser.error(f"--heatmap {args.heatmap}: the heat map is a PNG; name a .png file")  # before any game is played
     from retro_gamer.errors import RetroGamerError
+    from retro_gamer.extras import require
 
     try:
+        for module in ("scipy", "matplotlib") if args.heatmap is not None else ("scipy",):  # before any game
+            require(module, "train", parser.prog)
         result = round_robin(
             dict(args.player),
             dict(args.enemy),

@@ -505,6 +505,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from retro_gamer.extras import require_extra
+
+    try:
+        require_extra("train", "retro-gamer")  # the command is training's face: a core install hears which extra
+    except RetroGamerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
     from retro_gamer.tracking.store import disable_telemetry_unless_chosen
 
     disable_telemetry_unless_chosen()

@@ -27,6 +27,7 @@ from omegaconf import OmegaConf
 from retro_gamer import __version__
 from retro_gamer.config.schema import CONFIG_FILE, RunConfig
 from retro_gamer.dqn.callbacks import LOG_FILE, METRICS_FILE, Callback, Window
+from retro_gamer.extras import require
 from retro_gamer.tracking import store
 
 if TYPE_CHECKING:
@@ -226,6 +227,7 @@ class MlflowTracking(Callback):
     """Records a training run in MLflow (see the module docstring)."""
 
     def __init__(self, cfg: RunConfig, run_dir: Path, stream: Any = None):
+        require("mlflow", "train", "Tracking in MLflow (tracking.enabled, on by default; false turns it off)")
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.stream = stream or sys.stdout
         self.uri = store.resolve_uri(cfg.tracking.uri, self.run_dir)

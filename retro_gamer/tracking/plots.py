@@ -10,6 +10,7 @@ import numpy as np
 
 from retro_gamer.config.schema import read_config
 from retro_gamer.errors import RetroGamerError
+from retro_gamer.extras import require
 from retro_gamer.files import atomic_write_bytes, check_output_file
 from retro_gamer.run import checkpoint
 
@@ -30,6 +31,7 @@ def draw_learning_curve(returns: np.ndarray, lengths: np.ndarray, title: str) ->
     """Returns on top, lengths below: each episode's value faint and thin, its moving average drawn over it.
 
     A bare Figure, not pyplot's: it needs no display or backend choice, and nothing keeps it once dropped."""
+    require("matplotlib", "train", "The learning curve")
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8, 6))
@@ -50,6 +52,7 @@ def draw_learning_curve(returns: np.ndarray, lengths: np.ndarray, title: str) ->
 
 def plot_learning_curve(run_dir: Path, output: Path | None = None) -> Path:
     """Draw the run's episode history (kept in ``resume.pt``) to ``output`` (default ``run_dir/learning_curve.png``)."""
+    require("matplotlib", "train", "The learning curve")
     from matplotlib.backend_bases import FigureCanvasBase
 
     run_dir = Path(run_dir)

@@ -143,7 +143,7 @@ class NumpyForward:
         overwritten by the next call."""
         if self.board_features:
             np.take(self.onehot_table, board.ravel(), axis=0, out=self.onehot)
-            x = self.onehot
+            x: np.ndarray = self.onehot
             for conv in self.convs:
                 x = conv(x)
             self.board_input[...] = x
@@ -238,7 +238,7 @@ class TrainedPolicy:
             self.encoder.set_extras_size(dims["extras_size"])
         self.keys: list[str | None] = list(self.config.game.actions) + [None]
         self._rng = random.Random()
-        self._board_size = tuple(self.config.game.board_size)
+        self._board_size = self.config.game.resolved()[0]
 
     def q_values(self, game: Any) -> np.ndarray:
         """The network's value of each action (``keys`` order; the last is the no-op) in this position."""

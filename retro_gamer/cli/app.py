@@ -117,7 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                     f"{run_dir} finished {episodes:,} episodes; training {t.episodes:,} more (to {episodes + t.episodes:,}). "
                     "Use --episodes N to set the total instead."
                 )
-            elif reached == "total_env_steps":
+            elif reached == "total_env_steps" and t.total_env_steps is not None:  # a set step budget was reached
                 session["total_env_steps"] = env_steps + t.total_env_steps
                 print(
                     f"{run_dir} finished {env_steps:,} env steps; training {t.total_env_steps:,} more "

@@ -11,6 +11,7 @@ import difflib
 import re
 from dataclasses import asdict, fields, replace
 from pathlib import Path
+from typing import Any, cast
 
 import yaml
 from hydra import compose, initialize_config_dir
@@ -167,8 +168,8 @@ def run_config_from_hydra(
     if overrides is None:
         overrides = _hydra_overrides()
     source = description_source(f"conf/game/{game_choice}.yaml" if game_choice else "game config", overrides)
-    game = parse_description(OmegaConf.to_container(cfg.game, resolve=True), source)
-    app: AppConfig = OmegaConf.to_object(cfg)
+    game = parse_description(cast(dict[str, Any], OmegaConf.to_container(cfg.game, resolve=True)), source)
+    app = cast(AppConfig, OmegaConf.to_object(cfg))
     explicit = _explicit(overrides)
     run = RunConfig(game=game, model=app.model, trainer=app.trainer, tracking=app.tracking)
     run, reasons = apply_choices(
@@ -264,7 +265,7 @@ def keep_choices(
     explicit_crop: bool,
     explicit_model: bool,
     explicit_decay: bool,
-    own_model: dict[str, object],
+    own_model: dict[str, Any],
 ) -> tuple[RunConfig, str]:
     """``cfg`` with the automatic choices of the run it continues (``previous``), where the user did not set them
     now: choosing again could differ (a rule changed, or the machine did) and would make the run refuse to resume
@@ -291,9 +292,9 @@ def compose_run(game: str, overrides: list[str], base_dir: Path | None = None) -
     (a reward that is not a key of ``game.state``) may be the override's, not the file's."""
     explicit = _explicit(overrides)
     if game in available_games():
-        why: list[str] = []
-        cfg = run_config_from_hydra(compose_app([f"+game={game}", *overrides]), game, overrides, why)
-        return cfg, description_source(f"conf/game/{game}.yaml", overrides), why[0]
+        reasons: list[str] = []
+        cfg = run_config_from_hydra(compose_app([f"+game={game}", *overrides]), game, overrides, reasons)
+        return cfg, description_source(f"conf/game/{game}.yaml", overrides), reasons[0]
     game_overrides = {}
     for item in overrides:
         key, _, value = item.partition("=")
@@ -307,7 +308,7 @@ def compose_run(game: str, overrides: list[str], base_dir: Path | None = None) -
             {**data, **game_overrides}, description_source(f"[tool.retro-gamer] of {game}", overrides)
         )
     rest = [o for o in overrides if not o.split("=", 1)[0].startswith("game.")]
-    app: AppConfig = OmegaConf.to_object(compose_app(rest))
+    app = cast(AppConfig, OmegaConf.to_object(compose_app(rest)))
     cfg = RunConfig(game=desc, model=app.model, trainer=app.trainer, tracking=app.tracking)
     source = description_source(f"[tool.retro-gamer] of {game}", overrides)
     cfg, why = apply_choices(

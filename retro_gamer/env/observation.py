@@ -138,6 +138,8 @@ class IndexView(HeadlessView):
 
     def window(self) -> np.ndarray:
         """The crop's window (a view into the grid, off-board cells marked) around :attr:`center`."""
+        if self.crop is None:
+            raise ValueError("only a cropped view has a window")
         x, y = self.center
         side = 2 * self.crop.radius + 1
         return self.padded[y : y + side, x : x + side]

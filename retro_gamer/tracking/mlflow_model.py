@@ -36,6 +36,7 @@ from mlflow.entities import LoggedModel, LoggedModelOutput, LoggedModelStatus
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
+from mlflow.pyfunc import PythonModel
 from mlflow.types import Schema, TensorSpec
 
 from retro_gamer import __version__
@@ -91,7 +92,7 @@ def _quiet(logger_name: str) -> Iterator[None]:
 _MISSING = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}
 
 
-class PolicyModel(mlflow.pyfunc.PythonModel):
+class PolicyModel(PythonModel):
     """The pyfunc face of a policy: encoded observations in, greedy action indices out.
 
     ``predict`` takes ``{"board": uint8 (N, h, w), "extras": float32 (N, k)}``, what
@@ -106,7 +107,10 @@ class PolicyModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: Any) -> None:
         run_dir = Path(context.artifacts[RUN_ARTIFACT])
-        payload = load_checkpoint(latest_checkpoint(run_dir))
+        newest = latest_checkpoint(run_dir)
+        if newest is None:
+            raise RetroGamerError(f"the logged policy has no checkpoint in {run_dir}: log it again from its run")
+        payload = load_checkpoint(newest)
         self.network = QNetwork.from_dims(read_config(run_dir).model, payload["observation"])
         self.network.load_state_dict(payload["weights"])
         self.network.eval()

@@ -8,6 +8,7 @@ one warning, later sends are skipped and counted, and the end of training says w
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import queue
@@ -232,8 +233,8 @@ class MlflowTracking(Callback):
         self.stream = stream or sys.stdout
         self.uri = store.resolve_uri(cfg.tracking.uri, self.run_dir)
         self.client: Any = None
-        self.run_id: str | None = None
-        self.experiment_id: str | None = None
+        self.run_id = ""  # empty until the MLflow run is started or found
+        self.experiment_id = ""
         self._metrics: list[Any] = []
         self._sender: MetricSender | None = None
         self._checkpoints_seen = 0
@@ -425,7 +426,7 @@ class MlflowTracking(Callback):
             chunk = batch[i : i + BATCH]
             self._safely(
                 "sending metrics",
-                lambda chunk=chunk: self.client.log_batch(self.run_id, metrics=chunk),
+                functools.partial(self.client.log_batch, self.run_id, metrics=chunk),
                 metrics=len(chunk),
             )
 
@@ -455,7 +456,7 @@ class MlflowTracking(Callback):
         self._flush()
         if self._sender is not None:
             self._sender.close()
-        if self.run_id is None:
+        if not self.run_id:
             self._report(summary, None, False)
             return
         model_uri = None
@@ -500,7 +501,7 @@ class MlflowTracking(Callback):
 
     def _report(self, summary: dict[str, Any], model_uri: str | None, ended: bool) -> None:
         lines = []
-        if self.run_id is not None:
+        if self.run_id:
             status = STATUS[summary["status"]] if ended else "still RUNNING: the store could not be told it ended"
             lines.append(f"MLflow run {self.run_id} ({status}) in {self.uri}")
             if model_uri:

@@ -67,9 +67,9 @@ def turn_map(game: Any, layouts: dict[tuple[int, int], bool]) -> dict[tuple[int,
     retro builds the map at the end of ``game.step()`` and rebuilds it only after an agent's ``play_turn``,
     so it is current when no agent after the last one with a ``play_turn`` handles keystrokes (those moves
     would come after the rebuild: a game whose only mover reads the keyboard), and when nothing has
-    invalidated it since (``game._position_cache`` is still that map). Drawing from it instead of scanning
-    every agent again took gems' drawing from 40 to 22 µs a turn (47 agents; beast has 250), and it is what
-    retro's terminal view shows. ``layouts`` caches the rule per agent list, keyed by its length and last agent.
+    invalidated it since (``game._position_cache`` is still that map). Drawing from it saves scanning every agent
+    again each turn (games with many agents spend most of a turn drawing; benchmarks/env_speed.py), and it is
+    what retro's terminal view shows. ``layouts`` caches the rule per agent list, keyed by its length and last agent.
 
     ``_position_cache`` is the one private attribute of retro that retro-gamer reads, here only. retro has no
     public way to ask whether its map is still current: ``game.get_agents_by_position()`` answers with a rebuilt

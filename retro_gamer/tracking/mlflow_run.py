@@ -414,7 +414,8 @@ class MlflowTracking(Callback):
         return self._replay_seconds <= REPLAY_SHARE * (time.perf_counter() - self._started)
 
     def _flush(self) -> None:
-        """Hand the buffered metrics to the sender thread (SQLite takes ~0.3 ms a value: not on the training thread)."""
+        """Hand the buffered metrics to the sender thread: a store write costs per value, so it never runs on the
+        training thread (benchmarks/tracking_overhead.py)."""
         batch, self._metrics = self._metrics, []
         if self._sender is None:
             self.unsent["metrics"] += len(batch)

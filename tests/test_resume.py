@@ -92,6 +92,49 @@ def test_stopped_with_sigterm_and_resumed_equals_uninterrupted(tmp_path: Path, r
     assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
 
 
+# A run saved by the code before retro_gamer.run.training_state (commit d0e57ea): these settings, stopped by SIGTERM
+# at episode 13 of 24 (SignalAt), learning and playing in helper processes; its files as that code left them.
+FORMAT_1_RUN = Path(__file__).parent / "data" / "resume_v1"
+FORMAT_1_SETTINGS = [
+    "trainer.episodes=24",
+    *EXACT,
+    "trainer.prioritized=true",
+    "trainer.learner_process=true",
+    "trainer.game_process=true",
+    "model.hidden=[8]",
+    "trainer.keep_checkpoints=1",
+]
+
+
+def test_a_run_saved_by_the_earlier_code_resumes_exactly(tmp_path: Path):
+    """resume.pt, ep_0013.pt and the replay chunk written before TrainingState read the same now: resumed, the run
+    ends as one trained straight through by this code."""
+    cfg = snake(*FORMAT_1_SETTINGS)
+    straight, saved = tmp_path / "straight", tmp_path / "saved"
+    shutil.copytree(FORMAT_1_RUN, saved)
+    train_run(straight, prepare_run(cfg, straight, "snake"), progress=False)
+    resumed = train_run(saved, prepare_run(cfg, saved, "snake"), progress=False)
+    assert resumed["stopped_by"] == "episodes" and resumed["episodes"] == 24
+    assert "resumed at episode 13 from resume.pt with its replay memory" in (saved / "training.log").read_text()
+    (metrics_a, weights_a), (metrics_b, weights_b) = final_state(straight), final_state(saved)
+    assert metrics_a == metrics_b and metrics_a["updates"] > 48  # learning went on after the stop
+    assert weights_a.keys() == weights_b.keys() and all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+
+
+def test_a_policy_checkpoint_saved_by_the_earlier_code_restarts_a_run(tmp_path: Path):
+    run = tmp_path / "run"
+    shutil.copytree(FORMAT_1_RUN, run)
+    (run / checkpoint.RESUME_FILE).unlink()
+    saved = checkpoint.load(run / checkpoint.CHECKPOINT_DIR / "ep_0013.pt")
+    trainer = DQNTrainer(prepare_run(snake(*FORMAT_1_SETTINGS), run, "snake"), run)
+    try:
+        assert (trainer.episode, trainer.env_steps, trainer.updates) == (13, saved["env_steps"], saved["updates"])
+        assert all(torch.equal(v, saved["weights"][k]) for k, v in trainer.q.state_dict().items())
+        assert "from ep_0013.pt only" in trainer.resume_note
+    finally:
+        trainer._close()
+
+
 def test_several_games_stop_promptly_and_keep_their_steps(tmp_path: Path):
     """With several games at once, the games still in progress at a stop are cut short (their steps
     go to replay memory as truncations, their episodes are not counted): the one documented difference."""

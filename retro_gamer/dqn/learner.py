@@ -25,6 +25,7 @@ from retro_gamer.dqn.network import QNetwork
 from retro_gamer.dqn.replay_memory import PrioritizedReplayBuffer, ReplayBuffer, Transitions, transition_arrays
 from retro_gamer.errors import RetroGamerError
 from retro_gamer.run import checkpoint
+from retro_gamer.run.training_state import LearnerState
 from retro_gamer.runtime.child_process import ChildProcess
 from retro_gamer.runtime.child_process import serve as serve_calls
 
@@ -219,12 +220,14 @@ class Learner:
             self.published.publish(self.q)
 
     # --- what the resume state keeps -------------------------------------------------------------
-    def weights(self) -> dict[str, torch.Tensor]:
-        return self.q.state_dict()
-
-    def state(self) -> dict[str, Any]:
-        """What only training needs of the learner, for ``resume.pt`` (the latest weights come with the policy part)."""
-        return {"target_weights": self.q_target.state_dict(), "optimizer": self.optimizer.state_dict()}
+    def state(self) -> LearnerState:
+        """The learner's part of ``resume.pt``."""
+        return LearnerState(
+            weights=self.q.state_dict(),
+            target_weights=self.q_target.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            updates=self.updates,
+        )
 
     def save_replay(self, run_dir: Path, manifest: dict[str, Any] | None) -> dict[str, Any]:
         return checkpoint.save_replay(run_dir, self.replay, manifest)
@@ -232,23 +235,23 @@ class Learner:
     def mark_saved(self) -> None:
         self.replay.mark_saved()
 
-    def restore(self, state: dict[str, Any], run_dir: Path) -> tuple[int, str | None]:
-        """Continue from a resume state (its latest weights, what :meth:`state` gave, the update count and the replay manifest).
+    def restore(self, state: LearnerState, replay: dict[str, Any] | None, run_dir: Path) -> tuple[int, str | None]:
+        """Continue from what :meth:`state` gave and the replay memory that ``replay`` (a manifest) lists.
         Returns the transitions in memory, and None when the replay memory came back, else why not."""
-        self.q.load_state_dict(state["weights"])
-        self.q_target.load_state_dict(state["target_weights"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.q.load_state_dict(state.weights)
+        self.q_target.load_state_dict(state.target_weights)
+        self.optimizer.load_state_dict(state.optimizer)
         for group in self.optimizer.param_groups:
             group["lr"] = self.cfg.trainer.lr  # a changed learning rate takes effect on resume
-        self.updates = int(state["updates"])
+        self.updates = state.updates
         self._publish()
-        if state["replay"] is None:
+        if replay is None:
             return 0, "trainer.save_replay=false"
         try:
-            chunks = checkpoint.load_replay_chunks(run_dir, state["replay"])
+            chunks = checkpoint.load_replay_chunks(run_dir, replay)
         except RetroGamerError as err:  # a chunk deleted or damaged: the rest of the state is still good
             return 0, str(err).split(" is corrupted")[0].removeprefix("Checkpoint ") + " is missing or damaged"
-        self.replay.load_state_dict(state["replay"], chunks)
+        self.replay.load_state_dict(replay, chunks)
         return self.replay.size, None
 
     def restart_from(self, weights: dict[str, torch.Tensor], updates: int) -> None:

@@ -29,6 +29,7 @@ from retro_gamer.env.environment import GameEnvironment, check_rules
 from retro_gamer.env.game_batch import GameProcess, open_games
 from retro_gamer.games import game_factory
 from retro_gamer.run import checkpoint
+from retro_gamer.run.training_state import TrainingState
 from retro_gamer.runtime.placement import settled_placement, training_device
 
 
@@ -482,123 +483,88 @@ class DQNTrainer:
             env_steps=self.env_steps,
             steps_per_s=(self.env_steps - start_steps) / max(1e-9, time.perf_counter() - start_time),
         )
-        policy = self._policy_payload(window.mean_return)
-        self._save_resume_state(policy)
-        path = checkpoint.write_policy_checkpoint(self.run_dir, policy)
+        saved = self._save_resume_state(window.mean_return)
+        path = checkpoint.write_policy_checkpoint(self.run_dir, saved)
         checkpoint.prune(self.run_dir, self.cfg.trainer.keep_checkpoints)
         self._open_window()
         for cb in self.callbacks:
             cb.on_checkpoint(self, path, window)
 
-    def _policy_payload(self, mean_return: float | None) -> dict[str, Any]:
-        """What a policy checkpoint holds: enough to play (weights, config, observation sizes) and the counters."""
-        return {
-            "format": checkpoint.FORMAT,
-            "episode": self.episode,
-            "env_steps": self.env_steps,
-            "updates": self.updates,
-            "mean_return": mean_return,
-            "wall_seconds": self.total_wall_seconds(),
-            "config": to_toml_dict(self.cfg),
-            "observation": self.games.dims,
-            "weights": self._learner_call("weights"),  # the latest, not the ones choosing actions
-        }
-
-    def _learner_call(self, method: str, *args: Any) -> Any:
-        """Call the learner once its last request is done and every transition made is in its memory."""
+    def _synced_learner(self) -> Any:
+        """The learner, once its last request is done and every transition made is in its memory."""
         self._collect()
         if len(self._outbox):
             self.learner.submit(self._outbox.take(), 0)
             self._collect()
-        return self.learner.call(method, *args)
+        return self.learner
 
-    def _save_resume_state(self, policy: dict[str, Any] | None = None) -> None:
-        """``resume.pt``: the policy part (``policy``, when the caller has built it already) plus what only
-        training needs, and the replay chunks it lists."""
-        t = self.cfg.trainer
-        state = dict(policy or self._policy_payload(self.recent_mean_return(t.checkpoint_every)))
-        state.update(self._learner_call("state"))  # the target network's weights, the optimizer's state
-        state.update(
-            {
-                "acting_weights": self.q.state_dict(),
-                "returns": torch.tensor(self.returns, dtype=torch.float64),
-                "lengths": torch.tensor(self.lengths, dtype=torch.int64),
-                "learn_credit": self._learn_credit,
-                "learn_from": self._learn_from,
-                "exploration": self.exploration,
-                "python_random": self.games.random_state(),  # the games' draws
-                "second_process": isinstance(self.games, GameProcess),
-                "learner_process": isinstance(self.learner, LearnerProcess),
-                "numpy_random": self.rng.bit_generator.state,
-                "torch_random": torch.get_rng_state(),
-                "cuda_random": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
-            }
+    def _training_state(self, mean_return: float | None, replay: dict[str, Any] | None) -> TrainingState:
+        """This run's state now, for ``resume.pt`` and (its policy part) the checkpoint: ``mean_return`` is the
+        checkpoint window's, ``replay`` the manifest of the replay chunks saved with it."""
+        return TrainingState(
+            episode=self.episode,
+            env_steps=self.env_steps,
+            mean_return=mean_return,
+            wall_seconds=self.total_wall_seconds(),
+            config=to_toml_dict(self.cfg),
+            observation=self.games.dims,
+            learner=self._synced_learner().call("state"),  # its latest weights, not the ones choosing actions
+            returns=self.returns,
+            lengths=self.lengths,
+            learn_credit=self._learn_credit,
+            learn_from=self._learn_from,
+            exploration=self.exploration,
+            python_random=self.games.random_state(),
+            numpy_random=self.rng.bit_generator.state,
+            torch_random=torch.get_rng_state(),
+            cuda_random=torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            replay=replay,
+            acting_weights=self.q.state_dict(),
+            game_process=isinstance(self.games, GameProcess),
+            learner_process=isinstance(self.learner, LearnerProcess),
         )
-        manifest = self.learner.call("save_replay", self.run_dir, self._replay_manifest) if t.save_replay else None
-        state["replay"] = manifest
+
+    def _save_resume_state(self, mean_return: float | None = None) -> dict[str, Any]:
+        """Write ``resume.pt`` and the replay chunks it lists; returns what it wrote. ``mean_return``: the
+        checkpoint window's (by default, of the last ``checkpoint_every`` episodes)."""
+        t = self.cfg.trainer
+        if mean_return is None:
+            mean_return = self.recent_mean_return(t.checkpoint_every)
+        learner = self._synced_learner()
+        manifest = learner.call("save_replay", self.run_dir, self._replay_manifest) if t.save_replay else None
+        saved = self._training_state(mean_return, manifest).to_dict()
         try:
-            checkpoint.save(self.run_dir / checkpoint.RESUME_FILE, state)
+            checkpoint.save(self.run_dir / checkpoint.RESUME_FILE, saved)
         except BaseException:  # the saved resume.pt still lists the chunks before these: only those stay
             checkpoint.prune_replay(self.run_dir, self._replay_manifest)
             raise
-        self.learner.call("mark_saved")
+        learner.call("mark_saved")
         self._replay_manifest = manifest
         checkpoint.prune_replay(self.run_dir, manifest)
+        return saved
 
-    def _resume_if_possible(self, state: dict[str, Any] | None) -> None:
-        """Continue from ``resume.pt``; failing that, from the latest policy checkpoint, saying what is lost.
+    def _resume_if_possible(self, saved: dict[str, Any] | None) -> None:
+        """Continue from ``resume.pt`` (``saved``); failing that, from the latest policy checkpoint, saying what is
+        lost.
 
         Everything is read onto the CPU first (RNG states must stay CPU tensors) and then copied
         onto the training device, so a run trained on a GPU resumes on a CPU and vice versa.
         """
         now = to_toml_dict(self.cfg)
-        checkpoint.remove_stale_files(self.run_dir, state["replay"] if state else None)
-        if state is not None:
-            checkpoint.check_compatible(state["config"], now, self.run_dir)
-            restored = checkpoint.restore_missing_checkpoint(self.run_dir, state)
-            self._restore_counters(state)
-            self.q.load_state_dict(state.get("acting_weights", state["weights"]))
-            learner_part = {key: state[key] for key in ("weights", "target_weights", "optimizer", "updates", "replay")}
-            self.stored, missing = self.learner.call("restore", learner_part, self.run_dir)
-            self.returns = state["returns"].tolist()
-            self.lengths = state["lengths"].tolist()
-            self._learn_credit = float(state["learn_credit"])
-            if state.get(
-                "exploration"
-            ):  # sized to a time limit once, or set by a warm start: kept for the rest of the run
-                self.exploration = state["exploration"]
-                self._schedule = self._sized_schedule(self.exploration)
-            self.games.set_random_state(state["python_random"])
-            self.rng.bit_generator.state = state["numpy_random"]
-            torch.set_rng_state(state["torch_random"])
-            notes = [f"resumed at episode {self.episode} from {checkpoint.RESUME_FILE}"]
-            if (
-                state["cuda_random"]
-                and self.device.type == "cuda"
-                and len(state["cuda_random"]) == torch.cuda.device_count()
-            ):
-                torch.cuda.set_rng_state_all(state["cuda_random"])
-            if missing is None:
-                self._replay_manifest = state["replay"]
-                self._learn_from = int(state["learn_from"])
-                notes.append(f"with its replay memory ({self.stored:,} transitions)")
-            else:
-                self._learn_from = self.env_steps + self.cfg.trainer.warmup_steps
-                notes.append(
-                    f"without replay memory ({missing}): the next {self.cfg.trainer.warmup_steps:,} "
-                    "steps refill it before learning resumes"
-                )
+        checkpoint.remove_stale_files(self.run_dir, saved["replay"] if saved else None)
+        if saved is not None:
+            checkpoint.check_compatible(saved["config"], now, self.run_dir)
+            restored = checkpoint.restore_missing_checkpoint(self.run_dir, saved)
+            replay_note = self._resume_from(TrainingState.from_dict(saved))
+            self.resume_note = f"resumed at episode {self.episode} from {checkpoint.RESUME_FILE} {replay_note}"
             if restored is not None:
-                notes.append(f"(re-wrote {restored.name}, which a stop had cut off)")
-            self.resume_note = " ".join(notes)
+                self.resume_note += f" (re-wrote {restored.name}, which a stop had cut off)"
             return
         latest = checkpoint.latest_checkpoint(self.run_dir)
         if latest is not None:
-            state = checkpoint.load(latest)
-            checkpoint.check_compatible(state["config"], now, self.run_dir)
-            self._restore_counters(state)
-            self.learner.call("restart_from", state["weights"], self.updates)
-            self._learn_from = self.env_steps + self.cfg.trainer.warmup_steps
+            policy = checkpoint.load(latest)
+            checkpoint.check_compatible(policy["config"], now, self.run_dir)
+            self._restart_from_policy(policy)
             self.resume_note = (
                 f"resumed at episode {self.episode} from {latest.name} only: {checkpoint.RESUME_FILE} is missing, so the "
                 "optimizer state, replay memory, random-number state and episode history were lost (mean returns in "
@@ -606,9 +572,39 @@ class DQNTrainer:
                 "the replay memory before learning resumes"
             )
 
-    def _restore_counters(self, state: dict[str, Any]) -> None:
-        """What every checkpoint carries: weights, episode/step/update counters and training wall time."""
-        self.q.load_state_dict(state["weights"])
-        self.episode, self.env_steps = int(state["episode"]), int(state["env_steps"])
-        self.updates = int(state.get("updates", 0))
-        self.wall_seconds = float(state["wall_seconds"])
+    def _resume_from(self, state: TrainingState) -> str:
+        """Take up ``state`` where it left off: the inverse of :meth:`_training_state`. Returns what the run output
+        says about the replay memory."""
+        t = self.cfg.trainer
+        self.episode, self.env_steps, self.wall_seconds = state.episode, state.env_steps, state.wall_seconds
+        self.updates = state.learner.updates
+        self.q.load_state_dict(state.acting_weights or state.learner.weights)
+        self.stored, missing = self.learner.call("restore", state.learner, state.replay, self.run_dir)
+        self.returns, self.lengths = state.returns, state.lengths
+        self._learn_credit = state.learn_credit
+        if state.exploration:  # sized to a time limit once, or set by a warm start: kept for the rest of the run
+            self.exploration = state.exploration
+            self._schedule = self._sized_schedule(self.exploration)
+        self.games.set_random_state(state.python_random)
+        self.rng.bit_generator.state = state.numpy_random
+        torch.set_rng_state(state.torch_random)
+        if state.cuda_random and self.device.type == "cuda" and len(state.cuda_random) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state.cuda_random)
+        if missing is None:
+            self._replay_manifest = state.replay
+            self._learn_from = state.learn_from
+            return f"with its replay memory ({self.stored:,} transitions)"
+        self._learn_from = self.env_steps + t.warmup_steps
+        return [
+            f"without replay memory ({missing}): the next {t.warmup_steps:,} steps refill it before learning resumes"
+        ]
+
+    def _restart_from_policy(self, policy: dict[str, Any]) -> None:
+        """Continue from a policy checkpoint alone (see :data:`~retro_gamer.run.checkpoint.POLICY_KEYS`): its weights
+        and counters; the replay memory refills before learning resumes."""
+        self.episode, self.env_steps = int(policy["episode"]), int(policy["env_steps"])
+        self.updates = int(policy.get("updates", 0))
+        self.wall_seconds = float(policy["wall_seconds"])
+        self.q.load_state_dict(policy["weights"])
+        self.learner.call("restart_from", policy["weights"], self.updates)
+        self._learn_from = self.env_steps + self.cfg.trainer.warmup_steps

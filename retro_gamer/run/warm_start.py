@@ -9,15 +9,16 @@ names and MLflow steps continue), return and length history, and (``keep_replay`
 changes is the opponents, so exploration restarts briefly: epsilon jumps to ``epsilon`` and falls back to
 ``trainer.epsilon_end`` over ``over_steps`` env steps, instead of a fresh warm-up and decay.
 
-It works by writing the new run's ``resume.pt``: the trainer then resumes it like any stopped run. The new
-run is a run of its own: its config (the seed, the opponent, the budget), its own checkpoints and, when tracked,
-its own MLflow run, whose metrics continue the previous run's steps. The random-number states are not carried
-over but seeded from the new run's ``trainer.seed``, so each generation's seed decides its games. The previous
-run is only read: in a pipeline it is another stage's output.
+It works by writing the new run's ``resume.pt`` (a :class:`~retro_gamer.run.training_state.TrainingState`): the
+trainer then resumes it like any stopped run. The new run is a run of its own: its config (the seed, the opponent,
+the budget), its own checkpoints and, when tracked, its own MLflow run, whose metrics continue the previous run's
+steps. The random-number states are not carried over but seeded from the new run's ``trainer.seed``, so each
+generation's seed decides its games. The previous run is only read: in a pipeline it is another stage's output.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import shutil
@@ -32,6 +33,7 @@ from retro_gamer.errors import IncompatibleRunError, RetroGamerError
 from retro_gamer.run import checkpoint
 from retro_gamer.run.directory import budget_reached, has_training_state
 from retro_gamer.run.lock import run_lock
+from retro_gamer.run.training_state import TrainingState
 
 
 def warm_start(
@@ -64,53 +66,52 @@ def warm_start(
                 f"Cannot warm-start {run_dir}: it has trained already ({checkpoint.RESUME_FILE} or checkpoints), and a "
                 f"warm start would replace that. Warm-start a new run directory, or delete {run_dir} and set it up again."
             )
-        state = checkpoint.load(source)
+        state = TrainingState.from_dict(checkpoint.load(source))
         _check_continuable(state, cfg, previous_run, run_dir)
-        replay = _carried_replay(state, cfg, previous_run, run_dir, keep_replay)
-        steps = int(state["env_steps"])
+        replay = _carried_replay(state.replay, cfg, previous_run, run_dir, keep_replay)
         seed = cfg.trainer.seed
-        state.update(
-            {
-                "config": to_toml_dict(cfg),
-                "replay": replay,
-                "exploration": {
-                    "warm_start_from": Path(os.path.relpath(previous_run.resolve(), run_dir.resolve())).as_posix(),
-                    "decided_at_env_step": steps,
-                    "from_epsilon": float(epsilon),
-                    "epsilon_end_at_env_step": steps + int(over_steps),
-                    "replay_transitions": int(replay["size"]) if replay else 0,
-                },
-                # seeded as a new run with this seed starts: the games' Python random, the trainer's numpy and torch draws
-                "python_random": random.Random(seed).getstate(),
-                "numpy_random": np.random.default_rng(seed).bit_generator.state,
-                "torch_random": torch.Generator().manual_seed(seed).get_state(),
-                "cuda_random": [],  # the trainer seeds CUDA from trainer.seed
-            }
+        state = dataclasses.replace(
+            state,
+            config=to_toml_dict(cfg),
+            replay=replay,
+            exploration={
+                "warm_start_from": Path(os.path.relpath(previous_run.resolve(), run_dir.resolve())).as_posix(),
+                "decided_at_env_step": state.env_steps,
+                "from_epsilon": float(epsilon),
+                "epsilon_end_at_env_step": state.env_steps + int(over_steps),
+                "replay_transitions": int(replay["size"]) if replay else 0,
+            },
+            # seeded as a new run with this seed starts: the games' Python random, the trainer's numpy and torch draws
+            python_random=random.Random(seed).getstate(),
+            numpy_random=np.random.default_rng(seed).bit_generator.state,
+            torch_random=torch.Generator().manual_seed(seed).get_state(),
+            cuda_random=[],  # the trainer seeds CUDA from trainer.seed
         )
-        checkpoint.save(run_dir / checkpoint.RESUME_FILE, state)
-        checkpoint.write_policy_checkpoint(run_dir, state)  # where this run starts, under the counters it continues
+        saved = state.to_dict()
+        checkpoint.save(run_dir / checkpoint.RESUME_FILE, saved)
+        checkpoint.write_policy_checkpoint(run_dir, saved)  # where this run starts, under the counters it continues
     return _note(previous_run, state, cfg, epsilon, over_steps, replay, keep_replay)
 
 
-def _check_continuable(state: dict[str, Any], cfg: RunConfig, previous_run: Path, run_dir: Path) -> None:
+def _check_continuable(state: TrainingState, cfg: RunConfig, previous_run: Path, run_dir: Path) -> None:
     """The previous weights fit the new run's network and observation, were trained under the same rules of the
     game, and the new run's budget leaves something to train."""
     fix = f"Make {run_dir}'s settings match, or train it from scratch (no warm start)."
-    problems = checkpoint.compatibility_problems(state["config"], to_toml_dict(cfg))
+    problems = checkpoint.compatibility_problems(state.config, to_toml_dict(cfg))
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems)
         raise IncompatibleRunError(
             f"Cannot warm-start {run_dir} from {previous_run}: the saved weights cannot follow "
             f"these changes.\n{listing}\n{fix}"
         )
-    was = state["config"].get("metadata", {}).get("rules")
+    was = state.config.get("metadata", {}).get("rules")
     if was != cfg.game.rules:
         raise IncompatibleRunError(
             f"Cannot warm-start {run_dir} from {previous_run}: the previous run learned the "
             f"game's rules version {was}, this run plays version {cfg.game.rules}, so its "
             f"weights would play the wrong game. {fix}"
         )
-    episodes, steps = int(state["episode"]), int(state["env_steps"])
+    episodes, steps = state.episode, state.env_steps
     reached = budget_reached(cfg, episodes, steps)
     if reached == "total_env_steps":
         raise RetroGamerError(
@@ -127,11 +128,10 @@ def _check_continuable(state: dict[str, Any], cfg: RunConfig, previous_run: Path
 
 
 def _carried_replay(
-    state: dict[str, Any], cfg: RunConfig, previous_run: Path, run_dir: Path, keep_replay: bool
+    manifest: dict[str, Any] | None, cfg: RunConfig, previous_run: Path, run_dir: Path, keep_replay: bool
 ) -> dict[str, Any] | None:
-    """The replay manifest for the new run, its chunk files copied into it; ``None`` drops the memory (the trainer
-    then refills ``trainer.warmup_steps`` before learning)."""
-    manifest = state["replay"]
+    """The replay manifest for the new run from the previous run's (``manifest``), its chunk files copied into it;
+    ``None`` drops the memory (the trainer then refills ``trainer.warmup_steps`` before learning)."""
     if not keep_replay or manifest is None:
         return None
     if cfg.trainer.prioritized and "priority" not in manifest:
@@ -157,7 +157,7 @@ def _carried_replay(
 
 def _note(
     previous_run: Path,
-    state: dict[str, Any],
+    state: TrainingState,
     cfg: RunConfig,
     epsilon: float,
     over_steps: int,
@@ -170,7 +170,7 @@ def _note(
         why = "dropped" if not keep_replay else f"none saved in {previous_run.name}"
         memory = f"replay memory {why}: the first {cfg.trainer.warmup_steps:,} steps refill it"
     return (
-        f"Warm start: continues {previous_run.name} at env step {int(state['env_steps']):,}, episode "
-        f"{int(state['episode']):,}; epsilon {epsilon:g} → {cfg.trainer.epsilon_end:g} over {over_steps:,} steps; "
+        f"Warm start: continues {previous_run.name} at env step {state.env_steps:,}, episode "
+        f"{state.episode:,}; epsilon {epsilon:g} → {cfg.trainer.epsilon_end:g} over {over_steps:,} steps; "
         f"{memory}."
     )

@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,12 @@ class StopNow(KeyboardInterrupt):
 
 class StopRequest:
     """Ctrl+C or SIGTERM once: stop soon (at the next episode end, or within ``grace_s`` seconds by
-    cutting the games in progress short), save, exit cleanly. Twice: :class:`StopNow`."""
+    cutting the games in progress short), save, exit cleanly. Twice: :class:`StopNow`. The time limit asks
+    the same, for its own ``reason``."""
 
     def __init__(self, grace_s: float = 1.0) -> None:
         self.requested = False
+        self.reason = "interrupted"
         self.grace_s = grace_s
         self.since: float | None = None
         self._previous: dict[int, Any] = {}
@@ -66,9 +69,9 @@ class StopRequest:
         self.request()
         print("\nStopping: saving a checkpoint (press Ctrl+C again to stop at once) …", flush=True)
 
-    def request(self) -> None:
+    def request(self, reason: str = "interrupted") -> None:
         if not self.requested:
-            self.requested, self.since = True, time.perf_counter()
+            self.requested, self.since, self.reason = True, time.perf_counter(), reason
 
     def overdue(self) -> bool:
         """True once a requested stop has waited ``grace_s`` for an episode to end."""
@@ -77,6 +80,32 @@ class StopRequest:
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+@dataclass
+class GameGroup:
+    """Games that take their turns together, one action choice for all: their positions among all games, their
+    latest observations, and each one's episode so far (indexed by position in the group)."""
+
+    games: list[int]
+    board: np.ndarray
+    extras: np.ndarray
+    pending: list[deque[PendingStep]]  # steps not yet in an n-step transition
+    episode_return: np.ndarray
+    episode_length: np.ndarray
+    actions: np.ndarray = field(default_factory=lambda: np.empty(0))  # of the turn asked of it
+    asked: int = 0  # how many of its games (the first ones) play the turn asked of it
+
+    @classmethod
+    def split(cls, first: tuple[np.ndarray, np.ndarray], count: int) -> list[GameGroup]:
+        """All games, from their first observations ``first``, in ``count`` groups of consecutive games."""
+        board, extras = first
+        n = len(board)
+        groups = [list(range(k * n // count, (k + 1) * n // count)) for k in range(count)]
+        return [
+            cls(g, board[g], extras[g], [deque() for _ in g], np.zeros(len(g)), np.zeros(len(g), dtype=np.int64))
+            for g in groups
+        ]
 
 
 class DQNTrainer:
@@ -192,6 +221,33 @@ class DQNTrainer:
             f"(trainer.exploration_fraction = {t.exploration_fraction:g}).",
             flush=True,
         )
+
+    def _start_measuring(self, deadline: float | None) -> None:
+        """Whether this session sizes its exploration to its time limit (once in a run, see :meth:`_size_exploration`):
+        with ``exploration_fraction``, a time limit and no step budget."""
+        t = self.cfg.trainer
+        self._sizing = (
+            t.exploration_fraction is not None
+            and t.total_env_steps is None
+            and deadline is not None
+            and self.exploration is None
+        )
+        self._measure_from: tuple[int, float] | None = None  # (env steps, time) when learning started
+
+    def _size_exploration_once_measured(self, deadline: float | None) -> None:
+        """Measure this session's speed from when learning starts, and size the exploration once that has run
+        ``MEASURE_STEPS`` env steps or ``MEASURE_SHARE`` of the time limit, whichever comes first."""
+        if not self._sizing:
+            return
+        if self._measure_from is None:
+            if self.env_steps >= self._learn_from:
+                self._measure_from = (self.env_steps, time.perf_counter())
+        elif (
+            self.env_steps - self._measure_from[0] >= self.MEASURE_STEPS
+            or time.perf_counter() - self._measure_from[1] >= self.MEASURE_SHARE * 60 * self.cfg.trainer.time_limit
+        ):
+            self._size_exploration(deadline, self._measure_from)
+            self._sizing = False
 
     def steps_per_s(self) -> float:
         return self._session_steps / max(1e-9, time.perf_counter() - self._session_start)
@@ -309,101 +365,91 @@ class DQNTrainer:
         not counted.
         """
         t = self.cfg.trainer
-        n = t.num_envs
-        count = min(self.games.groups, n)
-        groups = [list(range(k * n // count, (k + 1) * n // count)) for k in range(count)]
-        board, extras = first  # every game's first observations
-        seen = [(board[g], extras[g]) for g in groups]  # each group's latest observations
-        actions: list[np.ndarray] = [np.empty(0)] * len(groups)
-        asked = [0] * len(groups)  # how many of each group's games (the first ones) play the turn asked of it
-        pending: list[deque[PendingStep]] = [deque() for _ in range(n)]
-        ep_return, ep_length = np.zeros(n), np.zeros(n, dtype=np.int64)
         deadline = None if t.time_limit is None else time.perf_counter() + 60 * t.time_limit
-        budget = t.total_env_steps
-        measure_from: tuple[int, float] | None = None  # where this session's speed is measured from, once learning
-        sizing = (
-            t.exploration_fraction is not None and budget is None and deadline is not None and self.exploration is None
-        )
-        reason = "interrupted"
+        self._start_measuring(deadline)
+        groups = GameGroup.split(first, min(self.games.groups, t.num_envs))
         self._open_window()
-
-        def ask(k: int) -> None:
-            """Ask group ``k``'s next turn; with a step budget, of only as many games as it has steps left."""
-            games = len(groups[k]) if budget is None else min(len(groups[k]), budget - self.env_steps - sum(asked))
-            asked[k] = max(games, 0)
-            if not asked[k]:
-                return
-            board, extras = seen[k]
-            actions[k] = self.act(board[: asked[k]], extras[: asked[k]], self.epsilon())
-            self.games.step_async(actions[k], groups[k][: asked[k]])
-            self._learn_due(asked[k])  # while the games play that turn
-
-        def record(k: int) -> list[int]:
-            """Collect group ``k``'s turn into replay memory; the games of it that ended (positions in the group)."""
-            if not asked[k]:
-                return []
-            turn, (last_board, last_extras), finished = self.games.step_wait(), seen[k], []
-            for j, i in enumerate(groups[k][: asked[k]]):
-                reward, ended = float(turn.reward[j]), bool(turn.terminated[j])
-                done = ended or bool(turn.truncated[j])
-                ep_return[i] += reward
-                ep_length[i] += 1
-                pending[i].append((last_board[j], last_extras[j], int(actions[k][j]), reward))
-                self._store_n_step(pending[i], turn.board[j], turn.extras[j], ended=ended, flush=done)
-                if done:
-                    finished.append(j)
-                    if self.episode < t.episodes:
-                        self._finish_episode(float(ep_return[i]), int(ep_length[i]))
-                    ep_return[i], ep_length[i] = 0.0, 0
-            if asked[k] == len(groups[k]):
-                seen[k] = (turn.board, turn.extras)
-            else:  # the last turn of a step budget: the games left out keep their observations
-                seen[k] = (
-                    np.concatenate([turn.board, last_board[asked[k] :]]),
-                    np.concatenate([turn.extras, last_extras[asked[k] :]]),
-                )
-            self.env_steps += asked[k]
-            self._session_steps += asked[k]
-            asked[k] = 0
-            return finished
-
         if self.episode >= t.episodes:
             return "episodes"
-        if budget is not None and self.env_steps >= budget:
+        if self._steps_spent():
             return "env_steps"
-        for k in range(len(groups)):
-            ask(k)
-        k = 0
+        for group in groups:
+            self._ask(group, groups)
         while True:
-            finished = record(k)
-            if sizing:
-                if measure_from is None and self.env_steps >= self._learn_from:
-                    measure_from = (self.env_steps, time.perf_counter())
-                elif measure_from is not None and (
-                    self.env_steps - measure_from[0] >= self.MEASURE_STEPS
-                    or time.perf_counter() - measure_from[1] >= self.MEASURE_SHARE * 60 * t.time_limit
-                ):
-                    self._size_exploration(deadline, measure_from)
-                    sizing = False
-            if deadline is not None and not stop.requested and time.perf_counter() >= deadline:
-                stop.request()
-                reason = "time_limit"
-            spent = budget is not None and self.env_steps >= budget
-            stopping = spent or (stop.requested and bool(finished or stop.overdue()))
-            if stopping or self.episode >= t.episodes:
-                for other in range(1, len(groups)):  # the turns already asked of the other group
-                    record((k + other) % len(groups))
-                if not stopping:
-                    return "episodes"
-                for group, (last_board, last_extras) in zip(groups, seen):  # games cut short: keep what they taught
-                    for j, i in enumerate(group):
-                        self._store_n_step(pending[i], last_board[j], last_extras[j], ended=False, flush=True)
-                return "env_steps" if spent else reason
-            if finished:
-                last_board, last_extras = seen[k]
-                last_board[finished], last_extras[finished] = self.games.reset([groups[k][j] for j in finished])
-            ask(k)
-            k = (k + 1) % len(groups)
+            for k, group in enumerate(groups):
+                finished = self._record(group)
+                self._size_exploration_once_measured(deadline)
+                if deadline is not None and not stop.requested and time.perf_counter() >= deadline:
+                    stop.request("time_limit")
+                spent = self._steps_spent()
+                stopping = spent or (stop.requested and bool(finished or stop.overdue()))
+                if stopping or self.episode >= t.episodes:
+                    for other in groups[k + 1 :] + groups[:k]:  # the turns already asked of them
+                        self._record(other)
+                    if not stopping:
+                        return "episodes"
+                    self._keep_cut_short(groups)
+                    return "env_steps" if spent else stop.reason
+                self._restart(group, finished)
+                self._ask(group, groups)
+
+    def _steps_spent(self) -> bool:
+        """Whether a step budget (``trainer.total_env_steps``) is used up."""
+        budget = self.cfg.trainer.total_env_steps
+        return budget is not None and self.env_steps >= budget
+
+    def _ask(self, group: GameGroup, groups: list[GameGroup]) -> None:
+        """Ask ``group``'s next turn, then learn while the games play it. With a step budget, only as many of its
+        games play as it has steps left after the turns asked of every group."""
+        budget = self.cfg.trainer.total_env_steps
+        asked = len(group.games)
+        if budget is not None:
+            asked = max(0, min(asked, budget - self.env_steps - sum(g.asked for g in groups)))
+        group.asked = asked
+        if not asked:
+            return
+        group.actions = self.act(group.board[:asked], group.extras[:asked], self.epsilon())
+        self.games.step_async(group.actions, group.games[:asked])
+        self._learn_due(asked)
+
+    def _record(self, group: GameGroup) -> list[int]:
+        """Collect ``group``'s turn into replay memory, counting the episodes it ended; the games of it that ended
+        (positions in the group)."""
+        if not group.asked:
+            return []
+        turn, last_board, last_extras, finished = self.games.step_wait(), group.board, group.extras, []
+        for j in range(group.asked):
+            reward, ended = float(turn.reward[j]), bool(turn.terminated[j])
+            done = ended or bool(turn.truncated[j])
+            group.episode_return[j] += reward
+            group.episode_length[j] += 1
+            group.pending[j].append((last_board[j], last_extras[j], int(group.actions[j]), reward))
+            self._store_n_step(group.pending[j], turn.board[j], turn.extras[j], ended=ended, flush=done)
+            if done:
+                finished.append(j)
+                if self.episode < self.cfg.trainer.episodes:
+                    self._finish_episode(float(group.episode_return[j]), int(group.episode_length[j]))
+                group.episode_return[j], group.episode_length[j] = 0.0, 0
+        if group.asked == len(group.games):
+            group.board, group.extras = turn.board, turn.extras
+        else:  # the last turn of a step budget: the games left out keep their observations
+            group.board = np.concatenate([turn.board, last_board[group.asked :]])
+            group.extras = np.concatenate([turn.extras, last_extras[group.asked :]])
+        self.env_steps += group.asked
+        self._session_steps += group.asked
+        group.asked = 0
+        return finished
+
+    def _restart(self, group: GameGroup, finished: list[int]) -> None:
+        """Start new games in place of ``group``'s ``finished`` ones (positions in the group)."""
+        if finished:
+            group.board[finished], group.extras[finished] = self.games.reset([group.games[j] for j in finished])
+
+    def _keep_cut_short(self, groups: list[GameGroup]) -> None:
+        """At a stop: the games in progress end here; what they taught goes to replay memory as truncations."""
+        for group in groups:
+            for j in range(len(group.games)):
+                self._store_n_step(group.pending[j], group.board[j], group.extras[j], ended=False, flush=True)
 
     def _close(self) -> None:
         """End the games and the learner (and their processes); give torch back the threads it had."""

@@ -17,7 +17,7 @@ project = "retro-gamer"
 author = "retro-gamer contributors"
 copyright = "retro-gamer contributors"
 
-extensions = ["sphinx.ext.autodoc", "cli_help"]
+extensions = ["sphinx.ext.autodoc", "cli_help", "settings_reference"]
 exclude_patterns = ["_build", "_tools"]
 html_theme = "furo"
 html_title = "retro-gamer"

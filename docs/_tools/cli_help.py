@@ -16,11 +16,8 @@ import io
 import os
 from collections.abc import Iterator
 
-from docutils import nodes
-from docutils.statemachine import StringList
+from generated_rst import GeneratedRst  # this folder's
 from sphinx.application import Sphinx
-from sphinx.util.docutils import SphinxDirective
-from sphinx.util.nodes import nested_parse_with_titles
 
 from retro_gamer.cli.app import build_parser
 
@@ -69,15 +66,11 @@ def reference_rst() -> Iterator[str]:
         yield ""
 
 
-class CliReference(SphinxDirective):
+class CliReference(GeneratedRst):
     """``.. cli-reference::``: a section per command with its ``--help``."""
 
-    def run(self) -> list:
-        content = StringList(list(reference_rst()), source=self.get_source_info()[0])
-        container = nodes.section()  # holds the parsed sections until they replace the directive
-        container.document = self.state.document
-        nested_parse_with_titles(self.state, content, container)
-        return container.children
+    def lines(self) -> Iterator[str]:
+        return reference_rst()
 
 
 def setup(app: Sphinx) -> dict[str, object]:

@@ -75,9 +75,18 @@ class ReplayBuffer:
 
     @property
     def bytes_per_transition(self) -> int:
-        return sum(getattr(self, name).nbytes for name in self.ARRAYS) // self.capacity
+        return sum(int(getattr(self, name).nbytes) for name in self.ARRAYS) // self.capacity
 
-    def add(self, board, extras, action: int, reward: float, discount: float, next_board, next_extras) -> int:
+    def add(
+        self,
+        board: np.ndarray,
+        extras: np.ndarray,
+        action: int,
+        reward: float,
+        discount: float,
+        next_board: np.ndarray,
+        next_extras: np.ndarray,
+    ) -> int:
         """Store one transition; its slot."""
         rows = Transitions(
             board[None],

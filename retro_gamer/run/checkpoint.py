@@ -127,7 +127,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return found[-1][1] if found else None
 
 
-def resolve_checkpoint(run_dir: Path, checkpoint: str | os.PathLike | None) -> Path:
+def resolve_checkpoint(run_dir: Path, checkpoint: str | os.PathLike[str] | None) -> Path:
     """The checkpoint named ``ep_0500``, ``ep_0500.pt`` or a path; the latest when ``None``."""
     available = list_checkpoints(run_dir)
     if checkpoint is None:

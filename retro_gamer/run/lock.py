@@ -20,12 +20,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from retro_gamer.errors import RetroGamerError
 
 LOCK_FILE = ".lock"
-_held: dict[Path, list] = {}  # resolved run dir -> [open lock file, depth]
+_held: dict[Path, list[Any]] = {}  # resolved run dir -> [open lock file, depth]
 
 
 class RunBusyError(RetroGamerError):

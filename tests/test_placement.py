@@ -27,7 +27,8 @@ from retro_gamer.dqn.trainer import DQNTrainer
 from retro_gamer.games import GameDescription
 from retro_gamer.run import checkpoint
 from retro_gamer.run.directory import prepare_run
-from retro_gamer.runtime.placement import choose_placement, settled_placement, training_device, usable_cores
+from retro_gamer.run.training_state import TrainingState
+from retro_gamer.runtime.placement import choose_placement, run_placement, training_device, usable_cores
 
 
 def cgroup(tmp_path: Path, v2: str | None = None, v1: tuple[int, int] | None = None) -> Path:
@@ -123,7 +124,7 @@ def test_the_choice_is_written_once_and_kept(tmp_path: Path):
     assert written.chosen["placement"].startswith("learning in a second process on the second of")
     trainer = DQNTrainer(cfg, run)
     trainer.train()
-    assert trainer.games_note.endswith("(config.toml)") and trainer.learner_elsewhere
+    assert trainer.placement.reason.endswith("(config.toml)") and trainer.placement.learner_process
     # the Hydra entry point on the same run keeps what config.toml says, even where a setting now says otherwise
     again = snake("trainer.episodes=3", previous=read_config(run))
     assert (again.trainer.learner_process, again.trainer.game_process) == (
@@ -146,13 +147,15 @@ def test_a_run_saved_before_the_choice_was_written_keeps_where_it_ran(tmp_path: 
     )
     write_config(old, run)
     assert "learner_process" not in (run / CONFIG_FILE).read_text()
-    learner, games, why = settled_placement(
+    saved = TrainingState.from_dict(checkpoint.load(run / checkpoint.RESUME_FILE))
+    placement = run_placement(
         read_config(run),
-        checkpoint.load(run / checkpoint.RESUME_FILE),
+        (saved.learner_process, saved.game_process),
         lambda: pytest.fail("nothing is chosen afresh"),
         100,
     )
-    assert (learner, games) == (True, False) and why == "as when this run started (its resume.pt)"
+    assert (placement.learner_process, placement.game_process) == (True, False)
+    assert placement.reason == "as when this run started (its resume.pt)"
 
 
 def test_the_same_command_writes_the_same_config_busy_or_idle(tmp_path: Path):

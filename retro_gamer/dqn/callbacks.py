@@ -166,7 +166,7 @@ class ConsoleProgress(Callback):
             return
         print(
             f"Training {trainer.cfg.game.name or trainer.cfg.game.factory} in {trainer.run_dir} on {trainer.device} "
-            f"{stop_rule(trainer)}; {trainer.games_note}",
+            f"{stop_rule(trainer)}; {trainer.placement.reason}",
             file=self.stream,
             flush=True,
         )

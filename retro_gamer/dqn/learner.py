@@ -31,6 +31,7 @@ from retro_gamer.runtime.child_process import serve as serve_calls
 
 if TYPE_CHECKING:
     from retro_gamer.config.schema import RunConfig
+    from retro_gamer.runtime.placement import Placement
 
 
 class Outbox:
@@ -329,14 +330,12 @@ class LearnerProcess(ChildProcess):
 
 
 def open_learner(
-    cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor], second_process: bool, device: torch.device
+    cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor], placement: Placement
 ) -> LocalLearner | LearnerProcess:
-    """The learner, on ``device`` (the trainer's: :func:`~retro_gamer.runtime.placement.training_device`), here or in a second process."""
-    return (
-        LearnerProcess(cfg, dims, weights, device)
-        if second_process
-        else LocalLearner(Learner(cfg, dims, weights, device))
-    )
+    """The learner, on the device and in the process that ``placement`` names."""
+    if placement.learner_process:
+        return LearnerProcess(cfg, dims, weights, placement.device)
+    return LocalLearner(Learner(cfg, dims, weights, placement.device))
 
 
 def serve() -> None:

@@ -75,10 +75,8 @@ class QNetwork(nn.Module):
 
 class NumpyMLP:
     """The forward pass of an MLP :class:`QNetwork` in numpy, over the network's own parameters (views of
-    them, on the CPU: they see every later change). For the few games of one action choice, torch's cost
-    per operation is most of the time: choosing for 8 games of gems took 1.0 ms in torch and 0.42 ms here,
-    in the middle of training. Call it with numpy's BLAS on one thread (``threadpoolctl``): with two, each
-    call waits for the other core, which is learning, and took 2.9 ms."""
+    them, on the CPU: they see every later change). For the few games of one action choice, torch's fixed
+    cost per operation would be most of the time; numpy's is a fraction of it."""
 
     def __init__(self, q: QNetwork):
         if q.kind is not ModelKind.mlp:

@@ -23,15 +23,15 @@ from threadpoolctl import threadpool_limits
 
 from retro_gamer.config.schema import ModelKind, RunConfig, to_toml_dict
 from retro_gamer.dqn.callbacks import Callback, Window
-from retro_gamer.dqn.learner import LearnerProcess, Outbox, copy_weights, open_learner
+from retro_gamer.dqn.learner import Outbox, copy_weights, open_learner
 from retro_gamer.dqn.n_step import PendingStep, n_step_transitions
 from retro_gamer.dqn.network import NumpyMLP, QNetwork
 from retro_gamer.env.environment import GameEnvironment, check_rules
-from retro_gamer.env.game_batch import GameProcess, open_games
+from retro_gamer.env.game_batch import open_games
 from retro_gamer.games import game_factory
 from retro_gamer.run import checkpoint
 from retro_gamer.run.training_state import TrainingState
-from retro_gamer.runtime.placement import settled_placement, training_device
+from retro_gamer.runtime.placement import run_placement
 
 
 def build_q_network(cfg: RunConfig, env: GameEnvironment) -> QNetwork:
@@ -118,38 +118,45 @@ class DQNTrainer:
         self.cfg, self.run_dir, self.callbacks = cfg, Path(run_dir), list(callbacks)
         t = cfg.trainer
         resume_path = self.run_dir / checkpoint.RESUME_FILE
-        saved = (
-            checkpoint.load(resume_path) if resume_path.is_file() else None
-        )  # read once: where the games ran, then resume
+        # read once: where the run started, then what it resumes
+        state = TrainingState.from_dict(checkpoint.load(resume_path)) if resume_path.is_file() else None
         self._threads_before = torch.get_num_threads()
         self.games: Any = None
         self.learner: Any = None
         try:
-            if t.threads > 0:
-                torch.set_num_threads(t.threads)
             torch.manual_seed(t.seed)
             self.rng = np.random.default_rng(t.seed)
             from retro_gamer.config.autoconfig import rules
 
             check_rules(cfg.game, game_factory(cfg.game, self.run_dir), f"The run {self.run_dir}")
-            self.learner_elsewhere, second_process, self.games_note = settled_placement(
-                cfg, saved, lambda: len(game_factory(cfg.game, self.run_dir)().agents), rules()["busy_game_agents"]
+            started_with = (
+                None if state is None or state.game_process is None else (state.learner_process, state.game_process)
             )
-            self.device = training_device(cfg, self.learner_elsewhere)
-            if (second_process or self.learner_elsewhere) and t.threads == 0:
-                torch.set_num_threads(1)  # the other core plays the games, or learns
-            self.games = open_games(cfg.game, self.run_dir, t.num_envs, t.seed, second_process)
-            self._build(cfg, saved)
+            self.placement = run_placement(
+                cfg,
+                started_with,
+                lambda: len(game_factory(cfg.game, self.run_dir)().agents),
+                rules()["busy_game_agents"],
+            )
+            if self.placement.torch_threads:
+                torch.set_num_threads(self.placement.torch_threads)
+            self.games = open_games(cfg.game, self.run_dir, t.num_envs, t.seed, self.placement.game_process)
+            self._build(cfg, state)
         except BaseException:
             self._close()
             raise
 
-    def _build(self, cfg: RunConfig, saved: dict[str, Any] | None) -> None:
+    @property
+    def device(self) -> torch.device:
+        """Where learning runs and actions are chosen (:attr:`placement`'s)."""
+        return self.placement.device
+
+    def _build(self, cfg: RunConfig, state: TrainingState | None) -> None:
         """The network that chooses actions, the learner (see :mod:`~retro_gamer.dqn.learner`) and counters; then
-        what the run directory has to resume (``saved``: its ``resume.pt``, if any)."""
+        what the run directory has to resume (``state``: its ``resume.pt``, if any)."""
         t, dims = cfg.trainer, self.games.dims
         self.q = QNetwork.from_dims(cfg.model, dims)  # chooses actions; the learner's latest weights at each request
-        self.learner = open_learner(cfg, dims, self.q.state_dict(), self.learner_elsewhere, self.device)
+        self.learner = open_learner(cfg, dims, self.q.state_dict(), self.placement)
         self.q.to(self.device)
         self._numpy_q = NumpyMLP(self.q) if self.q.kind is ModelKind.mlp and self.device.type == "cpu" else None
         self._outbox = Outbox(dims["board_shape"], dims["extras_size"])  # transitions for the learner's next request
@@ -171,7 +178,7 @@ class DQNTrainer:
         self._replay_manifest: dict[str, Any] | None = None  # the replay chunk files the saved resume.pt lists
         self._session_start = time.perf_counter()
         self._session_steps = 0
-        self._resume_if_possible(saved)
+        self._resume_if_possible(state)
 
     # --- schedule and statistics -----------------------------------------------------------
     def _planned_schedule(self) -> tuple[int, float, int]:
@@ -334,7 +341,9 @@ class DQNTrainer:
             raise
         stop_reason, status = "error", "failed"
         try:
-            with StopRequest() as stop, threadpool_limits(limits=1, user_api="blas"):  # see NumpyMLP
+            # numpy's BLAS on one thread: an action choice's matrices are small, and waiting for a second
+            # thread means waiting for the core that learns or plays
+            with StopRequest() as stop, threadpool_limits(limits=1, user_api="blas"):
                 for cb in self.callbacks:  # a Ctrl+C while they start (the console's first line is out) stops cleanly
                     cb.on_train_start(self)
                 stop_reason = self._loop(stop, first)
@@ -566,8 +575,8 @@ class DQNTrainer:
             cuda_random=torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             replay=replay,
             acting_weights=self.q.state_dict(),
-            game_process=isinstance(self.games, GameProcess),
-            learner_process=isinstance(self.learner, LearnerProcess),
+            game_process=self.placement.game_process,
+            learner_process=self.placement.learner_process,
         )
 
     def _save_resume_state(self, mean_return: float | None = None) -> dict[str, Any]:
@@ -589,19 +598,19 @@ class DQNTrainer:
         checkpoint.prune_replay(self.run_dir, manifest)
         return saved
 
-    def _resume_if_possible(self, saved: dict[str, Any] | None) -> None:
-        """Continue from ``resume.pt`` (``saved``); failing that, from the latest policy checkpoint, saying what is
+    def _resume_if_possible(self, state: TrainingState | None) -> None:
+        """Continue from ``resume.pt`` (``state``); failing that, from the latest policy checkpoint, saying what is
         lost.
 
         Everything is read onto the CPU first (RNG states must stay CPU tensors) and then copied
         onto the training device, so a run trained on a GPU resumes on a CPU and vice versa.
         """
         now = to_toml_dict(self.cfg)
-        checkpoint.remove_stale_files(self.run_dir, saved["replay"] if saved else None)
-        if saved is not None:
-            checkpoint.check_compatible(saved["config"], now, self.run_dir)
-            restored = checkpoint.restore_missing_checkpoint(self.run_dir, saved)
-            replay_note = self._resume_from(TrainingState.from_dict(saved))
+        checkpoint.remove_stale_files(self.run_dir, state.replay if state else None)
+        if state is not None:
+            checkpoint.check_compatible(state.config, now, self.run_dir)
+            restored = checkpoint.restore_missing_checkpoint(self.run_dir, state.to_dict())
+            replay_note = self._resume_from(state)
             self.resume_note = f"resumed at episode {self.episode} from {checkpoint.RESUME_FILE} {replay_note}"
             if restored is not None:
                 self.resume_note += f" (re-wrote {restored.name}, which a stop had cut off)"

@@ -5,7 +5,8 @@ same processes and its numbers do not depend on how busy the machine was that da
 The rule (:func:`choose_placement`) reads only settings and facts that do not change while a machine is
 busy: the cores this process may use, whether torch sees an accelerator, the network's kind, and how many
 agents the game has (retro's ``Game.step`` visits every agent each turn, so a game with many of them has
-slow turns). Explicit settings always win.
+slow turns). Explicit settings always win. Each start of the run reads that decision back as a
+:class:`Placement` (:func:`run_placement`), which the trainer follows and never changes.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from retro_gamer.config.schema import ModelKind
 
@@ -56,13 +58,15 @@ def _cgroup_quota(root: Path) -> float | None:
         return None
 
 
-def accelerator_available() -> bool:
-    """Whether torch sees a CUDA or MPS device (what ``trainer.device=auto`` would take for a CNN)."""
+def _accelerator() -> str | None:
+    """The accelerator torch sees (``cuda``, then ``mps``), or None."""
     import torch
 
     if torch.cuda.is_available():
-        return True
-    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return None
 
 
 def choose_placement(
@@ -89,7 +93,7 @@ def choose_placement(
     if learner is None:
         on_cpu = trainer.device.startswith("cpu") or (
             trainer.device == "auto"
-            and (model_kind == "mlp" or not (accelerator_available() if accelerator is None else accelerator))
+            and (model_kind == "mlp" or not (_accelerator() is not None if accelerator is None else accelerator))
         )
         learner = on_cpu and games is not True
         reasons.append(
@@ -114,29 +118,42 @@ def choose_placement(
     return learner, games, "; ".join(reasons)
 
 
-def settled_placement(
-    cfg: RunConfig, saved: dict[str, Any] | None, agents: Callable[[], int], busy_game_agents: int
-) -> tuple[bool, bool, str]:
-    """Where a starting run learns and plays: as its ``config.toml`` says; for a run created before that was
-        written there, as its ``resume.pt`` says it did when it started (torch's thread count changes the last bits
-        of its sums, so a new choice would break exact resume); else chosen now by :func:`choose_placement`
-    (``agents``: counts the game's agents, called only then)."""
+@dataclass(frozen=True)
+class Placement:
+    """Where a run learns and plays for one start, as :func:`run_placement` decided it."""
+
+    device: torch.device  # where learning runs and actions are chosen
+    learner_process: bool  # learning in a second process
+    game_process: bool  # the games in a second process
+    torch_threads: int  # torch's threads in the trainer's process; 0 leaves torch's own choice
+    reason: str  # why these processes, for the run's first line
+
+
+def run_placement(
+    cfg: RunConfig, started_with: tuple[bool, bool] | None, agents: Callable[[], int], busy_game_agents: int
+) -> Placement:
+    """Where a starting run learns and plays: the processes as its ``config.toml`` says; for a run created before
+    that was written there, as its ``resume.pt`` says it did when it started (``started_with``: its
+    ``(learner_process, game_process)``; torch's thread count changes the last bits of its sums, so a new choice
+    would break exact resume); else chosen now by :func:`choose_placement` (``agents`` counts the game's agents,
+    called only then). The device follows ``trainer.device`` (:func:`training_device`); with a second process
+    at work, torch keeps to one thread (the other core plays the games, or learns) unless ``trainer.threads``
+    says otherwise."""
     t = cfg.trainer
     if t.learner_process is not None and t.game_process is not None:
-        return (
-            t.learner_process,
-            t.game_process,
-            (
-                f"learning {'in a second' if t.learner_process else 'in this'} process, "
-                f"the games {'in a second' if t.game_process else 'in this'} process "
-                "(config.toml)"
-            ),
+        learner, games = t.learner_process, t.game_process
+        reason = (
+            f"learning {'in a second' if learner else 'in this'} process, "
+            f"the games {'in a second' if games else 'in this'} process (config.toml)"
         )
-    if saved is not None and "second_process" in saved:
-        learner = t.learner_process if t.learner_process is not None else bool(saved.get("learner_process", False))
-        games = t.game_process if t.game_process is not None else bool(saved["second_process"])
-        return learner, games, "as when this run started (its resume.pt)"
-    return choose_placement(t, ModelKind(cfg.model.kind).value, agents(), busy_game_agents)
+    elif started_with is not None:
+        learner = t.learner_process if t.learner_process is not None else started_with[0]
+        games = t.game_process if t.game_process is not None else started_with[1]
+        reason = "as when this run started (its resume.pt)"
+    else:
+        learner, games, reason = choose_placement(t, ModelKind(cfg.model.kind).value, agents(), busy_game_agents)
+    threads = t.threads if t.threads > 0 else (1 if learner or games else 0)
+    return Placement(training_device(cfg, learner), learner, games, threads, reason)
 
 
 def training_device(cfg: RunConfig, learner_process: bool) -> torch.device:
@@ -150,8 +167,4 @@ def training_device(cfg: RunConfig, learner_process: bool) -> torch.device:
         return torch.device(t.device)
     if ModelKind(cfg.model.kind) is ModelKind.mlp and learner_process:
         return torch.device("cpu")
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    return torch.device(_accelerator() or "cpu")

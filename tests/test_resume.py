@@ -121,6 +121,19 @@ def test_a_run_saved_by_the_earlier_code_resumes_exactly(tmp_path: Path):
     assert weights_a.keys() == weights_b.keys() and all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
 
 
+def test_a_run_saved_by_the_earlier_code_without_its_replay_chunks_says_so(tmp_path: Path):
+    run = tmp_path / "run"
+    shutil.copytree(FORMAT_1_RUN, run)
+    shutil.rmtree(run / checkpoint.REPLAY_DIR)
+    trainer = DQNTrainer(prepare_run(snake(*FORMAT_1_SETTINGS), run, "snake"), run)
+    try:
+        assert trainer.resume_note.startswith("resumed at episode 13 from resume.pt without replay memory (")
+        assert trainer.resume_note.endswith("the next 64 steps refill it before learning resumes")
+        assert trainer._learn_from == trainer.env_steps + 64 and trainer.stored == 0
+    finally:
+        trainer._close()
+
+
 def test_a_policy_checkpoint_saved_by_the_earlier_code_restarts_a_run(tmp_path: Path):
     run = tmp_path / "run"
     shutil.copytree(FORMAT_1_RUN, run)

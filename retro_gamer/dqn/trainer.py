@@ -244,14 +244,15 @@ class DQNTrainer:
     def _size_exploration_once_measured(self, deadline: float | None) -> None:
         """Measure this session's speed from when learning starts, and size the exploration once that has run
         ``MEASURE_STEPS`` env steps or ``MEASURE_SHARE`` of the time limit, whichever comes first."""
-        if not self._sizing:
+        limit = self.cfg.trainer.time_limit
+        if not self._sizing or deadline is None or limit is None:
             return
         if self._measure_from is None:
             if self.env_steps >= self._learn_from:
                 self._measure_from = (self.env_steps, time.perf_counter())
         elif (
             self.env_steps - self._measure_from[0] >= self.MEASURE_STEPS
-            or time.perf_counter() - self._measure_from[1] >= self.MEASURE_SHARE * 60 * self.cfg.trainer.time_limit
+            or time.perf_counter() - self._measure_from[1] >= self.MEASURE_SHARE * 60 * limit
         ):
             self._size_exploration(deadline, self._measure_from)
             self._sizing = False
@@ -650,9 +651,7 @@ class DQNTrainer:
             self._learn_from = state.learn_from
             return f"with its replay memory ({self.stored:,} transitions)"
         self._learn_from = self.env_steps + t.warmup_steps
-        return [
-            f"without replay memory ({missing}): the next {t.warmup_steps:,} steps refill it before learning resumes"
-        ]
+        return f"without replay memory ({missing}): the next {t.warmup_steps:,} steps refill it before learning resumes"
 
     def _restart_from_policy(self, policy: dict[str, Any]) -> None:
         """Continue from a policy checkpoint alone (see :data:`~retro_gamer.run.checkpoint.POLICY_KEYS`): its weights

@@ -13,7 +13,7 @@ games' placement under ``second_process``. Files may lack keys that came later; 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -48,17 +48,18 @@ def _flat(state: Any) -> dict[str, Any]:
     return out
 
 
-def _unflat(cls: type, saved: dict[str, Any]) -> Any:
-    """``cls`` from the file's keys: the inverse of :func:`_flat`; a key the file lacks leaves its field's default."""
+def _values(cls: type, saved: dict[str, Any]) -> dict[str, Any]:
+    """``cls``'s constructor arguments from the file's keys: the inverse of :func:`_flat`; a key the file lacks
+    leaves its field's default."""
     values: dict[str, Any] = {}
     for f in fields(cls):
         meta = f.metadata
         key = meta.get("key") or f.name
         if meta.get("part"):
-            values[f.name] = _unflat(meta["part"], saved)
+            values[f.name] = meta["part"](**_values(meta["part"], saved))
         elif key in saved:
             values[f.name] = meta["load"](saved[key]) if meta.get("load") else saved[key]
-    return cls(**values)
+    return values
 
 
 def _history(dtype: torch.dtype) -> Any:
@@ -96,7 +97,7 @@ class TrainingState:
     learn_from: int = _stored(load=int)  # the env step learning starts at
     exploration: dict[str, Any] | None = _stored()  # the schedule sized to a time limit or set by a warm start
     python_random: Any = _stored()  # the games' draws
-    numpy_random: dict[str, Any] = _stored()  # the trainer's action draws
+    numpy_random: Mapping[str, Any] = _stored()  # the trainer's action draws
     torch_random: torch.Tensor = _stored()
     cuda_random: list[torch.Tensor] = _stored()  # empty unless the run learned on CUDA
     replay: dict[str, Any] | None = _stored()  # the replay memory's manifest; None: not kept
@@ -111,4 +112,4 @@ class TrainingState:
     @classmethod
     def from_dict(cls, saved: dict[str, Any]) -> TrainingState:
         """The state a ``resume.pt`` holds (as :func:`~retro_gamer.run.checkpoint.load` returns it)."""
-        return _unflat(cls, saved)
+        return cls(**_values(cls, saved))

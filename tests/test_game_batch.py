@@ -141,7 +141,7 @@ def create_game():
     assert "retro_gamer" not in err and "site-packages" not in err
     # the other group's turn, already queued, failed the same way; the games' process was still ended
     children = subprocess.run(
-        ["pgrep", "-f", "-P", str(os.getpid()), "game_batch import serve"], capture_output=True, text=True
+        ["pgrep", "-f", "-P", str(os.getpid()), "import serve.* GameProcess$"], capture_output=True, text=True
     )
     assert children.stdout.split() == []
 

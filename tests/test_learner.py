@@ -101,7 +101,7 @@ def start_training(tmp_path: Path, episodes: int) -> subprocess.Popen:
 def test_a_killed_learner_process_is_a_clear_error_and_loses_nothing(tmp_path: Path):
     proc = start_training(tmp_path, 100_000)
     learner = subprocess.run(
-        ["pgrep", "-f", "-P", str(proc.pid), "learner import serve"], capture_output=True, text=True
+        ["pgrep", "-f", "-P", str(proc.pid), "import serve.* LearnerProcess$"], capture_output=True, text=True
     ).stdout.split()
     assert len(learner) == 1
     saved = checkpoint.load(tmp_path / "run" / checkpoint.RESUME_FILE)["episode"]

@@ -375,7 +375,7 @@ def test_resume_state_loads_on_any_device(tmp_path: Path):
     assert next(trainer.q.parameters()).device.type == "meta"
     assert all(
         v.device.type == "meta"
-        for s in trainer.learner.learner.optimizer.state.values()
+        for s in trainer.learner.optimizer.state.values()
         for v in s.values()
         if torch.is_tensor(v) and v.dim()
     )

@@ -6,16 +6,17 @@ a number of gradient steps (``submit``), and takes the new weights for choosing 
 submits gradient steps. So actions are always chosen with weights one request old (``train_every`` env
 steps, 48 by default), and :class:`LearnerProcess`, which learns in a child process while the trainer plays
 the next turns, trains exactly as :class:`LocalLearner` in this process (at the same torch thread count),
-number for number. The new weights cross over through a shared file in memory, not a pipe.
+number for number. Both are what :class:`LearnerHandle` says a learner does. The new weights cross over
+through a shared file in memory, not a pipe.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol
 
 import numpy as np
 import torch
@@ -27,11 +28,12 @@ from retro_gamer.errors import RetroGamerError
 from retro_gamer.run import checkpoint
 from retro_gamer.run.training_state import LearnerState
 from retro_gamer.runtime.child_process import ChildProcess
-from retro_gamer.runtime.child_process import serve as serve_calls
 
 if TYPE_CHECKING:
     from retro_gamer.config.schema import RunConfig
     from retro_gamer.runtime.placement import Placement
+
+P = ParamSpec("P")
 
 
 class Outbox:
@@ -175,11 +177,6 @@ class Learner:
         )
         self._publish()
 
-    @property
-    def size(self) -> int:
-        """Transitions in the replay memory (the first answer of a learner process)."""
-        return self.replay.size
-
     def run(self, transitions: Transitions | None, steps: int) -> list[float]:
         """Store ``transitions``, take ``steps`` gradient steps, publish the weights; the losses."""
         if transitions is not None:
@@ -263,36 +260,60 @@ class Learner:
         self._publish()
 
 
-class LocalLearner:
+class LearnerHandle(Protocol):
+    """What the trainer asks of its learner, whether it learns in this process (:class:`LocalLearner`) or in a
+    second one (:class:`LearnerProcess`): requests (:meth:`submit`, then :meth:`wait`), and between them
+    :class:`Learner`'s own methods for the resume state."""
+
+    published: WeightSlots
+
+    def submit(self, transitions: Transitions | None, steps: int) -> None: ...
+
+    def wait(self) -> list[float]: ...
+
+    def state(self) -> LearnerState: ...
+
+    def restore(self, state: LearnerState, replay: dict[str, Any] | None, run_dir: Path) -> tuple[int, str | None]: ...
+
+    def restart_from(self, weights: dict[str, torch.Tensor], updates: int) -> None: ...
+
+    def save_replay(self, run_dir: Path, manifest: dict[str, Any] | None) -> dict[str, Any]: ...
+
+    def mark_saved(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LocalLearner(Learner):
     """A :class:`Learner` in this process: a request runs when it is submitted."""
 
-    def __init__(self, learner: Learner):
-        self.learner = learner
-        self.published = learner.published
+    def __init__(
+        self, cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor], device: torch.device
+    ) -> None:
+        super().__init__(cfg, dims, weights, device)
         self._losses: list[float] = []
 
     def submit(self, transitions: Transitions | None, steps: int) -> None:
-        self._losses = self.learner.run(transitions, steps)
+        self._losses = self.run(transitions, steps)
 
     def wait(self) -> list[float]:
         """The losses of the request submitted last (once)."""
         losses, self._losses = self._losses, []
         return losses
 
-    def call(self, method: str, *args: Any) -> Any:
-        return getattr(self.learner, method)(*args)
-
     def close(self) -> None:
         pass
 
 
-class LearnerProcess(ChildProcess):
+class LearnerProcess(ChildProcess[Learner]):
     """A :class:`Learner` in a child process (:mod:`~retro_gamer.runtime.child_process`): a request runs there while
-    this process plays on; :meth:`wait` collects it."""
+    this process plays on; :meth:`wait` collects it. Its other methods run :class:`Learner`'s there."""
 
     role = "the learner process"
 
-    def __init__(self, cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor], device: torch.device):
+    def __init__(
+        self, cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor], device: torch.device
+    ) -> None:
         length = WeightSlots.length(flat_size(weights))
         folder = "/dev/shm" if os.path.isdir("/dev/shm") else None  # memory, not disk, where there is one
         fd, path = tempfile.mkstemp(prefix="retro-gamer-weights-", dir=folder)
@@ -300,45 +321,58 @@ class LearnerProcess(ChildProcess):
         try:
             os.ftruncate(fd, 4 * length)
             self.published = WeightSlots(np.memmap(path, np.float32, "r+", shape=(length,)))
-            super().__init__("retro_gamer.dqn.learner", cfg, dims, weights, device, path)
+            super().__init__(_learner_on_one_thread, cfg, dims, weights, device, path)
         finally:
             os.close(fd)
             os.unlink(path)  # both sides have it mapped; nothing is left behind whatever happens next
 
+    def _post(self, method: Callable[Concatenate[Learner, P], Any], *args: P.args, **kwargs: P.kwargs) -> None:
+        if self._in_flight:
+            raise RuntimeError("the learner process was asked for more before its last request was collected")
+        super()._post(method, *args, **kwargs)
+
     def submit(self, transitions: Transitions | None, steps: int) -> None:
-        self._check_idle()
-        self._send(("run", transitions, steps))
+        self._post(Learner.run, transitions, steps)
         self._in_flight = True
 
     def wait(self) -> list[float]:
         if not self._in_flight:
             return []
         self._in_flight = False
-        return self._answer()
+        losses: list[float] = self._answer()
+        return losses
 
-    def _check_idle(self) -> None:
-        if self._in_flight:
-            raise RuntimeError("the learner process was asked for more before its last request was collected")
+    def state(self) -> LearnerState:
+        return self.call(Learner.state)
 
-    def call(self, method: str, *args: Any) -> Any:
-        self._check_idle()
-        self._send((method, *args))
-        return self._answer()
+    def restore(self, state: LearnerState, replay: dict[str, Any] | None, run_dir: Path) -> tuple[int, str | None]:
+        return self.call(Learner.restore, state, replay, run_dir)
+
+    def restart_from(self, weights: dict[str, torch.Tensor], updates: int) -> None:
+        self.call(Learner.restart_from, weights, updates)
+
+    def save_replay(self, run_dir: Path, manifest: dict[str, Any] | None) -> dict[str, Any]:
+        return self.call(Learner.save_replay, run_dir, manifest)
+
+    def mark_saved(self) -> None:
+        self.call(Learner.mark_saved)
 
     def close(self) -> None:
         self._end()
 
 
+def _learner_on_one_thread(
+    cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor], device: torch.device, shared: str
+) -> Learner:
+    """The learner process's :class:`Learner`, with torch on one thread: the trainer's process has the other core."""
+    torch.set_num_threads(1)
+    return Learner(cfg, dims, weights, device, shared)
+
+
 def open_learner(
     cfg: RunConfig, dims: dict[str, Any], weights: dict[str, torch.Tensor], placement: Placement
-) -> LocalLearner | LearnerProcess:
+) -> LearnerHandle:
     """The learner, on the device and in the process that ``placement`` names."""
     if placement.learner_process:
         return LearnerProcess(cfg, dims, weights, placement.device)
-    return LocalLearner(Learner(cfg, dims, weights, placement.device))
-
-
-def serve() -> None:
-    """The learner process (see :class:`LearnerProcess`): one core."""
-    torch.set_num_threads(1)
-    serve_calls(Learner, "size")
+    return LocalLearner(cfg, dims, weights, placement.device)

@@ -9,6 +9,7 @@ Reporting goes through :mod:`retro_gamer.dqn.callbacks`; this module never impor
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import time
@@ -23,7 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from retro_gamer.config.schema import ModelKind, RunConfig, to_toml_dict
 from retro_gamer.dqn.callbacks import Callback, Window
-from retro_gamer.dqn.learner import Outbox, copy_weights, open_learner
+from retro_gamer.dqn.learner import LearnerHandle, Outbox, copy_weights, open_learner
 from retro_gamer.dqn.n_step import PendingStep, n_step_transitions
 from retro_gamer.dqn.network import NumpyMLP, QNetwork
 from retro_gamer.env.environment import GameEnvironment, check_rules
@@ -121,8 +122,7 @@ class DQNTrainer:
         # read once: where the run started, then what it resumes
         state = TrainingState.from_dict(checkpoint.load(resume_path)) if resume_path.is_file() else None
         self._threads_before = torch.get_num_threads()
-        self.games: Any = None
-        self.learner: Any = None
+        self._helpers = contextlib.ExitStack()  # what _close ends: the games, the learner
         try:
             torch.manual_seed(t.seed)
             self.rng = np.random.default_rng(t.seed)
@@ -141,6 +141,7 @@ class DQNTrainer:
             if self.placement.torch_threads:
                 torch.set_num_threads(self.placement.torch_threads)
             self.games = open_games(cfg.game, self.run_dir, t.num_envs, t.seed, self.placement.game_process)
+            self._helpers.callback(self.games.close)
             self._build(cfg, state)
         except BaseException:
             self._close()
@@ -157,6 +158,7 @@ class DQNTrainer:
         t, dims = cfg.trainer, self.games.dims
         self.q = QNetwork.from_dims(cfg.model, dims)  # chooses actions; the learner's latest weights at each request
         self.learner = open_learner(cfg, dims, self.q.state_dict(), self.placement)
+        self._helpers.callback(self.learner.close)
         self.q.to(self.device)
         self._numpy_q = NumpyMLP(self.q) if self.q.kind is ModelKind.mlp and self.device.type == "cpu" else None
         self._outbox = Outbox(dims["board_shape"], dims["extras_size"])  # transitions for the learner's next request
@@ -462,11 +464,8 @@ class DQNTrainer:
                 self._store_n_step(group.pending[j], group.board[j], group.extras[j], ended=False, flush=True)
 
     def _close(self) -> None:
-        """End the games and the learner (and their processes); give torch back the threads it had."""
-        if self.games is not None:
-            self.games.close()
-        if self.learner is not None:
-            self.learner.close()
+        """End the learner and the games (and their processes), once; give torch back the threads it had."""
+        self._helpers.close()
         torch.set_num_threads(self._threads_before)
 
     def _learn_due(self, new_steps: int) -> None:
@@ -546,7 +545,7 @@ class DQNTrainer:
         for cb in self.callbacks:
             cb.on_checkpoint(self, path, window)
 
-    def _synced_learner(self) -> Any:
+    def _synced_learner(self) -> LearnerHandle:
         """The learner, once its last request is done and every transition made is in its memory."""
         self._collect()
         if len(self._outbox):
@@ -564,7 +563,7 @@ class DQNTrainer:
             wall_seconds=self.total_wall_seconds(),
             config=to_toml_dict(self.cfg),
             observation=self.games.dims,
-            learner=self._synced_learner().call("state"),  # its latest weights, not the ones choosing actions
+            learner=self._synced_learner().state(),  # its latest weights, not the ones choosing actions
             returns=self.returns,
             lengths=self.lengths,
             learn_credit=self._learn_credit,
@@ -587,14 +586,14 @@ class DQNTrainer:
         if mean_return is None:
             mean_return = self.recent_mean_return(t.checkpoint_every)
         learner = self._synced_learner()
-        manifest = learner.call("save_replay", self.run_dir, self._replay_manifest) if t.save_replay else None
+        manifest = learner.save_replay(self.run_dir, self._replay_manifest) if t.save_replay else None
         saved = self._training_state(mean_return, manifest).to_dict()
         try:
             checkpoint.save(self.run_dir / checkpoint.RESUME_FILE, saved)
         except BaseException:  # the saved resume.pt still lists the chunks before these: only those stay
             checkpoint.prune_replay(self.run_dir, self._replay_manifest)
             raise
-        learner.call("mark_saved")
+        learner.mark_saved()
         self._replay_manifest = manifest
         checkpoint.prune_replay(self.run_dir, manifest)
         return saved
@@ -635,7 +634,7 @@ class DQNTrainer:
         self.episode, self.env_steps, self.wall_seconds = state.episode, state.env_steps, state.wall_seconds
         self.updates = state.learner.updates
         self.q.load_state_dict(state.acting_weights or state.learner.weights)
-        self.stored, missing = self.learner.call("restore", state.learner, state.replay, self.run_dir)
+        self.stored, missing = self.learner.restore(state.learner, state.replay, self.run_dir)
         self.returns, self.lengths = state.returns, state.lengths
         self._learn_credit = state.learn_credit
         if state.exploration:  # sized to a time limit once, or set by a warm start: kept for the rest of the run
@@ -660,5 +659,5 @@ class DQNTrainer:
         self.updates = int(policy.get("updates", 0))
         self.wall_seconds = float(policy["wall_seconds"])
         self.q.load_state_dict(policy["weights"])
-        self.learner.call("restart_from", policy["weights"], self.updates)
+        self.learner.restart_from(policy["weights"], self.updates)
         self._learn_from = self.env_steps + self.cfg.trainer.warmup_steps

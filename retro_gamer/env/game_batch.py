@@ -15,8 +15,9 @@ from __future__ import annotations
 import contextlib
 import random
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Concatenate, NamedTuple, ParamSpec, Protocol, TypeVar
 
 import numpy as np
 
@@ -25,7 +26,9 @@ from retro_gamer.errors import RetroGamerError
 from retro_gamer.games import GameDescription, game_factory
 from retro_gamer.games.faults import GameCodeError
 from retro_gamer.runtime.child_process import ChildProcess
-from retro_gamer.runtime.child_process import serve as serve_calls
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class Turn(NamedTuple):
@@ -41,9 +44,7 @@ class Turn(NamedTuple):
 class LocalGames:
     """``count`` games of ``desc``, played in this process."""
 
-    groups = (
-        1  # how many groups the trainer plays in turn: here nothing overlaps, and each group costs an action choice
-    )
+    groups = 1  # how many groups the trainer plays in turn: here nothing overlaps, and each costs an action choice
 
     def __init__(self, desc: GameDescription, run_dir: Path, count: int, seed: int):
         random.seed(seed)  # retro games draw from Python's global random
@@ -103,67 +104,86 @@ class LocalGames:
         pass
 
 
-class GameProcess(ChildProcess):
+class GameBatch(Protocol):
+    """What the trainer asks of its games, played in this process (:class:`LocalGames`) or in a second one
+    (:class:`GameProcess`), number for number the same."""
+
+    dims: dict[str, Any]  # the observation's sizes
+    groups: int  # how many groups the trainer plays in turn
+
+    def reset(self, indices: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def step_async(self, actions: np.ndarray, indices: list[int] | None = None) -> None: ...
+
+    def step_wait(self) -> Turn: ...
+
+    def random_state(self) -> Any: ...
+
+    def set_random_state(self, state: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class GameProcess(ChildProcess[LocalGames]):
     """The same games as :class:`LocalGames`, played in a child process (:mod:`~retro_gamer.runtime.child_process`)
     while this one learns."""
 
     role = "the games' process"
     groups = 2  # one group's turn is played while this process records the other's and learns
 
-    def __init__(self, desc: GameDescription, run_dir: Path, count: int, seed: int):
+    def __init__(self, desc: GameDescription, run_dir: Path, count: int, seed: int) -> None:
         self._final_random_state: Any = None
         self._in_flight = 0  # turns sent whose answers are not read yet
         self._early: deque[Turn] = deque()  # turns read while waiting for a later answer
-        super().__init__("retro_gamer.env.game_batch", desc, Path(run_dir).resolve(), count, seed)
-        self.dims = self.started
+        super().__init__(LocalGames, desc, Path(run_dir).resolve(), count, seed)
+        self.dims = self.call(_dims)
 
-    def _call(self, *message: Any) -> Any:
-        """Send a call and return its answer; the answers to turns sent before it come first and are kept."""
-        self._send(message)
+    def call(self, method: Callable[Concatenate[LocalGames, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run ``method`` there and return its answer; the answers to turns sent before it come first and are kept."""
+        self._post(method, *args, **kwargs)
         while self._in_flight:
             self._in_flight -= 1
             self._early.append(self._answer())
-        return self._answer()
+        answer: R = self._answer()
+        return answer
 
     def reset(self, indices: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        return self._call("reset", indices)
+        return self.call(LocalGames.reset, indices)
 
     def step_async(self, actions: np.ndarray, indices: list[int] | None = None) -> None:
-        self._send(("play_turn", actions, indices))
+        self._post(LocalGames.play_turn, actions, indices)
         self._in_flight += 1
 
     def step_wait(self) -> Turn:
         if self._early:
             return self._early.popleft()
         self._in_flight -= 1
-        return self._answer()
+        turn: Turn = self._answer()
+        return turn
 
     def random_state(self) -> Any:
         """The games' random-number state (after :meth:`close`, the state they ended in)."""
         if not self.alive:
             return self._final_random_state
-        return self._call("random_state")
+        return self.call(LocalGames.random_state)
 
     def set_random_state(self, state: Any) -> None:
-        self._call("set_random_state", state)
+        self.call(LocalGames.set_random_state, state)
 
     def close(self) -> None:
         """Let the child finish (keeping the games' last random state), or stop it if it does not."""
         if self.alive:
             with contextlib.suppress(RuntimeError, OSError, RetroGamerError, GameCodeError):
                 # a queued turn failed too, and was reported first
-                self._final_random_state = self._call("random_state")
+                self._final_random_state = self.call(LocalGames.random_state)
         self._end()
 
 
-def open_games(
-    desc: GameDescription, run_dir: Path, count: int, seed: int, second_process: bool
-) -> LocalGames | GameProcess:
-    """:class:`GameProcess` or :class:`LocalGames`: the same games, number for number; the trainer plays
-    them in ``groups`` groups (two in the games' process, one here)."""
-    return GameProcess(desc, run_dir, count, seed) if second_process else LocalGames(desc, run_dir, count, seed)
+def _dims(games: LocalGames) -> dict[str, Any]:
+    return games.dims
 
 
-def serve() -> None:
-    """The games' process (see :class:`GameProcess`)."""
-    serve_calls(LocalGames, "dims")
+def open_games(desc: GameDescription, run_dir: Path, count: int, seed: int, game_process: bool) -> GameBatch:
+    """:class:`GameProcess` (``game_process``) or :class:`LocalGames`: the same games, number for number; the
+    trainer plays them in ``groups`` groups (two in the games' process, one here)."""
+    return GameProcess(desc, run_dir, count, seed) if game_process else LocalGames(desc, run_dir, count, seed)

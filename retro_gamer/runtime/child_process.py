@@ -1,12 +1,13 @@
 """A helper Python process that answers calls: what the games' process and the learner process share.
 
 The child is a fresh interpreter (``python -c``) with this process's ``sys.path``, so it imports the
-game the same way and never re-runs the caller's script. It builds one object from the first call and
-then runs that object's methods by name. Calls and answers are pickles over its stdin/stdout; prints in
-the child (a game's own) go to stderr. It ignores Ctrl+C (the trainer decides when to stop) and ends when
-its stdin closes. An exception in the child comes back here: a retro-gamer error as itself, the game's
-own failure as :class:`~retro_gamer.games.faults.GameCodeError` with its frames, anything else with the
-child's traceback.
+game the same way and never re-runs the caller's script. It builds one object, ``build(*args)``, and then
+runs that object's methods as they are called: a call names the method itself (``Learner.restore``), so an
+editor and a type checker follow it and check its arguments (:meth:`ChildProcess.call`). Calls and answers
+are pickles over its stdin/stdout (a method pickles as its module and name); prints in the child (a game's
+own) go to stderr. It ignores Ctrl+C (the trainer decides when to stop) and ends when its stdin closes. An
+exception in the child comes back here: a retro-gamer error as itself, the game's own failure as
+:class:`~retro_gamer.games.faults.GameCodeError` with its frames, anything else with the child's traceback.
 """
 
 from __future__ import annotations
@@ -21,19 +22,26 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from retro_gamer.errors import HelperDied, RetroGamerError
 from retro_gamer.games.faults import GameCodeError, game_frames
 
+T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
-class ChildProcess:
-    """The calling side: start the child that ``module``'s ``serve()`` runs, send calls, read answers."""
+CHILD = "from retro_gamer.runtime.child_process import serve; serve()"
+
+
+class ChildProcess(Generic[T]):
+    """The calling side: start a child that builds a ``T`` with ``build(*args)``, call its methods there."""
 
     role = "the child process"  # how messages name it
 
-    def __init__(self, module: str, *start: Any):
-        command = [sys.executable, "-c", f"from {module} import serve; serve()"]
+    def __init__(self, build: Callable[..., T], *args: Any) -> None:
+        # the class's name ends the command line, so that ps and top tell the helpers apart
+        command = [sys.executable, "-c", CHILD, type(self).__name__]
         env = {
             **os.environ,
             "OMP_NUM_THREADS": "1",
@@ -41,29 +49,42 @@ class ChildProcess:
             "OPENBLAS_NUM_THREADS": "1",
         }  # one core each
         self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        assert self._process.stdin is not None and self._process.stdout is not None  # both pipes, as asked
+        self._calls, self._answers = self._process.stdin, self._process.stdout
         try:
-            self._send(("start", list(sys.path), *start))
-            self.started = self._answer()  # the first answer: see serve()
+            self._send(list(sys.path))  # first, so that what the next message names imports as it does here
+            self._send((build, args))
+            self._answer()
         except BaseException:
             self._end()
             raise
+
+    def call(self, method: Callable[Concatenate[T, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """``method(the child's object, *args, **kwargs)``, run in the child; its answer."""
+        self._post(method, *args, **kwargs)
+        answer: R = self._answer()
+        return answer
+
+    def _post(self, method: Callable[Concatenate[T, P], Any], *args: P.args, **kwargs: P.kwargs) -> None:
+        """Send a call without waiting for its answer (read it later with :meth:`_answer`, in order)."""
+        self._send((method, args, kwargs))
 
     @property
     def alive(self) -> bool:
         return self._process.poll() is None
 
-    def _send(self, message: tuple) -> None:
+    def _send(self, message: object) -> None:
         try:
-            pickle.dump(message, self._process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            self._process.stdin.flush()
+            pickle.dump(message, self._calls, protocol=pickle.HIGHEST_PROTOCOL)
+            self._calls.flush()
         except (BrokenPipeError, OSError):
             self._answer()  # the child is gone: say why
             raise
 
     def _answer(self) -> Any:
-        _await(self._process.stdout)
+        _await(self._answers)
         try:
-            kind, value = pickle.load(self._process.stdout)
+            kind, value = pickle.load(self._answers)
         except (EOFError, OSError, pickle.UnpicklingError):
             raise HelperDied(self._obituary()) from None
         if kind == "error":
@@ -87,40 +108,44 @@ class ChildProcess:
         """Let the child finish (its stdin closes), or stop it if it does not."""
         if self.alive:
             try:
-                self._process.stdin.close()
+                self._calls.close()
                 self._process.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired):
                 self._process.kill()
                 self._process.wait()
-        for stream in (self._process.stdin, self._process.stdout):
+        for stream in (self._calls, self._answers):
             with contextlib.suppress(OSError):
                 stream.close()
 
 
-def serve(build: Callable[..., Any], first_answer: str) -> None:
-    """The child's side: build the object from the first call and answer with its attribute
-    ``first_answer``, then run the object's methods as called until stdin closes."""
+def serve() -> None:
+    """The child's side (see the module docstring): ``sys.path``, then the object to build, then calls until
+    stdin closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole process group; the parent handles it
     calls, answers = sys.stdin.buffer, os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # the game's print() must not mix into the answers
+    try:
+        sys.path[:] = pickle.load(calls)
+    except EOFError:
+        return
     target: Any = None
     while True:
         _await(calls)
         try:
-            command, *args = pickle.load(calls)
+            message = pickle.load(calls)
         except EOFError:
             return
         try:
-            if command == "start":
-                sys.path[:] = args[0]
-                target = build(*args[1:])
-                result: Any = getattr(target, first_answer)
+            if target is None:
+                build, args = message
+                target, result = build(*args), None
             else:
-                result = getattr(target, command)(*args)
-            message = ("ok", result)
+                method, args, kwargs = message
+                result = method(target, *args, **kwargs)
+            answer = ("ok", result)
         except Exception as err:  # noqa: BLE001 - sent to the parent, which reports it
-            message = ("error", _portable(err))
-        pickle.dump(message, answers, protocol=pickle.HIGHEST_PROTOCOL)
+            answer = ("error", _portable(err))
+        pickle.dump(answer, answers, protocol=pickle.HIGHEST_PROTOCOL)
         answers.flush()
 
 

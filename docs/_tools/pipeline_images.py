@@ -1,0 +1,105 @@
+"""The adversarial page's pictures, from a real pipeline run: docs/_static/adversarial-payoff.png is the evaluate
+stage's heat map (metrics/payoff.png) and docs/_static/adversarial-ratings.png draws its metrics/ratings.csv the way
+``dvc plots show`` does (rating per round, both sides).
+
+    python docs/_tools/pipeline_images.py                       # short budgets: a few minutes on two cores
+    python docs/_tools/pipeline_images.py --steps 300000 --episodes 200   # the shipped settings (about 6 minutes)
+
+Runs ``dvc repro`` in a fresh git repository holding a copy of this project's pipeline (as a new user's clone
+would), with ``--steps`` env steps a generation and ``--episodes`` tournament games a pairing; tracking off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import matplotlib
+import yaml
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 - after the backend is chosen
+
+REPO = Path(__file__).resolve().parents[2]
+STATIC = REPO / "docs" / "_static"
+BIN = Path(sys.executable).parent
+PIPELINE = [
+    "dvc.yaml",
+    "params.yaml",
+    "pipelines",
+    "conf",
+    "retro_gamer",
+    "pyproject.toml",
+    ".dvc/config",
+    ".dvcignore",
+]
+
+
+def run(*args: str, cwd: Path) -> None:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}  # the stages run this environment's python
+    subprocess.run(list(args), cwd=cwd, env=env, check=True)
+
+
+def clone(root: Path, steps: int, episodes: int) -> None:
+    """The pipeline's files in a new git repository, with the budgets asked for."""
+    for name in PIPELINE:
+        source, target = REPO / name, root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, target)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["adversarial"]["tracking"] = False
+    for side in ("player", "enemy"):
+        params["adversarial"][side]["steps"] = steps
+    params["adversarial"]["tournament"]["episodes"] = episodes
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run("git", "init", "-q", cwd=root)
+    run("git", "add", "-A", cwd=root)
+    run("git", "-c", "user.name=docs", "-c", "user.email=docs@localhost", "commit", "-qm", "pipeline", cwd=root)
+
+
+def draw_ratings(ratings_csv: Path, output: Path, steps: int) -> None:
+    """Rating per round for each side, as ``dvc plots show`` draws metrics/ratings.csv."""
+    with open(ratings_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    rounds = [int(row["round"]) for row in rows]
+    figure, axes = plt.subplots(figsize=(8, 4.5), dpi=100)
+    for side, colour in (("player", "tab:blue"), ("enemy", "tab:red")):
+        axes.plot(rounds, [float(row[side]) for row in rows], marker="o", color=colour, label=side)
+    axes.set_xticks(rounds, [f"r{n}" + (" (scripted)" if n == 0 else "") for n in rounds])
+    axes.set_xlabel("generation")
+    axes.set_ylabel("Elo-style rating (mean 1000)")
+    axes.set_title(f"Rating of each generation ({steps:,} env steps a generation)")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(output)
+    print(f"Wrote {output}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=60_000, help="env steps a generation (shipped: 300000)")
+    parser.add_argument("--episodes", type=int, default=100, help="tournament games a pairing (shipped: 200)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder) / "retro-gamer"
+        root.mkdir()
+        clone(root, args.steps, args.episodes)
+        run(str(BIN / "dvc"), "repro", cwd=root)
+        STATIC.mkdir(exist_ok=True)
+        shutil.copy(root / "metrics" / "payoff.png", STATIC / "adversarial-payoff.png")
+        print(f"Wrote {STATIC / 'adversarial-payoff.png'}")
+        draw_ratings(root / "metrics" / "ratings.csv", STATIC / "adversarial-ratings.png", args.steps)
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,7 @@ author = "retro-gamer contributors"
 copyright = "retro-gamer contributors"
 
 extensions = ["sphinx.ext.autodoc", "cli_help", "settings_reference"]
-exclude_patterns = ["_build", "_tools"]
+exclude_patterns = ["_build", "_tools", "_generated"]  # _generated: included by the pages
 html_theme = "furo"
 html_title = "retro-gamer"
 autodoc_member_order = "bysource"

@@ -2,9 +2,10 @@
 
 How a page's code blocks are run (integrating-a-trained-model.rst has its own test, tests/test_docs.py):
 
-* Each page runs on its own, its blocks in order, in a fresh empty project folder. A page with a ``dvc``
-  command starts instead from a copy of this repository's pipeline (dvc.yaml, params.yaml, pipelines/, conf/,
-  …) in a new git repository, with tiny budgets in params.yaml (tests/test_pipeline.py's ``make_repo``).
+* Each page runs on its own, its blocks in order, in a fresh empty project folder (two pages at a time). A page
+  with a ``dvc`` command starts instead from a copy of this repository's pipeline (dvc.yaml, params.yaml,
+  pipelines/, conf/, …) in a new git repository, with tiny budgets, two rounds and tracking off in params.yaml
+  (tests/test_pipeline.py's ``make_repo``), as a clone of the repository would be.
 * ``.. code-block:: console``: a line starting ``% `` is a command (a trailing ``\\`` continues it on the next
   line); it runs in bash in the project folder, with this environment's ``retro-gamer``, ``python``, ``dvc`` and
   ``mlflow`` first on PATH and no ``MLFLOW_TRACKING_URI``, and must exit 0. ``% cd DIR`` changes the folder of
@@ -22,26 +23,38 @@ How a page's code blocks are run (integrating-a-trained-model.rst has its own te
   settings (tests/conftest.py's ``TINY`` without its tracking setting: tracking stays as the page has it), and
   any ``trainer.episodes=N``, ``--episodes N``, ``trainer.total_env_steps=N``, ``--steps N``,
   ``trainer.time_limit=N`` or ``--minutes N`` on them is made small; ``--episodes N`` of ``retro-gamer eval``
-  too. So a page runs in seconds, and its commands stay what a reader types.
+  too. So a page runs in seconds, and its commands stay what a reader types. A compound command (a pipe,
+  ``;``, ``&&``, a subshell) runs as written.
 * ``.. not-tested: REASON`` (an RST comment on the line before the block): the block is not run. Every
   exemption needs a reason, and their number across the site is ``EXEMPT``, so adding one is a deliberate change.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import shlex
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pytest
 from conftest import REPO, TINY, run_in_terminal
 
+from retro_gamer.cli.app import build_parser
+from retro_gamer.config.schema import ModelConfig, TrackingConfig, TrainerConfig
+from retro_gamer.games.description import KNOWN_KEYS
+
 DOCS = REPO / "docs"
+sys.path.insert(0, str(DOCS / "_tools"))  # the site's own tools: they render pages from the code
+import cli_help  # noqa: E402
+import performance_tables  # noqa: E402
+
 BIN = Path(sys.executable).parent
 # The pages in reading order, as index.rst lists them.
 TOCTREE = [
@@ -58,7 +71,7 @@ TOCTREE = [
     "api",
 ]
 RUN_ELSEWHERE = {"integrating-a-trained-model.rst"}  # tests/test_docs.py runs it, with its own checks
-EXEMPT = 0  # blocks marked `.. not-tested: REASON` on all pages
+EXEMPT = 3  # blocks marked `.. not-tested: REASON` on all pages
 LANGUAGES = {"console", "python", "toml", "text"}
 
 
@@ -143,6 +156,24 @@ def test_the_site_builds_with_warnings_as_errors(tmp_path: Path):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     for page in TOCTREE:
         assert (tmp_path / "html" / f"{page}.html").is_file(), page
+    # the pages rendered from the code (docs/_tools) have every command and every setting
+    api = (tmp_path / "html" / "api.html").read_text(encoding="utf-8")
+    for name in cli_help.subcommands(build_parser()):
+        assert f"usage: retro-gamer {name} " in api, name
+    settings = (tmp_path / "html" / "configuration.html").read_text(encoding="utf-8")
+    for section, schema in (("model", ModelConfig), ("trainer", TrainerConfig), ("tracking", TrackingConfig)):
+        assert all(f"{section}.{f.name}<" in settings for f in fields(schema)), section
+    assert all(f"{key}</span>" in settings for key in KNOWN_KEYS)
+
+
+def test_the_performance_tables_are_built_from_the_results_files():
+    """docs/performance.rst includes tables that docs/_tools/performance_tables.py builds from benchmarks/results/."""
+    assert ".. include:: _generated/performance-tables.rst" in (DOCS / "performance.rst").read_text(encoding="utf-8")
+    page, built = performance_tables.OUTPUT.read_text(encoding="utf-8"), performance_tables.render()
+    diff = "\n".join(
+        difflib.unified_diff(page.splitlines(), built.splitlines(), "on the page", "from the files", lineterm="")
+    )
+    assert not diff, f"run `python docs/_tools/performance_tables.py`:\n{diff}"
 
 
 # --- every code block runs -----------------------------------------------------------------------
@@ -177,6 +208,10 @@ def _fewer_steps(text: str) -> str:
 
 def tiny(command: str) -> str:
     """``command`` as the harness runs it: training commands on tiny budgets (see the module docstring)."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    if any(set(word) <= set("();<>|&") for word in lexer):
+        return command  # a compound command (a pipe, a subshell, a list) runs as written
     words = shlex.split(command, comments=True)
     start = 0
     while start < len(words) and re.match(r"^\w+=", words[start]):  # VAR=value before the command
@@ -267,12 +302,10 @@ def run_console(block: Block, cwd: Path, env: dict[str, str]) -> Path:
 
 def run_page(page: Path, project: Path) -> None:
     blocks = [b for b in page_blocks(page) if b.exempt is None and b.language != "text"]
-    if any(
-        command.startswith("dvc ") for b in blocks if b.language == "console" for command, _ in console_commands(b.code)
-    ):
-        from test_pipeline import make_repo
+    if has_dvc(page):
+        from test_pipeline import TWO_ROUNDS, make_repo
 
-        make_repo(project, tracking=False)
+        make_repo(project, tracking=False, rounds=TWO_ROUNDS)
     else:
         project.mkdir()
     env, cwd = page_env(), project
@@ -295,10 +328,38 @@ def run_page(page: Path, project: Path) -> None:
             cwd = run_console(block, cwd, env)
 
 
+def has_dvc(page: Path) -> bool:
+    return any(
+        command.startswith("dvc ")
+        for block in page_blocks(page)
+        if block.language == "console" and block.exempt is None
+        for command, _ in console_commands(block.code)
+    )
+
+
+@pytest.fixture(scope="module")
+def page_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future]]:
+    """Every page this session runs, started at once and run two at a time (pages are independent, and their
+    commands mostly wait on one core each), the DVC page first since it takes longest."""
+    chosen = [
+        item.callspec.params["page"]
+        for item in request.session.items
+        if getattr(item, "originalname", "") == "test_every_block_on_the_page_runs"
+    ]
+    with ThreadPoolExecutor(2) as pool:
+        runs = {
+            page.name: pool.submit(run_page, page, tmp_path_factory.mktemp(page.stem) / "project")
+            for page in sorted(chosen, key=lambda page: not has_dvc(page))
+        }
+        yield runs
+        for run in runs.values():
+            run.cancel()  # pages of a session stopped early
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("page", pages(), ids=lambda p: p.stem)
-def test_every_block_on_the_page_runs(page: Path, tmp_path: Path):
-    run_page(page, tmp_path / "project")
+def test_every_block_on_the_page_runs(page: Path, page_runs: dict[str, Future]):
+    page_runs[page.name].result()
 
 
 # --- the harness itself --------------------------------------------------------------------------
@@ -315,6 +376,7 @@ def test_training_commands_get_tiny_budgets():
     assert "trainer.time_limit=0.1" in module and f"trainer.episodes={EPISODES}" in module
     assert tiny("retro-gamer eval runs/snake --episodes 50 --json") == "retro-gamer eval runs/snake --episodes 2 --json"
     assert tiny("dvc repro") == "dvc repro" and tiny("ls runs | head") == "ls runs | head"
+    assert tiny("(ulimit -f 64; retro-gamer train runs/x --episodes 900)").endswith("--episodes 900)")
 
 
 def test_marks_and_expected_output_are_read_as_documented(tmp_path: Path):

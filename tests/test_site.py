@@ -2,7 +2,7 @@
 
 How a page's code blocks are run (integrating-a-trained-model.rst has its own test, tests/test_docs.py):
 
-* Each page runs on its own, its blocks in order, in a fresh empty project folder (two pages at a time). A page
+* Each page runs on its own, its blocks in order, in a fresh empty project folder (three pages at a time). A page
   with a ``dvc`` command starts instead from a copy of this repository's pipeline (dvc.yaml, params.yaml,
   pipelines/, conf/, …) in a new git repository, with tiny budgets, two rounds and tracking off in params.yaml
   (tests/test_pipeline.py's ``make_repo``), as a clone of the repository would be.
@@ -38,7 +38,7 @@ import shlex
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -197,13 +197,25 @@ TRAINER_TINY = [o for o in TINY if not o.startswith("tracking.")] + [
 ]
 
 
-def _fewer_episodes(text: str) -> str:
+def _fewer_episodes(count: int) -> int:
     """A page's episode count, made small but kept in order (300 before 600 stays fewer)."""
-    return str(max(2, min(int(text) // 100, 20)))
+    return max(2, min(count // 100, 20))
 
 
-def _fewer_steps(text: str) -> str:
-    return str(max(STEPS, min(int(text) // 1000, 2000)))
+def _fewer_steps(count: int) -> int:
+    return max(STEPS, min(count // 1000, 2000))
+
+
+def _a_few_minutes(_: int) -> float:
+    return MINUTES
+
+
+def _smaller(value: str, smaller: Callable[[int], float]) -> str:
+    """``value`` (or each value of a sweep, ``300,600``) made smaller; a value that is no whole number stays."""
+    try:
+        return ",".join(f"{smaller(int(float(part)))}" for part in value.split(","))
+    except ValueError:
+        return value
 
 
 def tiny(command: str) -> str:
@@ -217,25 +229,24 @@ def tiny(command: str) -> str:
     while start < len(words) and re.match(r"^\w+=", words[start]):  # VAR=value before the command
         start += 1
     head = words[start : start + 3]
-    training = head[:2] in (["retro-gamer", "create"], ["retro-gamer", "train"]) or head == [
-        "python",
-        "-m",
-        "retro_gamer.train",
-    ]
-    if not training and head[:2] != ["retro-gamer", "eval"]:
+    hydra = head[:2] == ["retro-gamer", "create"] or head == ["python", "-m", "retro_gamer.train"]
+    if not (hydra or head[:2] in (["retro-gamer", "train"], ["retro-gamer", "eval"])):
         return command
-    flags = {"--episodes": _fewer_episodes, "-n": _fewer_episodes, "--steps": _fewer_steps, "--minutes": None}
-    keys = {"trainer.episodes": _fewer_episodes, "trainer.total_env_steps": _fewer_steps, "trainer.time_limit": None}
+    flags = {"--episodes": _fewer_episodes, "-n": _fewer_episodes, "--steps": _fewer_steps, "--minutes": _a_few_minutes}
+    keys = {
+        "trainer.episodes": _fewer_episodes,
+        "trainer.total_env_steps": _fewer_steps,
+        "trainer.time_limit": _a_few_minutes,
+    }
     out: list[str] = []
     for word in words:
-        flag = out[-1] if out else ""
         key, _, value = word.partition("=")
-        if flag in flags:
-            word = flags[flag](word) if flags[flag] else str(MINUTES)
+        if out and out[-1] in flags:
+            word = _smaller(word, flags[out[-1]])
         elif value and key in keys:
-            word = f"{key}={keys[key](value) if keys[key] else MINUTES}"
+            word = f"{key}={_smaller(value, keys[key])}"
         out.append(word)
-    if training and head[1] != "train":  # create and python -m retro_gamer.train take Hydra overrides
+    if hydra:  # these take Hydra overrides: the tiny trainer settings the page does not set itself
         given = {word.split("=", 1)[0] for word in out}
         out += [o for o in TRAINER_TINY if o.split("=", 1)[0] not in given]
     return shlex.join(out)
@@ -339,14 +350,14 @@ def has_dvc(page: Path) -> bool:
 
 @pytest.fixture(scope="module")
 def page_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future]]:
-    """Every page this session runs, started at once and run two at a time (pages are independent, and their
-    commands mostly wait on one core each), the DVC page first since it takes longest."""
+    """Every page this session runs, three at a time (pages are independent; on two cores a third page fills the
+    time the others spend starting processes and waiting on files), the DVC page first since it takes longest."""
     chosen = [
         item.callspec.params["page"]
         for item in request.session.items
         if getattr(item, "originalname", "") == "test_every_block_on_the_page_runs"
     ]
-    with ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(3) as pool:
         runs = {
             page.name: pool.submit(run_page, page, tmp_path_factory.mktemp(page.stem) / "project")
             for page in sorted(chosen, key=lambda page: not has_dvc(page))
@@ -375,6 +386,8 @@ def test_training_commands_get_tiny_budgets():
     assert module.startswith("MLFLOW_TRACKING_URI=http://x:5000 python -m retro_gamer.train +game=snake")
     assert "trainer.time_limit=0.1" in module and f"trainer.episodes={EPISODES}" in module
     assert tiny("retro-gamer eval runs/snake --episodes 50 --json") == "retro-gamer eval runs/snake --episodes 2 --json"
+    swept = tiny("python -m retro_gamer.train +game=snake -m trainer.episodes=300,600 trainer.lr=1e-3,3e-4")
+    assert "trainer.episodes=3,6" in swept and "trainer.lr=1e-3,3e-4" in swept
     assert tiny("dvc repro") == "dvc repro" and tiny("ls runs | head") == "ls runs | head"
     assert tiny("(ulimit -f 64; retro-gamer train runs/x --episodes 900)").endswith("--episodes 900)")
 

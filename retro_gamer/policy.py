@@ -105,7 +105,7 @@ class NumpyForward:
         self.convs: list[_Conv] = []
         if q.kind is ModelKind.cnn and h * w:
             shape = (h, w)
-            for i, module in enumerate(q.features):
+            for i, module in enumerate(q.features.children()):  # a Sequential's layers, in order
                 if isinstance(module, torch.nn.Conv2d):
                     self.convs.append(
                         _Conv(params[f"features.{i}.weight"], params[f"features.{i}.bias"], shape, module.stride[0])

@@ -19,8 +19,8 @@ def tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     "command",
-    [("ruff", "check", "."), ("ruff", "format", "--check", "."), ("lint-imports",)],
-    ids=["ruff-check", "ruff-format", "import-layers"],
+    [("ruff", "check", "."), ("ruff", "format", "--check", "."), ("lint-imports",), ("mypy",)],
+    ids=["ruff-check", "ruff-format", "import-layers", "types"],
 )
 def test_the_code_keeps_its_shape(command: tuple[str, ...]):
     result = tool(*command)

@@ -193,9 +193,9 @@ def choose(
         )
         kind = model_config(choices.model).kind.value
     if not explicit_decay:
-        choices.exploration_fraction, reason = choose_exploration(trainer, rule)
-        if reason:
-            choices.reasons["exploration"] = reason
+        choices.exploration_fraction, exploration_reason = choose_exploration(trainer, rule)
+        if exploration_reason:
+            choices.reasons["exploration"] = exploration_reason
     choices.learner_process, choices.game_process, choices.reasons["placement"] = choose_placement(
         trainer, kind, agents, rule["busy_game_agents"]
     )

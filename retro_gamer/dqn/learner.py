@@ -203,7 +203,7 @@ class Learner:
         q = self.q(board, extras).gather(1, torch.from_numpy(b.action).to(dev).unsqueeze(1)).squeeze(1)
         loss = (torch.from_numpy(b.weight).to(dev) * F.smooth_l1_loss(q, target, reduction="none")).mean()
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        torch.autograd.backward(loss)
         torch.nn.utils.clip_grad_norm_(self.q.parameters(), t.grad_clip)
         self.optimizer.step()
         if isinstance(self.replay, PrioritizedReplayBuffer):

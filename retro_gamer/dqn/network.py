@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -12,6 +14,8 @@ from retro_gamer.config.schema import ModelConfig, ModelKind
 
 class QNetwork(nn.Module):
     """One-hot board (blank cells are all-zero) → MLP or small strided CNN → (dueling) Q-values."""
+
+    onehot: torch.Tensor  # a buffer: class index -> channels
 
     def __init__(
         self, cfg: ModelConfig, board_shape: tuple[int, int], n_classes: int, extras_size: int, n_actions: int
@@ -32,7 +36,7 @@ class QNetwork(nn.Module):
                 stride = cfg.strides[min(i, len(cfg.strides) - 1)]
                 layers += [nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1), nn.ReLU()]
                 in_ch = out_ch
-            self.features = nn.Sequential(*layers, nn.Flatten())
+            self.features: nn.Module = nn.Sequential(*layers, nn.Flatten())
             with torch.no_grad():
                 board_features = self.features(torch.zeros(1, channels, h, w)).shape[1]
         else:
@@ -47,7 +51,7 @@ class QNetwork(nn.Module):
         self.value = nn.Linear(sizes[-1], 1) if self.dueling else None
 
     @classmethod
-    def from_dims(cls, cfg: ModelConfig, dims: dict) -> QNetwork:
+    def from_dims(cls, cfg: ModelConfig, dims: dict[str, Any]) -> QNetwork:
         """Build from the ``observation`` sizes a checkpoint records (see ``GameEnvironment.dims``)."""
         return cls(cfg, tuple(dims["board_shape"]), dims["n_classes"], dims["extras_size"], dims["n_actions"])
 
@@ -67,10 +71,11 @@ class QNetwork(nn.Module):
             features = self.features(onehot)
             x = torch.cat([features, extras], dim=1) if extras.shape[1] else features  # a cat copies the batch
         x = self.trunk(x)
-        advantage = self.advantage(x)
+        advantage: torch.Tensor = self.advantage(x)
         if self.value is None:
             return advantage
-        return self.value(x) + advantage - advantage.mean(dim=1, keepdim=True)
+        value: torch.Tensor = self.value(x)
+        return value + advantage - advantage.mean(dim=1, keepdim=True)
 
 
 class NumpyMLP:
@@ -96,7 +101,9 @@ class NumpyMLP:
                 x = np.concatenate([x, extras], axis=1)
         for weight, bias in self.trunk:
             x = np.maximum(x @ weight + bias, 0.0)
-        advantage = x @ self.advantage[0] + self.advantage[1]
+        advantage: np.ndarray = x @ self.advantage[0] + self.advantage[1]
         if self.value is None:
             return advantage
-        return (x @ self.value[0] + self.value[1]) + advantage - advantage.mean(axis=1, keepdims=True)
+        value: np.ndarray = x @ self.value[0] + self.value[1]
+        q: np.ndarray = value + advantage - advantage.mean(axis=1, keepdims=True)
+        return q

@@ -212,6 +212,8 @@ class DQNTrainer:
         from where it is to its end by ``exploration_fraction`` of all the run's steps (never later than planned).
         What was measured and used is kept in resume.pt and metrics.json."""
         t = self.cfg.trainer
+        if t.exploration_fraction is None:  # a schedule set in env steps is not sized to the time
+            return
         now = time.perf_counter()
         rate = (self.env_steps - measure_from[0]) / max(1e-9, now - measure_from[1])
         expected = self.env_steps + rate * max(0.0, deadline - now)
@@ -309,6 +311,7 @@ class DQNTrainer:
         n, n_actions = len(board), self.games.dims["n_actions"]
         if epsilon >= 1.0:
             return self.rng.integers(0, n_actions, size=n)
+        actions: np.ndarray
         if self._numpy_q is not None:
             actions = self._numpy_q(board, extras).argmax(axis=1)
         else:

@@ -93,10 +93,8 @@ class TrainerConfig:
     lr: float = field(default=5e-4, metadata=_number(0, 1, whole=False, above=True))
     gamma: float = field(default=0.99, metadata=_number(0, 1, whole=False))
     n_step: int = field(default=3, metadata=_number(1, 1_000))
-    # 256 transitions every 48 env steps. 256 every 40 (the replay ratio of 64 every 10 in a quarter of the gradient
-    # steps) trained 1.6-2.0x faster than 64 every 10 on CPU, where a small MLP's step is mostly fixed cost. Every 48
-    # then trained 1.02-1.22x faster again in benchmarks/games.py over 3 minutes, and learned about as much (more for
-    # gems), with the learner process the limit for the widest inputs; see the README's trainer paragraph.
+    # Few large gradient steps (256 transitions every 48 env steps) rather than many small ones: on a CPU a small
+    # network's gradient step costs about the same whatever the batch, so this learns more per second.
     batch_size: int = field(default=256, metadata=_number(1, 65_536))
     buffer_size: int = field(default=100_000, metadata=_number(1, 100_000_000))
     num_envs: int = field(default=8, metadata=_number(1, 1_024))

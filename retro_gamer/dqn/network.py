@@ -56,7 +56,7 @@ class QNetwork(nn.Module):
         return cls(cfg, tuple(dims["board_shape"]), dims["n_classes"], dims["extras_size"], dims["n_actions"])
 
     def one_hot(self, board: torch.Tensor) -> torch.Tensor:
-        """(B, h, w) class indices → (B, h, w, C) floats, by table lookup (4x faster than ``F.one_hot``)."""
+        """(B, h, w) class indices → (B, h, w, C) floats,, by table lookup (cheaper than ``F.one_hot``)."""
         return F.embedding(board.long(), self.onehot)
 
     def forward(self, board: torch.Tensor, extras: torch.Tensor, onehot: torch.Tensor | None = None) -> torch.Tensor:
@@ -96,7 +96,7 @@ class NumpyMLP:
         """Q-values, (B, actions), for boards (B, h, w) of class indices and extras (B, k), as :meth:`QNetwork.forward`."""
         x = extras
         if board.shape[-1]:
-            x = np.take(self.onehot, board, axis=0).reshape(len(board), -1)  # 3x faster than self.onehot[board]
+            x = np.take(self.onehot, board, axis=0).reshape(len(board), -1)  # np.take: cheaper than fancy indexing
             if extras.shape[1]:
                 x = np.concatenate([x, extras], axis=1)
         for weight, bias in self.trunk:

@@ -125,7 +125,7 @@ def test_the_turn_limit_ends_the_game_in_a_draw_that_pays_nobody_for_hiding():
     assert chase.outcome(game) == {"player": "draw", "enemy": "draw"}
 
 
-def test_the_fifth_coin_wins_for_the_player():
+def test_the_last_coin_wins_for_the_player():
     game = started(chase.create_player_training_game(opponent=Still()))
     place(game, player=(7, 2), enemy=(12, 9))
     game.state["coins"] = chase.COINS_TO_WIN - 1
@@ -139,9 +139,9 @@ def test_the_fifth_coin_wins_for_the_player():
     "state, player",
     [
         ({"caught": 1, "coins": 0}, "loss"),
-        ({"caught": 1, "coins": 4}, "loss"),
-        ({"caught": 0, "coins": 5}, "win"),
-        ({"caught": 0, "coins": 4}, "draw"),
+        ({"caught": 1, "coins": chase.COINS_TO_WIN - 1}, "loss"),
+        ({"caught": 0, "coins": chase.COINS_TO_WIN}, "win"),
+        ({"caught": 0, "coins": chase.COINS_TO_WIN - 1}, "draw"),
         ({"caught": 0, "coins": 0}, "draw"),
     ],
 )
@@ -262,20 +262,27 @@ def test_a_human_plays_against_a_trained_enemy_example(enemy_run: Path):
     assert game.turn_number > 0
 
 
-def test_a_policy_trained_on_other_rules_is_refused_saying_was_and_now(enemy_run: Path, tmp_path: Path):
+@pytest.mark.parametrize(
+    "recorded, was, created",
+    [("", r"version 1 .*survi", "an earlier version"), ('rules = "2"\n', r"version 2: 5 coins win", "version 2")],
+    ids=["before-versions", "version-2"],
+)
+def test_a_policy_trained_on_other_rules_is_refused_saying_was_and_now(
+    enemy_run: Path, tmp_path: Path, recorded: str, was: str, created: str
+):
     import shutil
     from dataclasses import replace
 
     from retro_gamer.config.schema import read_config
     from retro_gamer.launch import train_run
 
-    assert 'rules = "2"' in (enemy_run / "config.toml").read_text()
+    assert 'rules = "3"' in (enemy_run / "config.toml").read_text()
     old = tmp_path / "old_enemy"
     shutil.copytree(enemy_run, old)
     config = old / "config.toml"
-    config.write_text(config.read_text().replace('rules = "2"\n', ""))  # as a run from before rule versions
-    with pytest.raises(RetroGamerError, match=r"(?s)trained on version 1 .*survi.*chase is now version 2: 5 coins win"):
+    config.write_text(config.read_text().replace('rules = "3"\n', recorded))  # as a run made under older rules
+    with pytest.raises(RetroGamerError, match=rf"(?s)trained on {was}.*chase is now version 3: 3 coins win"):
         chase.create_player_training_game(opponent=str(old))
-    with pytest.raises(RetroGamerError, match="created under an earlier version .* now at version 2"):
+    with pytest.raises(RetroGamerError, match=f"created under {created} .* now at version 3"):
         cfg = read_config(old)
         train_run(old, replace(cfg, trainer=replace(cfg.trainer, episodes=4)), progress=False)

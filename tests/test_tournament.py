@@ -18,7 +18,7 @@ from retro_gamer.adversarial.matches import MatchResult, play_match
 from retro_gamer.adversarial.ratings import bootstrap_intervals, fit_points, fit_ratings
 from retro_gamer.adversarial.tournament import main, round_robin
 from retro_gamer.adversarial.verdicts import Payoff, exploitability, gate, generation_rows
-from retro_gamer.examples.chase import ChaserPolicy, RandomPolicy, create_match_game, outcome
+from retro_gamer.examples.chase import COINS_TO_WIN, ChaserPolicy, RandomPolicy, create_match_game, outcome
 
 SHORT = {"episodes": 6, "max_turns": 60}
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -60,11 +60,11 @@ def test_the_outcome_function_decides_every_episode():
     assert match.episodes == 12 and match.player == "scripted"
     for result, coins, turns in zip(match.results, match.coins, match.lengths):
         if result == "win":
-            assert coins >= 5
-        elif result == "draw":  # cut at max_turns, neither caught nor 5 coins: chase calls it a draw
-            assert turns == 60 and coins < 5
+            assert coins >= COINS_TO_WIN
+        elif result == "draw":  # cut at max_turns, neither caught nor enough coins: chase calls it a draw
+            assert turns == 60 and coins < COINS_TO_WIN
         else:
-            assert coins < 5 and turns <= 60
+            assert coins < COINS_TO_WIN and turns <= 60
     assert match.score == pytest.approx((match.wins + match.draws / 2) / 12)
     assert match.win_rate + match.draw_rate + match.loss_rate == pytest.approx(1)
     assert match.mean_coins == pytest.approx(np.mean(match.coins)) and match.mean_length == pytest.approx(

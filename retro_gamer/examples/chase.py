@@ -19,6 +19,9 @@ Rules (version :data:`RULES`)
 * Why coins decide: under the first rules (version 1) surviving 200 turns was the player's win and
   its reward paid +0.01 a turn, so hiding in a corner and collecting nothing was a safe optimum
   that rated well. Now hiding earns a draw at best, and the enemy has a reason to guard coins.
+* Why three coins (version 3): under version 2 five coins won, and trained players seldom reached
+  five within the turn limit, so most games between trained generations ended in draws, which tell
+  generations apart poorly (benchmarks/results/adversarial_full_seed0_rescored_3coins.json).
 * Turn order: every side decides from the same position (the end of the previous turn; the
   keyboard side presses its key, the AI sides ask their policy in :meth:`Arena.play_turn`), then
   the player moves, then the enemy. Both perspectives therefore see the same kind of position.
@@ -107,14 +110,15 @@ BOARD_SIZE = (len(LAYOUT[0]), len(LAYOUT))
 CHARACTERS = ["#", "$", "@", "E"]
 # the rules' version: a policy trained under other rules is refused (see _load_policy); bump it when the rules,
 # rewards or observation change meaning
-RULES = "2"
+RULES = "3"
 RULES_SUMMARY = {
     None: "version 1 (before versions were recorded): surviving 200 turns won, the player was paid +0.01 a turn",
     "2": "version 2: 5 coins win for the player, a catch wins for the enemy, else a draw at 200 turns",
+    "3": "version 3: 3 coins win for the player, a catch wins for the enemy, else a draw at 200 turns",
 }
 TURN_LIMIT = 200
 COINS = 2
-COINS_TO_WIN = 5
+COINS_TO_WIN = 3
 START_GAP = 8  # the enemy starts at least this many steps from the player
 COIN_GAP = 3  # a coin reappears at least this many steps from the player
 GAP_SCALE = BOARD_SIZE[0] + BOARD_SIZE[1]  # path distances are divided by this for `gap`

@@ -67,9 +67,10 @@ def finish_message(summary: dict[str, Any], run_dir: Path, resume_command: str) 
     return "\n".join(lines)
 
 
-def explain_failure(error: Exception, doing: str) -> str | None:
+def explain_failure(error: BaseException, doing: str) -> str | None:
     """The one-paragraph answer for a failure that is not retro-gamer's bug: the game's own code
-    raised (its frames only), or the file system refused. ``None`` means a bug: show the traceback."""
+    raised or called ``exit()`` (its frames only), or the file system refused. ``None`` means a bug: show the
+    traceback (or, for a ``SystemExit`` of our own, let it exit)."""
     from retro_gamer.games.faults import game_fault_message
 
     message = game_fault_message(error, doing)

@@ -66,7 +66,7 @@ def main(cfg: DictConfig) -> float | None:
     except KeyboardInterrupt:
         print(stopped_at_once_message(resume_command), file=sys.stderr)
         sys.exit(130)
-    except Exception as err:  # the game's own code or the file system; anything else is our bug: traceback
+    except (Exception, SystemExit) as err:  # the game's own code or the file system; else our bug: traceback
         message = explain_failure(err, f"training {run_dir}")
         if message is None:
             raise

@@ -301,6 +301,56 @@ def create_game():
     }
 
 
+@pytest.mark.parametrize("where", ["create", "games-process"])
+def test_a_game_that_calls_exit_is_a_clear_failure_not_a_silent_success(
+    where: str, tmp_path: Path, monkeypatch, capsys
+):
+    """``exit()`` in a game raises SystemExit, which would end retro-gamer with status 0 and no word; it is the
+    game's fault like any other, in this process (at create) or in the games' process (while training)."""
+    module = f"quitter_{where.replace('-', '_')}_{os.getpid()}"
+    write_game(
+        tmp_path,
+        module,
+        WALKER
+        + """
+import sys
+
+
+class Quitter:
+    name = "quitter"
+    character = "Q"
+    position = (5, 0)
+
+    def play_turn(self, game):
+        if Path("armed").exists() and game.turn_number == 7:
+            sys.exit()
+
+
+def create_game():
+    if Path("quit_at_once").exists():
+        exit()
+    return Game([Walker(), Quitter()], {"points": 0}, board_size=(8, 4))
+""",
+    )
+    monkeypatch.chdir(tmp_path)
+    create = ["create", "--game", f"{module}.py", "--output", "run", *QUICK, "trainer.game_process=true"]
+    if where == "create":
+        Path("quit_at_once").touch()
+        refused(capsys, *create, says=(f'{module}.py", line', "exit()", "SystemExit", "end an episode with game.end()"))
+        assert not Path("run").exists()
+        return
+    assert run_cli(capsys, *create)[0] == 0
+    Path("armed").touch()
+    refused(
+        capsys,
+        "train",
+        "run",
+        "--episodes",
+        "6",
+        says=("the game's code failed while running `retro-gamer train`", "in play_turn", "sys.exit()", "SystemExit"),
+    )
+
+
 def test_broken_game_modules_and_factories_are_named_at_create(tmp_path: Path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     write_game(tmp_path / "a", "syntax_game", "def create_game(:\n    pass\n")

@@ -521,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     except RetroGamerError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
-    except Exception as err:  # the game's own code, or the file system; anything else is our bug: traceback
+    except (Exception, SystemExit) as err:  # the game's own code, or the file system; else our bug: traceback
         message = explain_failure(err, f"running `retro-gamer {args.command}`")
         if message is None:
             raise

@@ -47,6 +47,14 @@ def game_frames(error: BaseException) -> list[traceback.FrameSummary]:
     return [f for f in traceback.extract_tb(error.__traceback__) if is_game_file(f.filename)]
 
 
+def exception_line(error: BaseException) -> str:
+    """The exception's last line, as Python prints it; a game's ``exit()`` also says what to do instead."""
+    line = traceback.format_exception_only(type(error), error)[-1].strip()
+    if isinstance(error, SystemExit):
+        line += " (the game called exit(), which would end retro-gamer with it; end an episode with game.end())"
+    return line
+
+
 def game_fault_message(error: BaseException, doing: str) -> str | None:
     """The report for ``error`` if the game's code raised it (or failed to compile), else ``None``.
 
@@ -64,11 +72,7 @@ def game_fault_message(error: BaseException, doing: str) -> str | None:
             f'  File "{f.filename}", line {f.lineno}, in {f.name}' + (f"\n    {f.line}" if f.line else "")
             for f in frames
         ]
-    exception = (
-        error.exception
-        if isinstance(error, GameCodeError)
-        else traceback.format_exception_only(type(error), error)[-1].strip()
-    )
+    exception = error.exception if isinstance(error, GameCodeError) else exception_line(error)
     return "\n".join(
         [
             f"the game's code failed while {doing}:",

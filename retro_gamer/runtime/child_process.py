@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from retro_gamer.errors import HelperDied, RetroGamerError
-from retro_gamer.games.faults import GameCodeError, game_frames
+from retro_gamer.games.faults import GameCodeError, exception_line, game_frames
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -143,7 +143,7 @@ def serve() -> None:
                 method, args, kwargs = message
                 result = method(target, *args, **kwargs)
             answer = ("ok", result)
-        except Exception as err:  # noqa: BLE001 - sent to the parent, which reports it
+        except (Exception, SystemExit) as err:  # noqa: BLE001 - sent to the parent, which reports it (a game's exit() too)
             answer = ("error", _portable(err))
         pickle.dump(answer, answers, protocol=pickle.HIGHEST_PROTOCOL)
         answers.flush()
@@ -163,7 +163,7 @@ def _await(stream: Any) -> None:
         pass
 
 
-def _portable(err: Exception) -> dict[str, Any]:
+def _portable(err: BaseException) -> dict[str, Any]:
     """What the parent needs to report ``err``: the exception itself when it pickles and is ours,
     the game's frames, and the whole traceback as text."""
     frames = [(f.filename, f.lineno, f.name, f.line) for f in game_frames(err)]
@@ -176,7 +176,7 @@ def _portable(err: Exception) -> dict[str, Any]:
     return {
         "ours": ours,
         "frames": frames,
-        "exception": traceback.format_exception_only(type(err), err)[-1].strip(),
+        "exception": exception_line(err),
         "traceback": "".join(traceback.format_exception(err)),
     }
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,20 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from results import REPO, write_results  # this folder's
+from pipeline_copy import copy_pipeline  # this folder's, as is results
+from results import write_results
 
-COPIED = [
-    "dvc.yaml",
-    "params.yaml",
-    "pipelines",
-    "conf",
-    "retro_gamer",
-    "pyproject.toml",
-    ".dvc/config",
-    ".dvcignore",
-    ".dvc/.gitignore",
-    ".gitignore",
-]
+from retro_gamer.examples.chase import RULES
+
 FULL_ROUNDS, FULL_STEPS = 5, 600_000  # the "full" setting: 5 rounds, twice the demo's env steps per generation
 DROP_LIMIT = 0.10
 
@@ -51,14 +41,7 @@ DROP_LIMIT = 0.10
 def fresh_copy(folder: Path, setting: str) -> Path:
     """The project's pipeline in a new git repository, as a clone would have it; ``full`` adds rounds 4 and 5
     and doubles each generation's steps."""
-    folder.mkdir(parents=True)
-    for name in COPIED:
-        source, target = REPO / name, folder / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, target)
+    copy_pipeline(folder)
     if setting == "full":
         path = folder / "params.yaml"
         params = yaml.safe_load(path.read_text())
@@ -201,6 +184,7 @@ def main() -> None:
             "rise": rise,
             "drop_limit": DROP_LIMIT,
             "twice": args.twice,
+            "chase_rules": RULES,
             "params": yaml.safe_load((copy / "params.yaml").read_text()),
         },
         figures=figures,

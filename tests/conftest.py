@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.append(str(REPO / "benchmarks"))  # the tests share its helpers (pipeline_copy), as its scripts do
 
 # Small but real: the same code paths as a default run, just fewer and smaller steps.
 TINY = [

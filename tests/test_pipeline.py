@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,21 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import REPO, TINY
+from conftest import TINY
+from pipeline_copy import copy_pipeline
 
 DVC = str(Path(sys.executable).parent / "dvc")
-COPIED = [
-    "dvc.yaml",
-    "params.yaml",
-    "pipelines",
-    "conf",
-    "retro_gamer",
-    "pyproject.toml",
-    ".dvc/config",
-    ".dvcignore",
-    ".dvc/.gitignore",
-    ".gitignore",
-]
 SMALL = [o for o in TINY if not o.startswith("tracking.")]
 
 
@@ -67,14 +55,7 @@ def tiny_params(params: dict) -> None:
 
 def make_repo(root: Path, tracking: bool, rounds: dict | None = None) -> Path:
     """A git + DVC repository holding this project's pipeline, with tiny budgets."""
-    root.mkdir(parents=True)
-    for name in COPIED:
-        source, target = REPO / name, root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
-        else:
-            shutil.copy(source, target)
+    copy_pipeline(root)
 
     def tiny(params: dict) -> None:
         tiny_params(params)

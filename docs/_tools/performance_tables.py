@@ -143,6 +143,7 @@ def adversarial_tables(results: dict[str, dict[str, Any]]) -> Iterator[str]:
             rows.append(
                 [
                     f"``{name}``",
+                    record["settings"]["chase_rules"],
                     f"{len(params['rounds'])} x {params['adversarial']['player']['steps']:,}",
                     ", ".join(map(str, record["seeds"])),
                     spread([s["seconds"] / 60 for s in seeds], 1),
@@ -156,6 +157,7 @@ def adversarial_tables(results: dict[str, dict[str, Any]]) -> Iterator[str]:
             commands.append(adversarial_command(name, record))
     header = [
         "results file",
+        "chase rules",
         "rounds x steps",
         "seeds",
         "minutes",

@@ -12,6 +12,7 @@ import math
 import numbers
 import random
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from retro.input import ProgrammaticInput
 
 from retro_gamer.env.observation import Observation, ObservationEncoder
 from retro_gamer.errors import GameFault
-from retro_gamer.games import Crop, GameDescription, load_factory
+from retro_gamer.games import Crop, GameDescription, check_against_game, game_factory, load_factory
 
 
 def make_encoder(desc: GameDescription, base_dir: Path | None = None, agent: str | None = None) -> ObservationEncoder:
@@ -149,6 +150,21 @@ def check_board_size(game: Any, desc: GameDescription, trained: str) -> None:
             "A network reads a board of one size. Use the game it was trained on (or restore the board size), "
             f"or train a new run for this game: retro-gamer create --game GAME --output NEW_RUN_DIR"
         )
+
+
+def resolve_game(
+    desc: GameDescription, source: str, base_dir: Path | None, exploration_turns: int, seed: int
+) -> GameDescription:
+    """Check the description against a real game and fill in what is discovered (board size, characters, the
+    version of its rules): what a run directory records, and what a Gymnasium environment of the game needs too
+    (retro_gamer.adapters), so both see a game the same way."""
+    factory = game_factory(desc, base_dir)
+    game = factory()
+    check_against_game(desc, game, source)
+    characters = desc.character_set
+    if characters is None:
+        characters = discover_characters(factory, desc.actions, exploration_turns, seed)
+    return replace(desc, board_size=tuple(game.board_size), character_set=list(characters), rules=rules_of(factory))
 
 
 def agent_characters(agent: Any) -> set[str]:

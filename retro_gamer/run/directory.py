@@ -20,25 +20,11 @@ from retro_gamer.config.schema import (
     to_toml_dict,
     write_config,
 )
-from retro_gamer.env.environment import check_board_size, discover_characters, ends_by_itself, rules_of
+from retro_gamer.env.environment import check_board_size, ends_by_itself, resolve_game
 from retro_gamer.errors import ConfigError
 from retro_gamer.games import GameDescription, check_against_game, game_factory, is_model_uri, portable, rebase
 from retro_gamer.run import checkpoint
 from retro_gamer.run.lock import run_lock
-
-
-def resolve_game(
-    desc: GameDescription, source: str, base_dir: Path, exploration_turns: int, seed: int
-) -> GameDescription:
-    """Check the description against a real game and fill in what is discovered (board size, characters, the
-    version of its rules)."""
-    factory = game_factory(desc, base_dir)
-    game = factory()
-    check_against_game(desc, game, source)
-    characters = desc.character_set
-    if characters is None:
-        characters = discover_characters(factory, desc.actions, exploration_turns, seed)
-    return replace(desc, board_size=tuple(game.board_size), character_set=list(characters), rules=rules_of(factory))
 
 
 def prepare_run(cfg: RunConfig, run_dir: Path, source: str, base_dir: Path | None = None) -> RunConfig:

@@ -1,7 +1,8 @@
 """Which optional packages come with which extra, and the one-line answer when a face needs one that is missing.
 
 The core install (``pip install retro-gamer``) loads and plays a trained policy. Training, tracking, plots and the
-``retro-gamer`` command need ``pip install 'retro-gamer[train]'``; the DVC pipeline ``[dvc]``; ``[all]`` is both.
+``retro-gamer`` command need ``pip install 'retro-gamer[train]'``; the DVC pipeline ``[dvc]``; a game as a Gymnasium
+environment ``[gym]``, Stable-Baselines3 beside it ``[sb3]``; ``[all]`` is all of them.
 Each face (the command, ``python -m retro_gamer.train``, tracking, a plot, a model URI) asks here before it imports
 the packages, so a missing one is a :class:`~retro_gamer.errors.RetroGamerError` naming the extra to install
 instead of a ``ModuleNotFoundError`` deep in a traceback. Asking imports nothing.
@@ -26,6 +27,8 @@ EXTRAS: dict[str, dict[str, str]] = {
         "yaml": "PyYAML",
     },
     "dvc": {"dvc": "DVC"},
+    "gym": {"gymnasium": "Gymnasium", "PIL": "Pillow"},  # and [train]: games resolve as the CLI resolves them
+    "sb3": {"stable_baselines3": "Stable-Baselines3"},  # and [gym]
 }
 
 

@@ -23,8 +23,9 @@ How a page's code blocks are run (integrating-a-trained-model.rst has its own te
   settings (tests/conftest.py's ``TINY`` without its tracking setting: tracking stays as the page has it), and
   any ``trainer.episodes=N``, ``--episodes N``, ``trainer.total_env_steps=N``, ``--steps N``,
   ``trainer.time_limit=N`` or ``--minutes N`` on them is made small; ``--episodes N`` of ``retro-gamer eval``
-  too. So a page runs in seconds, and its commands stay what a reader types. A compound command (a pipe,
-  ``;``, ``&&``, a subshell) runs as written.
+  too; in a Python block, ``total_timesteps=N`` (Stable-Baselines3's budget) is made small the same way. So a page
+  runs in seconds, and its commands stay what a reader types. A compound command (a pipe, ``;``, ``&&``, a
+  subshell) runs as written.
 * ``.. not-tested: REASON`` (an RST comment on the line before the block): the block is not run. Every
   exemption needs a reason, and their number across the site is ``EXEMPT``, so adding one is a deliberate change.
 """
@@ -65,6 +66,7 @@ TOCTREE = [
     "integrating-a-trained-model",
     "tracking-with-mlflow",
     "adversarial-training",
+    "gymnasium",
     "configuration",
     "troubleshooting",
     "performance",
@@ -252,6 +254,11 @@ def tiny(command: str) -> str:
     return shlex.join(out)
 
 
+def tiny_python(code: str) -> str:
+    """A Python block as the harness runs it: a Stable-Baselines3 budget, ``total_timesteps=N``, made small."""
+    return re.sub(r"\btotal_timesteps=([\d_]+)", lambda m: f"total_timesteps={_fewer_steps(int(m[1]))}", code)
+
+
 def console_commands(block: str) -> list[tuple[str, list[str]]]:
     """Each ``% `` command of a console block with the lines printed after it."""
     commands: list[tuple[str, list[str]]] = []
@@ -332,7 +339,12 @@ def run_page(page: Path, project: Path) -> None:
             run_in_terminal([str(BIN / "python"), "-c", block.code], cwd=cwd)
         elif block.language == "python":
             result = subprocess.run(
-                [str(BIN / "python"), "-c", block.code], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+                [str(BIN / "python"), "-c", tiny_python(block.code)],
+                cwd=cwd,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
             )
             assert result.returncode == 0, f"{block.where()}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
         else:
@@ -390,6 +402,10 @@ def test_training_commands_get_tiny_budgets():
     assert "trainer.episodes=3,6" in swept and "trainer.lr=1e-3,3e-4" in swept
     assert tiny("dvc repro") == "dvc repro" and tiny("ls runs | head") == "ls runs | head"
     assert tiny("(ulimit -f 64; retro-gamer train runs/x --episodes 900)").endswith("--episodes 900)")
+
+
+def test_stable_baselines3_budgets_get_small_in_python_blocks():
+    assert tiny_python("model.learn(total_timesteps=100_000)\n") == f"model.learn(total_timesteps={STEPS})\n"
 
 
 def test_marks_and_expected_output_are_read_as_documented(tmp_path: Path):

@@ -29,16 +29,8 @@ import matplotlib.pyplot as plt  # noqa: E402 - after the backend is chosen
 REPO = Path(__file__).resolve().parents[2]
 STATIC = REPO / "docs" / "_static"
 BIN = Path(sys.executable).parent
-PIPELINE = [
-    "dvc.yaml",
-    "params.yaml",
-    "pipelines",
-    "conf",
-    "retro_gamer",
-    "pyproject.toml",
-    ".dvc/config",
-    ".dvcignore",
-]
+sys.path.append(str(REPO / "benchmarks"))
+from pipeline_copy import copy_pipeline  # noqa: E402 - benchmarks/ holds the one list of the pipeline's files
 
 
 def run(*args: str, cwd: Path) -> None:
@@ -48,13 +40,7 @@ def run(*args: str, cwd: Path) -> None:
 
 def clone(root: Path, steps: int, episodes: int) -> None:
     """The pipeline's files in a new git repository, with the budgets asked for."""
-    for name in PIPELINE:
-        source, target = REPO / name, root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, target)
+    copy_pipeline(root)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["adversarial"]["tracking"] = False
     for side in ("player", "enemy"):
@@ -92,7 +78,6 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder) / "retro-gamer"
-        root.mkdir()
         clone(root, args.steps, args.episodes)
         run(str(BIN / "dvc"), "repro", cwd=root)
         STATIC.mkdir(exist_ok=True)

@@ -47,9 +47,9 @@ from gymnasium import spaces  # noqa: E402
 
 from retro_gamer.config.compose import compose_run  # noqa: E402
 from retro_gamer.env.environment import GameEnvironment, resolve_game  # noqa: E402
-from retro_gamer.env.observation import Observation  # noqa: E402
+from retro_gamer.env.observation import Observation, ObservationEncoder  # noqa: E402
 from retro_gamer.errors import RetroGamerError  # noqa: E402
-from retro_gamer.games import game_factory  # noqa: E402
+from retro_gamer.games import GameDescription, game_factory  # noqa: E402
 from retro_gamer.tracking.recording import board_rows  # noqa: E402
 
 ObservationKind = Literal["indices", "onehot"]
@@ -58,6 +58,7 @@ CELL = (12, 20)  # pixels per board cell in an rgb_array frame (width, height): 
 # A colour per character-set index (cycled), on a dark background; characters outside the set are grey.
 PALETTE = [(255, 214, 10), (80, 220, 100), (255, 90, 90), (90, 170, 255), (230, 120, 255), (80, 230, 230)]
 BACKGROUND, FRAME, UNKNOWN = (16, 16, 24), (90, 90, 110), (200, 200, 200)
+RENDER_MODES = ["ansi", "rgb_array"]
 
 
 class RetroGameEnv(gymnasium.Env[dict[str, Any], np.int64]):
@@ -68,7 +69,7 @@ class RetroGameEnv(gymnasium.Env[dict[str, Any], np.int64]):
     (``game.max_turns=500``, ``game.crop=null``) or the settings that decide what the agent sees.
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 10}
+    metadata = {"render_modes": RENDER_MODES, "render_fps": 10}
 
     def __init__(
         self,
@@ -78,22 +79,87 @@ class RetroGameEnv(gymnasium.Env[dict[str, Any], np.int64]):
         render_mode: str | None = None,
         base_dir: str | Path | None = None,
     ):
-        if observation not in OBSERVATIONS:
-            raise RetroGamerError(f"observation must be one of {', '.join(OBSERVATIONS)}, got {observation!r}.")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise RetroGamerError(f"render_mode must be None, 'ansi' or 'rgb_array', got {render_mode!r}.")
+        check_options(observation, render_mode)
         self.render_mode = render_mode
         self.observation = observation
         self._random = random.Random()  # from the OS's entropy until reset(seed=...)
         base = Path(base_dir or Path.cwd()).resolve()
-        with self._game_random():  # resolving plays the game (its factory, random turns to find its characters)
-            cfg, source, _ = compose_run(game, list(overrides), base)
-            desc = resolve_game(cfg.game, source, base, cfg.trainer.exploration_turns, cfg.trainer.seed)
+        with game_random(self._random):  # resolving plays the game (its factory, random turns to find its characters)
+            desc = describe(game, overrides, base)
             self.game_env = GameEnvironment(desc, game_factory(desc, base), base)
         self.description = desc
         self.keys: list[str | None] = list(self.game_env.keys)
         self.action_space = spaces.Discrete(self.game_env.n_actions)
-        encoder = self.game_env.encoder
+        self._space = ObservationSpace(self.game_env.encoder, observation)
+        self.observation_space = self._space.space
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Start a new game. ``seed`` seeds the game's own random stream (and Gymnasium's ``np_random``); without
+        one the stream goes on from the last episode, so one seed makes a whole sequence of episodes repeat."""
+        super().reset(seed=seed)
+        if seed is not None:
+            self._random.seed(seed)
+        with game_random(self._random):
+            obs = self.game_env.reset()
+        return self._space.convert(obs), self._info()
+
+    def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        """Play one turn: press ``keys[action]`` (the last action presses none)."""
+        if not self.action_space.contains(action):
+            last = self.game_env.n_actions - 1
+            raise RetroGamerError(f"action must be a whole number from 0 to {last}, got {action!r}.")
+        with game_random(self._random):
+            obs, reward, terminated, truncated = self.game_env.step(int(action))
+        return self._space.convert(obs), reward, terminated, truncated, self._info()
+
+    def _info(self) -> dict[str, Any]:
+        return game_info(self.game_env.game, self.game_env.turns)
+
+    def render(self) -> str | np.ndarray | None:
+        """The game as it stands: text for ``"ansi"``, an ``(H, W, 3)`` uint8 image for ``"rgb_array"``."""
+        return render(self.render_mode, self.game_env.game, self.description.character_set or [])
+
+
+def check_options(observation: str, render_mode: str | None) -> None:
+    """Refuse an observation kind or render mode the environments do not have, naming the ones they do."""
+    if observation not in OBSERVATIONS:
+        raise RetroGamerError(f"observation must be one of {', '.join(OBSERVATIONS)}, got {observation!r}.")
+    if render_mode is not None and render_mode not in RENDER_MODES:
+        raise RetroGamerError(f"render_mode must be None, 'ansi' or 'rgb_array', got {render_mode!r}.")
+
+
+@contextmanager
+def game_random(stream: random.Random) -> Iterator[None]:
+    """Python's global ``random`` is ``stream`` inside, and the caller's again after (``stream`` goes on from where
+    the game left it): an environment's own random stream, swapped in around the game's own code.
+
+    Swapped by state rather than by replacing ``random``'s hidden instance: a game's ``from random import
+    randint`` holds that instance's bound method."""
+    outside = random.getstate()
+    random.setstate(stream.getstate())
+    try:
+        yield
+    finally:
+        stream.setstate(random.getstate())
+        random.setstate(outside)
+
+
+def describe(game: str, overrides: Sequence[str], base: Path) -> GameDescription:
+    """The description of ``game`` as ``retro-gamer create --game GAME OVERRIDES`` run in ``base`` records it, the
+    board size and characters found: what the trainer's agent would see and be paid. It plays the game (its factory,
+    random turns to find characters), so call it inside :func:`game_random`."""
+    cfg, source, _ = compose_run(game, list(overrides), base)
+    return resolve_game(cfg.game, source, base, cfg.trainer.exploration_turns, cfg.trainer.seed)
+
+
+class ObservationSpace:
+    """The Gymnasium space of an encoder's observations (the module docstring says which), and the conversion of an
+    :class:`~retro_gamer.env.observation.Observation` into it: one definition for every environment here."""
+
+    def __init__(self, encoder: ObservationEncoder, observation: ObservationKind = "indices"):
+        self.observation = observation
         self._classes = encoder.n_classes
         parts: dict[str, spaces.Space[Any]] = {}
         if encoder.use_board:
@@ -107,46 +173,11 @@ class RetroGameEnv(gymnasium.Env[dict[str, Any], np.int64]):
             # any float32: a state value's range is the game's; unbounded, the checkers warn of infinite bounds
             big = float(np.finfo(np.float32).max)
             parts["state"] = spaces.Box(-big, big, (encoder.extras_size,), np.float32)
-        self.observation_space = spaces.Dict(parts)
+        self.space = spaces.Dict(parts)
         self._observed = frozenset(parts)
 
-    @contextmanager
-    def _game_random(self) -> Iterator[None]:
-        """Python's global ``random`` is this environment's stream inside, and the caller's again after.
-
-        Swapped by state rather than by replacing ``random``'s hidden instance: a game's ``from random import
-        randint`` holds that instance's bound method."""
-        outside = random.getstate()
-        random.setstate(self._random.getstate())
-        try:
-            yield
-        finally:
-            self._random.setstate(random.getstate())
-            random.setstate(outside)
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Start a new game. ``seed`` seeds the game's own random stream (and Gymnasium's ``np_random``); without
-        one the stream goes on from the last episode, so one seed makes a whole sequence of episodes repeat."""
-        super().reset(seed=seed)
-        if seed is not None:
-            self._random.seed(seed)
-        with self._game_random():
-            obs = self.game_env.reset()
-        return self._observation(obs), self._info()
-
-    def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
-        """Play one turn: press ``keys[action]`` (the last action presses none)."""
-        if not self.action_space.contains(action):
-            last = self.game_env.n_actions - 1
-            raise RetroGamerError(f"action must be a whole number from 0 to {last}, got {action!r}.")
-        with self._game_random():
-            obs, reward, terminated, truncated = self.game_env.step(int(action))
-        return self._observation(obs), reward, terminated, truncated, self._info()
-
-    def _observation(self, obs: Observation) -> dict[str, np.ndarray]:
-        """The encoder's arrays as this environment's spaces hold them; copies, since the encoder reuses its own."""
+    def convert(self, obs: Observation) -> dict[str, np.ndarray]:
+        """The encoder's arrays as the space holds them; copies, since the encoder reuses its own."""
         out: dict[str, np.ndarray] = {}
         if "board" in self._observed:
             if self.observation == "onehot":
@@ -157,20 +188,23 @@ class RetroGameEnv(gymnasium.Env[dict[str, Any], np.int64]):
             out["state"] = obs.extras.copy()
         return out
 
-    def _info(self) -> dict[str, Any]:
-        """The turns played and a copy of ``game.state``: what a game counts besides its reward (snake's apples)."""
-        return {"turns": self.game_env.turns, "state": dict(self.game_env.game.state)}
 
-    def render(self) -> str | np.ndarray | None:
-        """The game as it stands: text for ``"ansi"``, an ``(H, W, 3)`` uint8 image for ``"rgb_array"``."""
-        if self.render_mode is None or self.game_env.game is None:
-            return None
-        rows = board_rows(self.game_env.game)
-        if self.render_mode == "ansi":
-            border = "+" + "-" * len(rows[0]) + "+" if rows else "++"
-            state = "  ".join(f"{key}: {value}" for key, value in self.game_env.game.state.items())
-            return "\n".join([border, *(f"|{row}|" for row in rows), border, state]) + "\n"
-        return draw_board(rows, self.description.character_set or [])
+def game_info(game: Any, turns: int) -> dict[str, Any]:
+    """The turns played and a copy of ``game.state``: what a game counts besides its reward (snake's apples)."""
+    return {"turns": turns, "state": dict(game.state)}
+
+
+def render(render_mode: str | None, game: Any, character_set: list[str]) -> str | np.ndarray | None:
+    """``game`` as it stands: for ``"ansi"`` the board as text in a frame with the game's state below it, for
+    ``"rgb_array"`` an ``(H, W, 3)`` uint8 image of it (:func:`draw_board`); None without a mode or a game."""
+    if render_mode is None or game is None:
+        return None
+    rows = board_rows(game)
+    if render_mode == "ansi":
+        border = "+" + "-" * len(rows[0]) + "+" if rows else "++"
+        state = "  ".join(f"{key}: {value}" for key, value in game.state.items())
+        return "\n".join([border, *(f"|{row}|" for row in rows), border, state]) + "\n"
+    return draw_board(rows, character_set)
 
 
 def draw_board(rows: list[str], character_set: list[str]) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 The core install (``pip install retro-gamer``) loads and plays a trained policy. Training, tracking, plots and the
 ``retro-gamer`` command need ``pip install 'retro-gamer[train]'``; the DVC pipeline ``[dvc]``; a game as a Gymnasium
-environment ``[gym]``, Stable-Baselines3 beside it ``[sb3]``; ``[all]`` is all of them.
+environment ``[gym]``, Stable-Baselines3 beside it ``[sb3]``, chase as a PettingZoo environment ``[pettingzoo]``;
+``[all]`` is all of them.
 Each face (the command, ``python -m retro_gamer.train``, tracking, a plot, a model URI) asks here before it imports
 the packages, so a missing one is a :class:`~retro_gamer.errors.RetroGamerError` naming the extra to install
 instead of a ``ModuleNotFoundError`` deep in a traceback. Asking imports nothing.
@@ -29,6 +30,7 @@ EXTRAS: dict[str, dict[str, str]] = {
     "dvc": {"dvc": "DVC"},
     "gym": {"gymnasium": "Gymnasium", "PIL": "Pillow"},  # and [train]: games resolve as the CLI resolves them
     "sb3": {"stable_baselines3": "Stable-Baselines3"},  # and [gym]
+    "pettingzoo": {"pettingzoo": "PettingZoo"},  # and [gym]
 }
 
 

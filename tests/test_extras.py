@@ -118,7 +118,7 @@ def test_a_missing_module_names_its_extra_and_what_needed_it():
     ):
         require("no_such_parent.child", "dvc", "The pipeline")  # a dotted name whose parent is missing
     require_extra("train", "this test")  # the development install has every extra
-    assert set(EXTRAS) == {"train", "dvc", "gym", "sb3"}
+    assert set(EXTRAS) == {"train", "dvc", "gym", "sb3", "pettingzoo"}
 
 
 def test_pyproject_extras_match_the_modules_retro_gamer_checks():
@@ -127,7 +127,7 @@ def test_pyproject_extras_match_the_modules_retro_gamer_checks():
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     extras = project["optional-dependencies"]
     core = " ".join(project["dependencies"])
-    assert extras["all"] == ["retro-gamer[train,dvc,gym,sb3]"]
+    assert extras["all"] == ["retro-gamer[train,dvc,gym,sb3,pettingzoo]"]
     assert {"pytest", "ruff", "mypy", "import-linter"} <= {d.split(">")[0].split("=")[0] for d in extras["dev"]}
     assert "retro-games>=2.5.0,<3" in project["dependencies"]
     for extra, modules in EXTRAS.items():

@@ -71,7 +71,8 @@ from :data:`RULES`); one trained on other rules is refused as an opponent, sayin
 
 Variants: :func:`create_enemy_training_game` (the enemy reads the keyboard),
 :func:`create_player_training_game` (the player does; also a human against a trained enemy),
-:func:`create_match_game` (both sides AI: the tournament). ``opponent`` is a policy source (a run
+:func:`create_match_game` (both sides AI: the tournament); and :func:`parallel_env`, both sides as the agents of
+a PettingZoo ``ParallelEnv`` (the ``[pettingzoo]`` extra). ``opponent`` is a policy source (a run
 directory or an MLflow model URI, loaded once per process by :func:`load_opponent`), an opponent
 pool file (``opponents.json``: each game draws one member, see :mod:`retro_gamer.adversarial.pool`)
 or an object with ``get_action(game)``.
@@ -86,10 +87,14 @@ import os
 import random
 import sys
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from retro.game import Game
+
+if TYPE_CHECKING:
+    from retro_gamer.adapters.pettingzoo_env import HeldKey, ParallelGameEnv
 
 MOVES = {"KEY_RIGHT": (1, 0), "KEY_UP": (0, -1), "KEY_LEFT": (-1, 0), "KEY_DOWN": (0, 1)}
 KEYS = list(MOVES)
@@ -284,6 +289,23 @@ class AIPlayer(_PolicyDriven, _Player):
 
 class AIEnemy(_PolicyDriven, _Enemy):
     """The enemy driven by a policy."""
+
+
+class _AskedWhenMoving:
+    """Asks its policy for the key when it moves instead of at the end of the turn before: in :func:`parallel_env`
+    the agents send their keys between turns, decided from the position the last turn ended in (the position a
+    planned key is decided from too), so the rules and the order of moves are the same."""
+
+    def plan(self, game: Any) -> None:
+        """Nothing planned: :meth:`_Piece.play_turn` then asks :meth:`_Piece.choose` as the piece moves."""
+
+
+class _ParallelPlayer(_AskedWhenMoving, AIPlayer):
+    """The player of :func:`parallel_env`: presses the key its agent sent this turn."""
+
+
+class _ParallelEnemy(_AskedWhenMoving, AIEnemy):
+    """The enemy of :func:`parallel_env`: presses the key its agent sent this turn."""
 
 
 class Coin:
@@ -609,6 +631,33 @@ def create_player_training_game(opponent: Any = None, turn_limit: int = TURN_LIM
 def create_match_game(player: Any = None, enemy: Any = None, turn_limit: int = TURN_LIMIT) -> Game:
     """Both sides AI: each a policy source, a policy object, or ``None`` for the round-0 script."""
     return _build(_ai(PLAYER, player), _ai(ENEMY, enemy), turn_limit)
+
+
+def create_parallel_game(drivers: Mapping[str, HeldKey], turn_limit: int = TURN_LIMIT) -> Game:
+    """Both sides pressing what their drivers hold when they move (``drivers[PLAYER]``, ``drivers[ENEMY]``): the game
+    :func:`parallel_env` plays."""
+    return _build(_ParallelPlayer(drivers[PLAYER]), _ParallelEnemy(drivers[ENEMY]), turn_limit)
+
+
+def parallel_env(turn_limit: int = TURN_LIMIT, **kwargs: Any) -> ParallelGameEnv:
+    """Chase as a PettingZoo ``ParallelEnv``, agents ``"player"`` and ``"enemy"``, made as PettingZoo's own
+    environments are. Each agent sees and is paid what the side's training game gives it (conf/game/chase_player.yaml,
+    chase_enemy.yaml: the adversarial pipeline's), so a policy trained by retro-gamer for a side reads the same
+    numbers; the game decided by :func:`outcome` terminates, a draw at the turn limit truncates, and the last infos
+    hold each side's outcome. ``kwargs``: ``observation``, ``render_mode``, ``base_dir`` of
+    :class:`~retro_gamer.adapters.pettingzoo_env.ParallelGameEnv`. Needs the ``[pettingzoo]`` extra."""
+    from retro_gamer.adapters.pettingzoo_env import ParallelGameEnv, Side
+
+    # the descriptions' max_turns is the game's turn limit
+    limit = () if turn_limit == TURN_LIMIT else (f"game.max_turns={turn_limit}",)
+    return ParallelGameEnv(
+        functools.partial(create_parallel_game, turn_limit=turn_limit),
+        [Side(PLAYER, "chase_player", limit), Side(ENEMY, "chase_enemy", limit)],
+        outcome,
+        name=f"chase_v{RULES}",
+        draw=DRAW,
+        **kwargs,
+    )
 
 
 def create_game_vs(enemy: Any = None) -> Game:

@@ -121,3 +121,16 @@ def test_an_explicit_factory_beats_the_one_in_the_table(user_game: Path):
     game = str(user_game / "my_game.py")
     assert description_from_pyproject(game).factory == "my_game:create_game"
     assert description_from_pyproject(game + ":not_a_game").factory == game + ":not_a_game"
+
+
+@pytest.mark.parametrize("spec", ["my_game.py:create_game", "my_game:create_game"], ids=["path", "module"])
+def test_a_module_of_the_same_name_from_another_folder_is_not_reused(tmp_path: Path, spec: str):
+    """Two projects each with a my_game.py, loaded one after the other in one process (a notebook, a test run):
+    the second load reads the second file, not the module the first left in sys.modules."""
+    factories = []
+    for name in ("first", "second"):
+        project = tmp_path / name
+        project.mkdir()
+        (project / "my_game.py").write_text(f"def create_game():\n    return {name!r}\n")
+        factories.append(load_factory(spec, base_dir=project))
+    assert [factory() for factory in factories] == ["first", "second"]

@@ -46,10 +46,17 @@ def import_target(target: str, base_dir: Path | None = None) -> Any:
         if parent not in sys.path:
             sys.path.insert(0, parent)  # so the game's own sibling imports work
         target = path.stem if path.is_file() else path.name
+        _forget_if_elsewhere(target, path if path.is_file() else path / "__init__.py")
     else:
-        folder = str((base_dir or Path.cwd()).resolve())
-        if folder not in sys.path:
-            sys.path.append(folder)  # a student's my_game.py beside them, as `python -m` would find it
+        folder = (base_dir or Path.cwd()).resolve()
+        beside = [c for c in (folder / f"{target}.py", folder / target / "__init__.py") if c.is_file()]
+        if beside and "." not in target:  # a student's my_game.py beside them, found first as `python -m` would
+            if str(folder) in sys.path:
+                sys.path.remove(str(folder))
+            sys.path.insert(0, str(folder))
+            _forget_if_elsewhere(target, beside[0])
+        elif str(folder) not in sys.path:
+            sys.path.append(str(folder))
     try:
         return importlib.import_module(target)
     except SyntaxError as err:
@@ -66,6 +73,15 @@ def import_target(target: str, base_dir: Path | None = None) -> Any:
             "Run from the folder that contains the game, give its path (my_game.py), "
             "or install it with `pip install -e .` in the game's project."
         ) from None
+
+
+def _forget_if_elsewhere(name: str, source: Path) -> None:
+    """Drop a module of this name imported earlier in this process from another file (another project's
+    ``my_game.py``, or a project since moved), so the import reads ``source`` rather than the stale module."""
+    module = sys.modules.get(name)
+    loaded = getattr(module, "__file__", None)
+    if module is not None and (loaded is None or Path(loaded).resolve() != source.resolve()):
+        del sys.modules[name]
 
 
 def load_factory(spec: str, base_dir: Path | None = None) -> Callable[..., Any]:

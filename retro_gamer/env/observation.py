@@ -100,8 +100,8 @@ class IndexView(HeadlessView):
 
     Games call ``render`` after every step; ``board_characters`` is still available (built on
     demand) for code that expects the stock view. With a ``crop`` only its window is drawn (the rest
-    of the grid stays blank): an egocentric observation reads nothing else, and beast's 15x15 window
-    holds about a quarter of its 250 agents, so drawing just the window takes about a third of the time.
+    of the grid stays blank): an egocentric observation reads nothing else, so agents outside the window
+    are never drawn.
     """
 
     def __init__(self, character_set: list[str], board_size: tuple[int, int], crop: Crop | None = None):
@@ -114,7 +114,7 @@ class IndexView(HeadlessView):
         self.padded = np.full((height + 2 * pad, width + 2 * pad), self.off_board, dtype=np.uint8)
         self.grid = self.padded[pad : pad + height, pad : pad + width]
         self.center = (width // 2, height // 2)  # the window's centre: its agent where last seen (the board's at first)
-        # drawn into a flat bytearray (a Python store per cell is ~5x cheaper than numpy's), copied in once
+        # drawn into a flat bytearray (a Python store per cell is cheaper than numpy's), copied in once
         self._cells = bytearray(width * height)
         self._blank = bytes(width * height)
         self._cells_grid = np.frombuffer(self._cells, dtype=np.uint8).reshape(height, width)

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
@@ -33,6 +33,8 @@ from retro_gamer.tracking import store
 
 if TYPE_CHECKING:
     from retro_gamer.dqn.trainer import DQNTrainer
+    from retro_gamer.games import GameDescription
+    from retro_gamer.tracking.recording import Recording
 
 TRACKING_FILE = "tracking.json"  # which store and MLflow run this run directory continues
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
@@ -54,6 +56,12 @@ def flatten_config(cfg: RunConfig) -> dict[str, str]:
         "trainer": OmegaConf.to_container(OmegaConf.structured(cfg.trainer), enum_to_str=True),
         "tracking": OmegaConf.to_container(OmegaConf.structured(cfg.tracking), enum_to_str=True),
     }
+    return flatten_params(sections)
+
+
+def flatten_params(sections: dict[str, Any]) -> dict[str, str]:
+    """Nested sections as MLflow params with dotted names (``{"game": {"crop": {"radius": 5}}}`` →
+    ``game.crop.radius``): one naming for every run, so runs trained another way share retro-gamer's columns."""
     flat: dict[str, str] = {}
 
     def walk(prefix: str, value: Any) -> None:
@@ -66,6 +74,12 @@ def flatten_config(cfg: RunConfig) -> dict[str, str]:
     for name, values in sections.items():
         walk(name, values)
     return flat
+
+
+def experiment_name(configured: str | None, game: GameDescription) -> str:
+    """The MLflow experiment a run goes to: ``tracking.experiment``, else the game's name, so every run of one game,
+    whoever trained it, lands in one runs table."""
+    return configured or game.name or "retro-gamer"
 
 
 def git_state(file: Path) -> tuple[str, bool] | None:
@@ -177,13 +191,28 @@ def run_name(run_dir: Path) -> str:
 
 def log_replay(client: Any, run_id: str, policy: Any, name: str, seed: int) -> None:
     """Record one greedy episode of ``policy`` and log it as ``replays/NAME.html`` and ``.txt`` on the run."""
-    from retro_gamer.tracking.recording import write_replay
+    from retro_gamer.tracking.recording import record_episode
+
+    log_recording(client, run_id, record_episode(policy, seed=seed), name)
+
+
+def log_recording(client: Any, run_id: str, recording: Recording, name: str) -> None:
+    """Log a recorded episode as ``replays/NAME.html`` and ``.txt`` on the run."""
+    from retro_gamer.tracking.recording import write_recording
 
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / f"{name}.html"
-        write_replay(policy, page, seed=seed)
+        write_recording(recording, page)
         client.log_artifact(run_id, str(page), "replays")
         client.log_artifact(run_id, str(page.with_suffix(".txt")), "replays")
+
+
+def replay_due(every: int | None, checkpoints_seen: int, replay_seconds: float, training_seconds: float) -> bool:
+    """Whether a checkpoint gets a replay: every ``every``-th (0: none); with ``every`` unset, whenever replays so far
+    stay within REPLAY_SHARE of the training time, so replays never slow training down noticeably."""
+    if every is not None:
+        return every > 0 and checkpoints_seen % every == 0
+    return replay_seconds <= REPLAY_SHARE * training_seconds
 
 
 def _timed(method: Callable) -> Callable:
@@ -224,30 +253,38 @@ class MetricSender:
         self._thread.join(timeout)
 
 
-class MlflowTracking(Callback):
-    """Records a training run in MLflow (see the module docstring)."""
+class StoreWriter:
+    """The store side of recording a training run in MLflow, whichever trainer runs it (retro-gamer's own,
+    :class:`MlflowTracking`, or Stable-Baselines3's, :mod:`retro_gamer.adapters.sb3_tracking`): the store and
+    experiment opened with the HTTP settings, metrics batched to a background sender, the run ended and reported.
+    A store that stops answering never stops training: the first failure prints one warning, later sends are
+    skipped and counted, and the report says what was not sent."""
 
-    def __init__(self, cfg: RunConfig, run_dir: Path, stream: Any = None):
-        require("mlflow", "train", "Tracking in MLflow (tracking.enabled, on by default; false turns it off)")
-        self.cfg, self.run_dir = cfg, Path(run_dir)
+    KEPT = "The run directory has them all."  # where what was not sent can still be found, for the report
+
+    def __init__(self, uri: str, stream: Any = None):
         self.stream = stream or sys.stdout
-        self.uri = store.resolve_uri(cfg.tracking.uri, self.run_dir)
+        self.uri = uri
         self.client: Any = None
         self.run_id = ""  # empty until the MLflow run is started or found
         self.experiment_id = ""
         self._metrics: list[Any] = []
         self._sender: MetricSender | None = None
-        self._checkpoints_seen = 0
-        self._started = time.perf_counter()
-        self._replay_seconds = 0.0
-        self._replayed: Path | None = None
         self._failure: str | None = None
         self._failure_lock = threading.Lock()
         self.unsent = {"metrics": 0, "artifacts": 0}
-        self.seconds: dict[str, float] = {}  # time spent in each hook, for the overhead benchmark
         self._environment = ExitStack()  # HTTP_SETTINGS while training; closing it restores os.environ
 
-    # --- talking to the store, never fatally ------------------------------------------------
+    def _enter_settings(self) -> None:
+        """HTTP_SETTINGS until ``self._environment`` closes (at the end of training)."""
+        self._environment.enter_context(store.environment(HTTP_SETTINGS))
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # our one warning says it all
+
+    def _open_experiment(self, name: str) -> None:
+        """The store's client and the id of experiment ``name`` (created when missing)."""
+        self.client = store.open_store(self.uri)
+        self.experiment_id = store.experiment_id(self.client, name, self.uri)
+
     def _safely(
         self,
         what: str,
@@ -279,19 +316,87 @@ class MlflowTracking(Callback):
             flush=True,
         )
 
+    @property
+    def sender_cpu_seconds(self) -> float:
+        return self._sender.cpu_seconds if self._sender is not None else 0.0
+
+    def _flush(self) -> None:
+        """Hand the buffered metrics to the sender thread: a store write costs per value, so it never runs on the
+        training thread (benchmarks/tracking_overhead.py)."""
+        batch, self._metrics = self._metrics, []
+        if self._sender is None:
+            self.unsent["metrics"] += len(batch)
+        elif batch:
+            self._sender.put(batch)
+
+    def _send(self, batch: list[Any]) -> None:
+        for i in range(0, len(batch), BATCH):
+            chunk = batch[i : i + BATCH]
+            self._safely(
+                "sending metrics",
+                functools.partial(self.client.log_batch, self.run_id, metrics=chunk),
+                metrics=len(chunk),
+            )
+
+    def _stop_sending(self) -> None:
+        """Send what is buffered and queued, then stop the sender."""
+        self._flush()
+        if self._sender is not None:
+            self._sender.close()
+
+    def _terminate(self, status: str) -> bool:
+        """End the run as ``status`` (a key of STATUS); worth a try even after a failure: a run left RUNNING misleads."""
+        ended = self._safely(
+            "ending the run",
+            lambda: self.client.set_terminated(self.run_id, STATUS[status]) or True,
+            even_after_failure=True,
+        )
+        return bool(ended)
+
+    def _report(self, status: str, ended: bool, notes: Sequence[str] = ()) -> None:
+        """Where the run is and how to browse it, ``notes`` (a logged model) after its first line, and what was not
+        sent."""
+        lines = []
+        if self.run_id:
+            state = STATUS[status] if ended else "still RUNNING: the store could not be told it ended"
+            lines.append(f"MLflow run {self.run_id} ({state}) in {self.uri}")
+            lines += notes
+            lines.append(f"Browse: {store.ui_command(self.uri)}")
+            lines.append(
+                f"  then open {store.runs_url(self.uri, self.experiment_id)} (runs table) or "
+                f"{store.runs_url(self.uri, self.experiment_id, self.run_id)} (this run)"
+            )
+        if self._failure is not None:
+            lines.append(
+                f"warning: not sent to {self.uri}: {self.unsent['metrics']:,} metric values and "
+                f"{self.unsent['artifacts']} artifacts ({self._failure}). {self.KEPT}"
+            )
+        print("\n".join(lines), file=self.stream, flush=True)
+
+
+class MlflowTracking(StoreWriter, Callback):
+    """Records a training run in MLflow (see the module docstring)."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, stream: Any = None):
+        require("mlflow", "train", "Tracking in MLflow (tracking.enabled, on by default; false turns it off)")
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        super().__init__(store.resolve_uri(cfg.tracking.uri, self.run_dir), stream)
+        self._checkpoints_seen = 0
+        self._started = time.perf_counter()
+        self._replay_seconds = 0.0
+        self._replayed: Path | None = None
+        self.seconds: dict[str, float] = {}  # time spent in each hook, for the overhead benchmark
+
     # --- hooks ------------------------------------------------------------------------------
     @_timed
     def on_train_start(self, trainer: DQNTrainer) -> None:
-        self._environment.enter_context(store.environment(HTTP_SETTINGS))  # until on_train_end
-        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # our one warning says it all
+        self._enter_settings()  # until on_train_end
         self._safely("opening the store", lambda: self._start(trainer))
 
     def _start(self, trainer: DQNTrainer) -> None:
         from mlflow.entities import Param, RunTag
 
-        self.client = store.open_store(self.uri)
-        name = self.cfg.tracking.experiment or self.cfg.game.name or "retro-gamer"
-        self.experiment_id = store.experiment_id(self.client, name, self.uri)
+        self._open_experiment(experiment_name(self.cfg.tracking.experiment, self.cfg.game))
         previous = self._previous_run()
         tags = self._tags(trainer)
         if previous is None:
@@ -402,34 +507,13 @@ class MlflowTracking(Callback):
         if self._replay_due():
             self._safely("logging a replay", lambda: self._log_replay(path), artifacts=2)
 
-    @property
-    def sender_cpu_seconds(self) -> float:
-        return self._sender.cpu_seconds if self._sender is not None else 0.0
-
     def _replay_due(self) -> bool:
-        """Every ``replay_every``-th checkpoint; unset, whenever replays so far stay within REPLAY_SHARE of the time."""
-        every = self.cfg.tracking.replay_every
-        if every is not None:
-            return every > 0 and self._checkpoints_seen % every == 0
-        return self._replay_seconds <= REPLAY_SHARE * (time.perf_counter() - self._started)
-
-    def _flush(self) -> None:
-        """Hand the buffered metrics to the sender thread: a store write costs per value, so it never runs on the
-        training thread (benchmarks/tracking_overhead.py)."""
-        batch, self._metrics = self._metrics, []
-        if self._sender is None:
-            self.unsent["metrics"] += len(batch)
-        elif batch:
-            self._sender.put(batch)
-
-    def _send(self, batch: list[Any]) -> None:
-        for i in range(0, len(batch), BATCH):
-            chunk = batch[i : i + BATCH]
-            self._safely(
-                "sending metrics",
-                functools.partial(self.client.log_batch, self.run_id, metrics=chunk),
-                metrics=len(chunk),
-            )
+        return replay_due(
+            self.cfg.tracking.replay_every,
+            self._checkpoints_seen,
+            self._replay_seconds,
+            time.perf_counter() - self._started,
+        )
 
     def _log_replay(self, checkpoint_path: Path) -> None:
         """One greedy episode of this checkpoint as a self-contained HTML page plus a transcript."""
@@ -454,11 +538,9 @@ class MlflowTracking(Callback):
             self._end(summary)
 
     def _end(self, summary: dict[str, Any]) -> None:
-        self._flush()
-        if self._sender is not None:
-            self._sender.close()
+        self._stop_sending()
         if not self.run_id:
-            self._report(summary, None, False)
+            self._report(summary["status"], False)
             return
         model_uri = None
         if summary["status"] != "failed":
@@ -469,12 +551,8 @@ class MlflowTracking(Callback):
                 self._safely("logging the final replay", lambda: self._log_replay(latest), artifacts=2)
             model_uri = self._safely("logging the policy model", lambda: self._log_model(), artifacts=1)
         self._safely("logging the run's files", lambda: self._log_files(), artifacts=4)
-        ended = self._safely(
-            "ending the run",
-            lambda: self.client.set_terminated(self.run_id, STATUS[summary["status"]]) or True,
-            even_after_failure=True,
-        )  # worth one more try: a run left RUNNING misleads
-        self._report(summary, model_uri, bool(ended))
+        ended = self._terminate(summary["status"])
+        self._report(summary["status"], ended, [f"Policy model: {model_uri}"] if model_uri else [])
 
     def _log_files(self) -> None:
         from retro_gamer.tracking.plots import plot_learning_curve
@@ -499,22 +577,3 @@ class MlflowTracking(Callback):
             version = register_policy(self.client, uri, name)
             uri = f"{uri} (registered as models:/{name}/{version}, alias @newest; models:/{name}@latest also names the newest version)"
         return uri
-
-    def _report(self, summary: dict[str, Any], model_uri: str | None, ended: bool) -> None:
-        lines = []
-        if self.run_id:
-            status = STATUS[summary["status"]] if ended else "still RUNNING: the store could not be told it ended"
-            lines.append(f"MLflow run {self.run_id} ({status}) in {self.uri}")
-            if model_uri:
-                lines.append(f"Policy model: {model_uri}")
-            lines.append(f"Browse: {store.ui_command(self.uri)}")
-            lines.append(
-                f"  then open {store.runs_url(self.uri, self.experiment_id)} (runs table) or "
-                f"{store.runs_url(self.uri, self.experiment_id, self.run_id)} (this run)"
-            )
-        if self._failure is not None:
-            lines.append(
-                f"warning: not sent to {self.uri}: {self.unsent['metrics']:,} metric values and "
-                f"{self.unsent['artifacts']} artifacts ({self._failure}). The run directory has them all."
-            )
-        print("\n".join(lines), file=self.stream, flush=True)

@@ -13,6 +13,7 @@ import json
 import math
 import numbers
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from retro.views import HeadlessView
 
 from retro_gamer.env.observation import top_agents
 from retro_gamer.files import atomic_write_bytes
-from retro_gamer.games import game_factory
+from retro_gamer.games import GameDescription, game_factory
 
 if TYPE_CHECKING:
     from retro_gamer.policy import TrainedPolicy
@@ -94,6 +95,39 @@ def record_episode(policy: TrainedPolicy, max_turns: int | None = None, seed: in
     afterwards, so recording a replay never changes what a surrounding program does next.
     """
     desc = policy.config.game
+    factory = game_factory(desc, policy.run_dir)
+    keys = ProgrammaticInput()
+
+    def start() -> Any:
+        game = factory()
+        # a view reads positions after every turn, as in training, so the game plays out the same way
+        game.input_source, game.view = keys, HeadlessView()
+        game.start()
+        return game
+
+    def play_turn(game: Any) -> str | None:
+        key = policy.get_action(game)
+        keys.press(key)
+        game.step()
+        return key
+
+    title = f"{desc.name or desc.factory} — {policy.checkpoint_path.stem}"
+    return record_game(desc, start, play_turn, title, max_turns, seed)
+
+
+def record_game(
+    desc: GameDescription,
+    start: Callable[[], Any],
+    play_turn: Callable[[Any], str | None],
+    title: str,
+    max_turns: int | None = None,
+    seed: int | None = None,
+) -> Recording:
+    """:func:`record_episode` for any player: ``start()`` returns the game started, ``play_turn(game)`` plays one
+    turn and returns the key it pressed (``None``: none).
+
+    A policy trained elsewhere (Stable-Baselines3 on the Gymnasium adapter, which plays the game itself) is
+    recorded by the same rules, so its replays read like retro-gamer's own: the same page, the same turn limit."""
     limit = desc.max_turns if max_turns is None else max_turns
     if limit < 0:
         raise ValueError(f"max_turns must be 0 or more, got {max_turns}.")
@@ -101,18 +135,12 @@ def record_episode(policy: TrainedPolicy, max_turns: int | None = None, seed: in
     if seed is not None:
         random.seed(seed)
     try:
-        game = game_factory(desc, policy.run_dir)()
-        keys = ProgrammaticInput()
-        # a view reads positions after every turn, as in training, so the game plays out the same way
-        game.input_source, game.view = keys, HeadlessView()
-        game.start()
+        game = start()
         value = float(game.state[desc.reward])
         frames = [_frame(0, None, 0.0, game)]
         turn = 0
         while game.playing and turn < min(limit, MAX_RECORDED_TURNS):
-            key = policy.get_action(game)
-            keys.press(key)
-            game.step()
+            key = play_turn(game)
             turn += 1
             new_value = float(game.state[desc.reward])
             frames.append(_frame(turn, key, new_value - value, game))
@@ -127,7 +155,7 @@ def record_episode(policy: TrainedPolicy, max_turns: int | None = None, seed: in
     else:
         ended = f"stopped at the recording cap of {MAX_RECORDED_TURNS} turns"
     return Recording(
-        title=f"{desc.name or desc.factory} — {policy.checkpoint_path.stem}",
+        title=title,
         board_size=tuple(game.board_size),
         frames=frames,
         total_return=sum(f.reward for f in frames),
@@ -362,11 +390,15 @@ def render_text(rec: Recording) -> str:
 def write_replay(
     policy: TrainedPolicy, html_path: str | Path, seed: int | None = None, max_turns: int | None = None
 ) -> Recording:
-    """Record one episode and write ``html_path`` plus the transcript beside it (same name, ``.txt``).
+    """Record one episode and write ``html_path`` plus the transcript beside it (same name, ``.txt``)."""
+    return write_recording(record_episode(policy, max_turns=max_turns, seed=seed), html_path)
+
+
+def write_recording(rec: Recording, html_path: str | Path) -> Recording:
+    """Write ``html_path`` and the transcript beside it (same name, ``.txt``) for a recorded episode.
 
     Both files are written atomically, so a viewer never opens half a replay.
     """
-    rec = record_episode(policy, max_turns=max_turns, seed=seed)
     html_path = Path(html_path)
     atomic_write_bytes(html_path, render_html(rec).encode("utf-8"))
     atomic_write_bytes(html_path.with_suffix(".txt"), render_text(rec).encode("utf-8"))

@@ -120,3 +120,13 @@ def test_games_prints_what_was_chosen_and_a_row_per_time(tmp_path: Path):
     assert [row["minutes"] for row in rows] == [0.01, 0.02] and {"greedy", "random", "standard_errors_apart"} <= set(
         rows[0]
     )
+
+
+def test_vs_sb3_trains_each_for_the_same_time_and_scores_them_on_the_same_games(tmp_path: Path):
+    out = bench(str(BENCH / "vs_sb3.py"), "--minutes", "0.02", "--episodes", "2", "--name", "vs_sb3_tiny", cwd=tmp_path)
+    assert "snake, 0.02 min of training each, greedy over 2 games (seeds 0-1)" in out
+    for algorithm in ("retro-gamer", "sb3 dqn", "sb3 ppo"):  # steps/s, return ± sd, length, apples
+        assert re.search(rf"^{algorithm} +[\d,]+ +[\d,]+ +-?\d+\.\d\d ± \d+\.\d\d +\d+\.\d +\d+\.\d\d$", out, re.M), out
+    rows = recorded(tmp_path, "vs_sb3_tiny")["rows"]
+    assert [row["algorithm"] for row in rows] == ["retro-gamer", "sb3 dqn", "sb3 ppo"]
+    assert all(row["env_steps"] > 0 and row["mean_apples"] is not None for row in rows)

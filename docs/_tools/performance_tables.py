@@ -170,6 +170,39 @@ def adversarial_tables(results: dict[str, dict[str, Any]]) -> Iterator[str]:
     yield from table("The adversarial pipeline, from a fresh copy", header, rows, commands)
 
 
+def vs_sb3_command(name: str, record: dict[str, Any]) -> str:
+    s = record["settings"]
+    words = ["python benchmarks/vs_sb3.py", "--game", s["game"], "--minutes", f"{s['minutes']:g}"]
+    words += ["--episodes", str(s["episodes"]), "--seed", str(s["seed"]), "--name", name]
+    return " ".join(words)
+
+
+def vs_sb3_tables(results: dict[str, dict[str, Any]]) -> Iterator[str]:
+    """One table for every vs_sb3*.json: retro-gamer and SB3 trained for the same minutes on one game."""
+    rows, commands = [], []
+    for name, record in results.items():
+        if record.get("benchmark", "").startswith("vs_sb3"):
+            s = record["settings"]
+            for row in record["figures"]["rows"]:
+                apples = row.get("mean_apples")
+                rows.append(
+                    [
+                        s["game"],
+                        row["algorithm"],
+                        f"{s['minutes']:g}",
+                        f"{row['env_steps']:,}",
+                        f"{row['env_steps_per_s']:,.0f}",
+                        f"{row['mean_return']:,.1f} ± {row['std_return']:,.1f}",
+                        f"{row['mean_length']:,.0f}",
+                        "" if apples is None else f"{apples:.2f}",
+                    ]
+                )
+            commands.append(vs_sb3_command(name, record))
+    if rows:
+        header = ["game", "trained by", "minutes", "env steps", "env steps/s", "greedy return", "turns", "apples"]
+        yield from table("Stable-Baselines3 beside retro-gamer, same minutes", header, rows, commands)
+
+
 def index_table(results: dict[str, dict[str, Any]]) -> Iterator[str]:
     rows = []
     for name, record in results.items():
@@ -211,6 +244,7 @@ def render() -> str:
         *games_tables(results),
         *latency_tables(results),
         *adversarial_tables(results),
+        *vs_sb3_tables(results),
         *index_table(results),
     ]
     return "\n".join(lines).rstrip() + "\n"

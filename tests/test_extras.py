@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import venv
 from pathlib import Path
 
@@ -136,3 +137,46 @@ def test_pyproject_extras_match_the_modules_retro_gamer_checks():
             package = {"Hydra": "hydra-core", "Hydra's joblib launcher": "hydra-joblib-launcher"}.get(name, name)
             assert package.lower() in listed.lower(), (extra, package)
             assert package.lower() not in core.lower(), package
+
+
+@pytest.mark.parametrize(
+    "missing, use, says",
+    [
+        (
+            "gymnasium",
+            "import retro_gamer.adapters.gymnasium_env",
+            "A game as a Gymnasium environment (retro_gamer.adapters) needs Gymnasium, which comes with the [gym] "
+            "extra: pip install 'retro-gamer[gym]'",
+        ),
+        (
+            "pettingzoo",
+            "from retro_gamer.examples import chase; chase.parallel_env()",
+            "A game as a PettingZoo environment (retro_gamer.adapters) needs PettingZoo, which comes with the "
+            "[pettingzoo] extra: pip install 'retro-gamer[pettingzoo]'",
+        ),
+        (
+            "stable_baselines3",
+            "import retro_gamer.adapters.sb3_tracking",
+            "Tracking a Stable-Baselines3 run in MLflow (retro_gamer.adapters.sb3_tracking) needs Stable-Baselines3, "
+            "which comes with the [sb3] extra: pip install 'retro-gamer[sb3]'",
+        ),
+    ],
+    ids=["gym", "pettingzoo", "sb3"],
+)
+def test_without_an_ecosystem_library_the_package_imports_and_its_adapter_names_the_extra(
+    tmp_path: Path, missing: str, use: str, says: str
+):
+    """``import retro_gamer`` works without the library (registration is guarded); using the adapter names the extra."""
+    program = (
+        "import sys\n"
+        f"sys.modules[{missing!r}] = None  # as if not installed: importing it fails, finding it finds nothing\n"
+        "import retro_gamer\n"
+        "from retro_gamer.errors import RetroGamerError\n"
+        "try:\n"
+        f"    {use}\n"
+        "except RetroGamerError as err:\n"
+        "    print(err)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == says + "\n"

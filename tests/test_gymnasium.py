@@ -260,25 +260,6 @@ def test_record_video_writes_the_episode(user_game: Path, tmp_path: Path):
     assert list((tmp_path / "videos").glob("*.mp4"))
 
 
-def test_without_gymnasium_the_package_imports_and_the_adapter_names_the_extra(tmp_path: Path):
-    program = (
-        "import sys\n"
-        "sys.modules['gymnasium'] = None  # as if not installed: importing it fails, finding it finds nothing\n"
-        "import retro_gamer\n"
-        "from retro_gamer.errors import RetroGamerError\n"
-        "try:\n"
-        "    import retro_gamer.adapters.gymnasium_env\n"
-        "except RetroGamerError as err:\n"
-        "    print(err)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == (
-        "A game as a Gymnasium environment (retro_gamer.adapters) needs Gymnasium, which comes with the [gym] extra: "
-        "pip install 'retro-gamer[gym]'\n"
-    )
-
-
 def test_the_import_time_benchmark_records_what_registration_adds(tmp_path: Path):
     env = {**os.environ, "RETRO_GAMER_BENCHMARK_RESULTS": str(tmp_path)}  # the recorded results stay as they are
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "import_time.py"

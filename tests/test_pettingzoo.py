@@ -5,8 +5,6 @@ side sees, the game's own rule decides the outcome, a decided game terminates an
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 from itertools import zip_longest
 from pathlib import Path
 
@@ -157,22 +155,3 @@ def test_a_wrong_action_says_what_each_agent_may_press(env: ParallelGameEnv):
         env.step({chase.PLAYER: 0, chase.ENEMY: 7})
     with pytest.raises(RetroGamerError, match=r"actions\['player'\] must be .* got None"):
         env.step({chase.ENEMY: 0})
-
-
-def test_without_pettingzoo_chase_imports_and_parallel_env_names_the_extra(tmp_path: Path):
-    program = (
-        "import sys\n"
-        "sys.modules['pettingzoo'] = None  # as if not installed\n"
-        "from retro_gamer.examples import chase\n"
-        "from retro_gamer.errors import RetroGamerError\n"
-        "try:\n"
-        "    chase.parallel_env()\n"
-        "except RetroGamerError as err:\n"
-        "    print(err)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == (
-        "A game as a PettingZoo environment (retro_gamer.adapters) needs PettingZoo, which comes with the "
-        "[pettingzoo] extra: pip install 'retro-gamer[pettingzoo]'\n"
-    )

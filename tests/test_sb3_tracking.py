@@ -3,8 +3,6 @@ names and steps, and a replay (real SB3, a real SQLite store in a temp project).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import gymnasium
@@ -99,21 +97,3 @@ def test_an_environment_that_is_no_retro_game_is_refused_by_name(project: Path):
     model = PPO("MlpPolicy", gymnasium.make("CartPole-v1"), n_steps=64, batch_size=32, device="cpu")
     with pytest.raises(RetroGamerError, match=r"gymnasium\.make\('retro_gamer/"):
         model.learn(total_timesteps=64, callback=MlflowCallback(base_dir=project))
-
-
-def test_without_stable_baselines3_the_callback_names_the_extra(tmp_path: Path):
-    program = (
-        "import sys\n"
-        "sys.modules['stable_baselines3'] = None  # as if not installed\n"
-        "from retro_gamer.errors import RetroGamerError\n"
-        "try:\n"
-        "    import retro_gamer.adapters.sb3_tracking\n"
-        "except RetroGamerError as err:\n"
-        "    print(err)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == (
-        "Tracking a Stable-Baselines3 run in MLflow (retro_gamer.adapters.sb3_tracking) needs Stable-Baselines3, "
-        "which comes with the [sb3] extra: pip install 'retro-gamer[sb3]'\n"
-    )

@@ -97,3 +97,32 @@ def test_an_environment_that_is_no_retro_game_is_refused_by_name(project: Path):
     model = PPO("MlpPolicy", gymnasium.make("CartPole-v1"), n_steps=64, batch_size=32, device="cpu")
     with pytest.raises(RetroGamerError, match=r"gymnasium\.make\('retro_gamer/"):
         model.learn(total_timesteps=64, callback=MlflowCallback(base_dir=project))
+
+
+@pytest.mark.parametrize(
+    "stop, status", [(RuntimeError, "FAILED"), (KeyboardInterrupt, "KILLED")], ids=["error", "ctrl-c"]
+)
+def test_a_learn_stopped_by_an_exception_ends_its_run_failed_or_killed(project: Path, stop: type, status: str):
+    """SB3 skips the end-of-training hook when learn raises; the callback as a context manager ends the run."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class StopAt(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= 96:
+                raise stop("stopped on purpose")
+            return True
+
+    model = PPO(
+        "MultiInputPolicy",
+        gymnasium.make("retro_gamer/Snake-v0", overrides=[SHORT]),
+        n_steps=64,
+        batch_size=32,
+        seed=0,
+        device="cpu",
+    )
+    with pytest.raises(stop), MlflowCallback(checkpoint_every=2, base_dir=project) as tracking:
+        model.learn(total_timesteps=256, callback=[tracking, StopAt()])
+    run = runs_by_name(MlflowClient(store.default_uri(project)))["sb3-ppo"]
+    assert run.info.status == status
+    assert "episode_return" in run.data.metrics  # what was sent before the stop is kept

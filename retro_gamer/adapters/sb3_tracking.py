@@ -117,6 +117,7 @@ class MlflowCallback(StoreWriter, BaseCallback):
         self._started = 0.0
         self._replay_seconds = 0.0
         self._replayed = -1  # the episode of the last replay
+        self._ended = False
 
     # --- SB3's hooks --------------------------------------------------------------------------
     def _on_training_start(self) -> None:
@@ -255,11 +256,29 @@ class MlflowCallback(StoreWriter, BaseCallback):
             self._end()
 
     def _end(self) -> None:
+        self._ended = True
         if self.run_id and self.episode != self._replayed and self.tracking.replay_every != 0:
             self._safely("logging the final replay", self._log_replay, artifacts=2)
         self._stop_sending()
         ended = self._terminate("finished") if self.run_id else False
         self._report("finished", ended)
+
+    # --- a learn left by an exception -----------------------------------------------------------
+    def __enter__(self) -> MlflowCallback:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> None:
+        """SB3 calls :meth:`_on_training_end` only when ``learn`` returns, so a run it left by an exception would
+        stay RUNNING: ``with MlflowCallback() as tracking: model.learn(..., callback=tracking)`` ends it KILLED
+        (Ctrl+C) or FAILED here, with what was sent so far."""
+        if kind is None or self._ended:
+            return
+        self._ended = True
+        status = "interrupted" if issubclass(kind, KeyboardInterrupt) else "failed"
+        with self._environment:
+            self._stop_sending()
+            if self.run_id:
+                self._report(status, self._terminate(status))
 
 
 def replay_environment(training_env: Any) -> Any:

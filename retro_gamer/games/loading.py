@@ -49,8 +49,10 @@ def import_target(target: str, base_dir: Path | None = None) -> Any:
         _forget_if_elsewhere(target, path if path.is_file() else path / "__init__.py")
     else:
         folder = (base_dir or Path.cwd()).resolve()
-        beside = [c for c in (folder / f"{target}.py", folder / target / "__init__.py") if c.is_file()]
-        if beside and "." not in target:  # a student's my_game.py beside them, found first as `python -m` would
+        # a submodule's place is its package's to decide; a top-level module beside the base folder is found there
+        candidates = () if "." in target else (folder / f"{target}.py", folder / target / "__init__.py")
+        beside = [c for c in candidates if c.is_file()]
+        if beside:  # a student's my_game.py beside them, found first as `python -m` would
             if str(folder) in sys.path:
                 sys.path.remove(str(folder))
             sys.path.insert(0, str(folder))

@@ -3,7 +3,7 @@
 The core install (``pip install retro-gamer``) loads and plays a trained policy. Training, tracking, plots and the
 ``retro-gamer`` command need ``pip install 'retro-gamer[train]'``; the DVC pipeline ``[dvc]``; a game as a Gymnasium
 environment ``[gym]``, Stable-Baselines3 beside it ``[sb3]``, chase as a PettingZoo environment ``[pettingzoo]``;
-``[all]`` is all of them.
+``retro-gamer tune`` ``[tune]``, a PostgreSQL store or study ``[db]``, SLURM multiruns ``[slurm]``; ``[all]`` is all of them.
 Each face (the command, ``python -m retro_gamer.train``, tracking, a plot, a model URI) asks here before it imports
 the packages, so a missing one is a :class:`~retro_gamer.errors.RetroGamerError` naming the extra to install
 instead of a ``ModuleNotFoundError`` deep in a traceback. Asking imports nothing.
@@ -31,6 +31,9 @@ EXTRAS: dict[str, dict[str, str]] = {
     "gym": {"gymnasium": "Gymnasium", "PIL": "Pillow"},  # and [train]: games resolve as the CLI resolves them
     "sb3": {"stable_baselines3": "Stable-Baselines3"},  # and [gym]
     "pettingzoo": {"pettingzoo": "PettingZoo"},  # and [gym]
+    "tune": {"optuna": "Optuna"},  # and [train]
+    "db": {"psycopg2": "psycopg2 (PostgreSQL)"},
+    "slurm": {"hydra_plugins.hydra_submitit_launcher": "Hydra's submitit launcher"},  # and [train]
 }
 
 

@@ -5,6 +5,7 @@ entry points print when training stops or fails.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,16 @@ from retro_gamer.run.lock import run_lock
 
 
 def train_run(
-    run_dir: Path, cfg: RunConfig | None = None, callbacks: list[Callback] | None = None, progress: bool = True
+    run_dir: Path,
+    cfg: RunConfig | None = None,
+    callbacks: list[Callback] | None = None,
+    progress: bool = True,
+    tracking_report: bool = True,
 ) -> dict[str, Any]:
     """Train (or resume) the run in ``run_dir``; ``cfg`` defaults to its ``config.toml``. A run that has trained all
-    its budget allows changes nothing on disk or in tracking: its saved totals come back, ``stopped_by`` saying so."""
+    its budget allows changes nothing on disk or in tracking: its saved totals come back, ``stopped_by`` saying so.
+    ``progress``: the live bar; ``tracking_report``: where the MLflow run is, printed at the end (a caller that
+    trains many runs says so once itself), while warnings about the store are printed either way."""
     from retro_gamer.dqn.trainer import DQNTrainer  # torch is imported only when training
 
     with run_lock(run_dir):
@@ -34,7 +41,7 @@ def train_run(
         if cfg.tracking.enabled:
             from retro_gamer.tracking.mlflow_run import MlflowTracking
 
-            hooks.append(MlflowTracking(cfg, run_dir))
+            hooks.append(MlflowTracking(cfg, run_dir, stream=None if tracking_report else io.StringIO()))
         trainer = DQNTrainer(cfg, run_dir, hooks + list(callbacks or []))
         return trainer.train()
 

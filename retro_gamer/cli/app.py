@@ -8,6 +8,7 @@ examples:
   retro-gamer play runs/snake
   retro-gamer replay runs/snake -o snake.html
   retro-gamer eval models:/snake-policy@champion
+  retro-gamer tune snake --study snake-search --trials 10
 
 DIR may also be an MLflow model URI: runs:/RUN_ID/policy, models:/NAME/VERSION, models:/NAME@ALIAS, models:/MODEL_ID.
 """
@@ -292,6 +293,22 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from retro_gamer.extras import require_extra
+
+    require_extra("tune", "retro-gamer tune")
+    from retro_gamer.tune.worker import tune
+
+    return tune(
+        args.space,
+        args.study,
+        args.trials,
+        storage=args.storage,
+        overrides=args.overrides,
+        stale_after_s=60 * args.stale_after,
+    )
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     from retro_gamer.config.schema import read_config
     from retro_gamer.run.lock import run_lock
@@ -492,6 +509,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plot.add_argument("run_dir", metavar="DIR")
     plot.add_argument("-o", "--output", help="PNG file (default: DIR/learning_curve.png)")
+
+    tune = add(
+        "tune",
+        cmd_tune,
+        "search hyperparameters with Optuna: this worker runs N trials of a study that any number of workers share",
+        "retro-gamer tune snake --study snake-search --trials 10 --storage postgresql://me@db-host/studies",
+    )
+    tune.add_argument("space", metavar="SPACE", help="a search space in conf/tune/ (snake) or a path to a YAML file")
+    tune.add_argument("--study", required=True, help="the study's name: workers with the same name share its trials")
+    tune.add_argument("--trials", required=True, type=_number(1, 1_000_000), help="how many trials this worker runs")
+    tune.add_argument(
+        "--storage",
+        help="the study's database URL: sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB for workers on "
+        "many machines (default: sqlite under the project's tune/)",
+    )
+    tune.add_argument(
+        "--stale-after",
+        type=_number(0.1, 10**6, whole=False),
+        default=10.0,
+        metavar="MINUTES",
+        help="a RUNNING trial of a worker on another machine is marked failed after this long without a heartbeat",
+    )
+    tune.add_argument(
+        "overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides for every trial, after the space's own"
+    )
 
     clean = add(
         "clean",

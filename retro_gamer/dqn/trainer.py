@@ -32,6 +32,7 @@ from retro_gamer.env.game_batch import open_games
 from retro_gamer.games import game_factory
 from retro_gamer.run import checkpoint
 from retro_gamer.run.training_state import TrainingState
+from retro_gamer.runtime.child_process import preemption_signal
 from retro_gamer.runtime.placement import run_placement
 
 
@@ -45,29 +46,32 @@ class StopNow(KeyboardInterrupt):
 
 
 class StopRequest:
-    """Ctrl+C or SIGTERM once: stop soon (at the next episode end, or within ``grace_s`` seconds by
-    cutting the games in progress short), save, exit cleanly. Twice: :class:`StopNow`. The time limit asks
-    the same, for its own ``reason``."""
+    """Ctrl+C, SIGTERM or a cluster's :func:`~retro_gamer.runtime.child_process.preemption_signal` once: stop soon
+    (at the next episode end, or within ``grace_s`` seconds by cutting the games in progress short), save, exit
+    cleanly. Twice: :class:`StopNow`. The time limit asks the same, for its own ``reason``."""
 
     def __init__(self, grace_s: float = 1.0) -> None:
         self.requested = False
         self.reason = "interrupted"
         self.grace_s = grace_s
         self.since: float | None = None
+        self.signal: int | None = None  # the signal that asked for the stop, if one did
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopRequest:
         import threading
 
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
+            for sig in (signal.SIGINT, signal.SIGTERM, preemption_signal()):
+                if sig is not None:
+                    self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
             raise StopNow
         self.request()
+        self.signal = signum
         print("\nStopping: saving a checkpoint (press Ctrl+C again to stop at once) …", flush=True)
 
     def request(self, reason: str = "interrupted") -> None:
@@ -81,6 +85,14 @@ class StopRequest:
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+    def pass_on(self) -> None:
+        """Once the stop is saved: a preemption signal goes on to the handler this process had for it before
+        training. submitit's resubmits the job (the run then resumes from what was just saved) and exits."""
+        sig = self.signal
+        previous = self._previous.get(sig) if sig is not None and sig == preemption_signal() else None
+        if callable(previous):
+            previous(sig, None)
 
 
 @dataclass
@@ -117,6 +129,7 @@ class DQNTrainer:
 
     def __init__(self, cfg: RunConfig, run_dir: Path, callbacks: list[Callback] | tuple[Callback, ...] = ()):
         self.cfg, self.run_dir, self.callbacks = cfg, Path(run_dir), list(callbacks)
+        self._stop: StopRequest | None = None  # while train() runs: what request_stop asks
         t = cfg.trainer
         resume_path = self.run_dir / checkpoint.RESUME_FILE
         # read once: where the run started, then what it resumes
@@ -350,6 +363,7 @@ class DQNTrainer:
             # numpy's BLAS on one thread: an action choice's matrices are small, and waiting for a second
             # thread means waiting for the core that learns or plays
             with StopRequest() as stop, threadpool_limits(limits=1, user_api="blas"):
+                self._stop = stop
                 for cb in self.callbacks:  # a Ctrl+C while they start (the console's first line is out) stops cleanly
                     cb.on_train_start(self)
                 stop_reason = self._loop(stop, first)
@@ -363,7 +377,16 @@ class DQNTrainer:
             summary = self.summary()
             summary["stopped_by"], summary["status"] = stop_reason, status
             self._end_callbacks(summary)
+        stop.pass_on()
         return summary
+
+    def request_stop(self, reason: str) -> None:
+        """Ask training to stop at the next episode end, as Ctrl+C does, with everything saved; a callback's way
+        to end a run early (a tuning trial its pruner stops). ``summary["stopped_by"]`` is ``reason``, and the
+        run counts as finished: it stopped by its own rule, not the user's."""
+        if self._stop is None:
+            raise RuntimeError("request_stop is for callbacks, while train() runs")
+        self._stop.request(reason)
 
     def _loop(self, stop: StopRequest, first: tuple[np.ndarray, np.ndarray]) -> str:
         """Step every game, store transitions, learn; returns why it stopped.

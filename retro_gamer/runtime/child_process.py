@@ -5,9 +5,10 @@ game the same way and never re-runs the caller's script. It builds one object, `
 runs that object's methods as they are called: a call names the method itself (``Learner.restore``), so an
 editor and a type checker follow it and check its arguments (:meth:`ChildProcess.call`). Calls and answers
 are pickles over its stdin/stdout (a method pickles as its module and name); prints in the child (a game's
-own) go to stderr. It ignores Ctrl+C (the trainer decides when to stop) and ends when its stdin closes. An
-exception in the child comes back here: a retro-gamer error as itself, the game's own failure as
-:class:`~retro_gamer.games.faults.GameCodeError` with its frames, anything else with the child's traceback.
+own) go to stderr. It ignores Ctrl+C and a cluster's :func:`preemption_signal` (the trainer decides when to
+stop) and ends when its stdin closes. An exception in the child comes back here: a retro-gamer error as itself,
+the game's own failure as :class:`~retro_gamer.games.faults.GameCodeError` with its frames, anything else with
+the child's traceback.
 """
 
 from __future__ import annotations
@@ -32,6 +33,16 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 CHILD = "from retro_gamer.runtime.child_process import serve; serve()"
+PREEMPT_SIGNAL_ENV = "SUBMITIT_PREEMPT_SIGNAL"  # submitit's setting: the name of its signal without SIG
+
+
+def preemption_signal() -> signal.Signals | None:
+    """The signal a cluster job gets shortly before it is stopped (its time limit, or preempted): SIGUSR2, which
+    submitit asks SLURM for (``--signal=USR2@...``) and handles by resubmitting the job, or the one
+    ``SUBMITIT_PREEMPT_SIGNAL`` names. SLURM sends it to every process of the job, helpers included: the trainer
+    saves and stops on it, the helpers ignore it. ``None`` where the system has no such signal (Windows)."""
+    found = getattr(signal, "SIG" + os.environ.get(PREEMPT_SIGNAL_ENV, "USR2"), None)
+    return found if isinstance(found, signal.Signals) else None
 
 
 class ChildProcess(Generic[T]):
@@ -122,6 +133,9 @@ def serve() -> None:
     """The child's side (see the module docstring): ``sys.path``, then the object to build, then calls until
     stdin closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole process group; the parent handles it
+    preempted = preemption_signal()
+    if preempted is not None:  # so does a scheduler's signal
+        signal.signal(preempted, signal.SIG_IGN)
     calls, answers = sys.stdin.buffer, os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # the game's print() must not mix into the answers
     try:

@@ -21,6 +21,7 @@ How a page's code blocks are run (integrating-a-trained-model.rst has its own te
 * ``.. code-block:: text``: shown, not run (a folder listing, a printout).
 * Budgets: ``retro-gamer create``, ``retro-gamer train`` and ``python -m retro_gamer.train`` get tiny trainer
   settings (tests/conftest.py's ``TINY`` without its tracking setting: tracking stays as the page has it), and
+  ``retro-gamer tune`` gets them too, with a step budget of ``STEPS`` and at most two ``--trials``; and
   any ``trainer.episodes=N``, ``--episodes N``, ``trainer.total_env_steps=N``, ``--steps N``,
   ``trainer.time_limit=N`` or ``--minutes N`` on them is made small; ``--episodes N`` of ``retro-gamer eval``
   too; in a Python block, ``total_timesteps=N`` (Stable-Baselines3's budget) is made small the same way. So a page
@@ -75,8 +76,11 @@ TOCTREE = [
     "performance",
     "api",
 ]
-RUN_ELSEWHERE = {"integrating-a-trained-model.rst"}  # tests/test_docs.py runs it, with its own checks
-EXEMPT = 3  # blocks marked `.. not-tested: REASON` on all pages
+# tests/test_docs.py runs the first with its own checks; tests/test_team_server.py the second, whose servers serve
+# until stopped, on a private PostgreSQL cluster; tests/test_many_runs.py the third, which waits for DVC's queue and
+# has no SLURM cluster
+RUN_ELSEWHERE = {"integrating-a-trained-model.rst", "team-server.rst", "many-runs.rst"}
+EXEMPT = 4  # blocks marked `.. not-tested: REASON` on all pages
 LANGUAGES = {"console", "python", "toml", "text"}
 
 
@@ -234,10 +238,13 @@ def tiny(command: str) -> str:
     while start < len(words) and re.match(r"^\w+=", words[start]):  # VAR=value before the command
         start += 1
     head = words[start : start + 3]
-    hydra = head[:2] == ["retro-gamer", "create"] or head == ["python", "-m", "retro_gamer.train"]
+    tune = head[:2] == ["retro-gamer", "tune"]
+    hydra = tune or head[:2] == ["retro-gamer", "create"] or head == ["python", "-m", "retro_gamer.train"]
     if not (hydra or head[:2] in (["retro-gamer", "train"], ["retro-gamer", "eval"])):
         return command
     flags = {"--episodes": _fewer_episodes, "-n": _fewer_episodes, "--steps": _fewer_steps, "--minutes": _a_few_minutes}
+    if tune:  # a search: two trials of a few hundred steps each (its space's own budget is overridden below)
+        flags["--trials"] = lambda count: min(count, 2)
     keys = {
         "trainer.episodes": _fewer_episodes,
         "trainer.total_env_steps": _fewer_steps,
@@ -254,6 +261,8 @@ def tiny(command: str) -> str:
     if hydra:  # these take Hydra overrides: the tiny trainer settings the page does not set itself
         given = {word.split("=", 1)[0] for word in out}
         out += [o for o in TRAINER_TINY if o.split("=", 1)[0] not in given]
+        if tune and "trainer.total_env_steps" not in given:
+            out.append(f"trainer.total_env_steps={STEPS}")
     return shlex.join(out)
 
 
@@ -401,6 +410,9 @@ def test_training_commands_get_tiny_budgets():
     assert module.startswith("MLFLOW_TRACKING_URI=http://x:5000 python -m retro_gamer.train +game=snake")
     assert "trainer.time_limit=0.1" in module and f"trainer.episodes={EPISODES}" in module
     assert tiny("retro-gamer eval runs/snake --episodes 50 --json") == "retro-gamer eval runs/snake --episodes 2 --json"
+    searched = tiny("retro-gamer tune snake --study s --trials 20")
+    assert searched.startswith("retro-gamer tune snake --study s --trials 2 trainer.")
+    assert searched.endswith(f"trainer.total_env_steps={STEPS}")
     swept = tiny("python -m retro_gamer.train +game=snake -m trainer.episodes=300,600 trainer.lr=1e-3,3e-4")
     assert "trainer.episodes=3,6" in swept and "trainer.lr=1e-3,3e-4" in swept
     assert tiny("dvc repro") == "dvc repro" and tiny("ls runs | head") == "ls runs | head"

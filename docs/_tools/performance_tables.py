@@ -203,6 +203,44 @@ def vs_sb3_tables(results: dict[str, dict[str, Any]]) -> Iterator[str]:
         yield from table("Stable-Baselines3 beside retro-gamer, same minutes", header, rows, commands)
 
 
+def tune_tables(results: dict[str, dict[str, Any]]) -> Iterator[str]:
+    """``retro-gamer tune``: trials a minute by one and by two workers (tune_speed*.json), and a search on snake
+    whose best configuration is trained again on fresh seeds beside the defaults (tune_*search*.json)."""
+    rows, commands = [], []
+    for record in results.values():
+        if record.get("benchmark", "").startswith("tune_speed"):
+            f = record["figures"]
+            for workers, key in ((1, "one_worker"), (2, "two_workers")):
+                rows.append(
+                    [str(workers), str(f["trials"]), f"{f[key]['seconds']:,.0f}", f"{f[key]['trials_per_min']:.2f}"]
+                )
+            commands.append(f"python benchmarks/tune.py speed --trials {f['trials']}")
+    if rows:
+        yield from table("Tuning: trials a minute", ["workers", "trials", "seconds", "trials a minute"], rows, commands)
+    rows, commands = [], []
+    for record in results.values():
+        if record.get("benchmark", "").startswith("tune_") and "recheck" in record.get("figures", {}):
+            f, s = record["figures"], record["settings"]
+            for config in ("default", "best"):
+                r = f["recheck"][config]
+                label = "defaults" if config == "default" else f"best of {s['trials']} trials (trial {f['best_trial']})"
+                rows.append(
+                    [
+                        label,
+                        ", ".join(f"{a:.2f}" for a in r["apples_per_seed"]),
+                        f"{r['apples_mean']:.2f}",
+                        f"{r['mean_return']:,.1f}",
+                    ]
+                )
+            seeds = " ".join(map(str, s["check_seeds"]))
+            commands.append(
+                f"python benchmarks/tune.py search --trials {s['trials']} --check-seeds {seeds} --games {s['games']}"
+            )
+    if rows:
+        header = ["configuration", "greedy apples, each fresh seed", "apples, mean", "greedy return, mean"]
+        yield from table("A search on snake, checked on fresh seeds", header, rows, commands)
+
+
 def index_table(results: dict[str, dict[str, Any]]) -> Iterator[str]:
     rows = []
     for name, record in results.items():
@@ -245,6 +283,7 @@ def render() -> str:
         *latency_tables(results),
         *adversarial_tables(results),
         *vs_sb3_tables(results),
+        *tune_tables(results),
         *index_table(results),
     ]
     return "\n".join(lines).rstrip() + "\n"

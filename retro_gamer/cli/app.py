@@ -297,16 +297,25 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from retro_gamer.extras import require_extra
 
     require_extra("tune", "retro-gamer tune")
+    from mlflow.exceptions import MlflowException
+
     from retro_gamer.tune.worker import tune
 
-    return tune(
-        args.space,
-        args.study,
-        args.trials,
-        storage=args.storage,
-        overrides=args.overrides,
-        stale_after_s=60 * args.stale_after,
-    )
+    try:
+        return tune(
+            args.space,
+            args.study,
+            args.trials,
+            storage=args.storage,
+            overrides=args.overrides,
+            stale_after_s=60 * args.stale_after,
+        )
+    except MlflowException as err:  # the study is safe in its storage; the trial in progress is marked failed
+        raise RetroGamerError(
+            f"the MLflow store failed: {str(err).splitlines()[0][:300]}. The study keeps every finished trial; "
+            "check the tracking URI (MLFLOW_TRACKING_URI or tracking.uri) and that its server runs, then start the "
+            "worker again."
+        ) from None
 
 
 def cmd_clean(args: argparse.Namespace) -> int:

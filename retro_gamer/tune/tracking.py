@@ -28,7 +28,7 @@ class StudyRuns:
     def __init__(self, uri: str, experiment: str):
         from mlflow.entities import Metric
 
-        self.uri = uri
+        self.uri, self.experiment = uri, experiment
         self.client = store.open_store(uri)
         self.experiment_id = store.experiment_id(self.client, experiment, uri)
         self._metric = Metric
@@ -79,6 +79,10 @@ class StudyRuns:
         )
         self.client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
         return str(run.info.run_id)
+
+    def seed_tracking(self, trial_run: str) -> dict[str, Any]:
+        """How each seed's training run of a trial is tracked: in the study's experiment, under the trial's run."""
+        return {"experiment": self.experiment, "tags": {"mlflow.parentRunId": trial_run}}
 
     def log(self, run_id: str, key: str, value: float, step: int) -> None:
         self.client.log_batch(run_id, metrics=[self._metric(key, float(value), int(time.time() * 1000), step)])

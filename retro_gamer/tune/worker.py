@@ -133,21 +133,17 @@ def one_trial(
     PRUNED, FAIL = TrialState.PRUNED, TrialState.FAIL
     started = time.perf_counter()
     trial = study.ask()
-    trial.set_user_attr(WORKER, worker.as_attr())
-    trial.set_user_attr(HEARTBEAT, time.time())
-    params = space.sample(trial)
-    run_id = runs.start_trial(trial.number, params, f"{worker.host}:{worker.pid}") if runs else ""
-    if run_id:
-        trial.set_user_attr("mlflow_run_id", run_id)
-    print(f"trial {trial.number}: {' '.join(f'{k}={v}' for k, v in params.items())}", flush=True)
-    tracking = (
-        {"experiment": runs.client.get_experiment(runs.experiment_id).name, "tags": {"mlflow.parentRunId": run_id}}
-        if runs
-        else {}
-    )
-    log = (lambda key, value, step: runs.log(run_id, key, value, step)) if runs else (lambda *_: None)
-    outcome = Outcome("failed")  # unless run_trial returns
+    outcome, run_id = Outcome("failed"), ""  # unless run_trial returns
     try:
+        trial.set_user_attr(WORKER, worker.as_attr())
+        trial.set_user_attr(HEARTBEAT, time.time())
+        params = space.sample(trial)
+        print(f"trial {trial.number}: {' '.join(f'{k}={v}' for k, v in params.items())}", flush=True)
+        if runs is not None:
+            run_id = runs.start_trial(trial.number, params, f"{worker.host}:{worker.pid}")
+            trial.set_user_attr("mlflow_run_id", run_id)
+        tracking = runs.seed_tracking(run_id) if runs else {}
+        log = (lambda key, value, step: runs.log(run_id, key, value, step)) if runs else (lambda *_: None)
         outcome = run_trial(space, trial, params, folder, tracking, log, flag)
     except KeyboardInterrupt:  # a second signal: stopped at once
         outcome = Outcome("stopped")
@@ -157,7 +153,7 @@ def one_trial(
             study.tell(trial, outcome.value)
         else:
             study.tell(trial, state=PRUNED if outcome.state == "pruned" else FAIL)
-        if runs:
+        if runs is not None and run_id:
             runs.end_trial(run_id, outcome.state, outcome.value)
             runs.summarise(study)
     value = "" if outcome.value is None else f" {outcome.value:.4g}"

@@ -4,6 +4,7 @@ best configuration is trained again on fresh seeds beside the default configurat
     python benchmarks/tune.py speed                  # 6 small trials by one worker, then 6 by two workers at once
     python benchmarks/tune.py search --trials 20     # conf/tune/snake.yaml: two workers, 10 trials each
     python benchmarks/tune.py search --trials 20 --screenshot docs/_static/tune_mlflow.png
+    python benchmarks/tune.py screenshot --folder FOLDER --screenshot docs/_static/tune_mlflow.png   # again
 
 Everything runs in a new project folder (``--folder``, default a temporary one), as a user's would: the workers
 are ``retro-gamer tune`` processes, the study is the default SQLite file, the runs go to the project's own
@@ -147,11 +148,11 @@ def search(folder: Path, trials: int, check_seeds: list[int], games: int, screen
 
 
 def take_screenshot(folder: Path, parent_run: str, output: Path) -> None:
-    """The study's parent run in MLflow's UI (its runs table, trials nested under it), by headless Chromium."""
+    """The study's parent run in MLflow's UI (best value, best parameters, the trials' counts), by headless Chromium."""
     sys.path.insert(0, str(REPO / "tests"))
     from servers import serve
 
-    from retro_gamer.tracking.store import open_store
+    from retro_gamer.tracking.store import open_store, runs_url
 
     db = folder / "mlruns" / "mlflow.db"
     experiment = open_store(f"sqlite:///{db}").get_run(parent_run).info.experiment_id
@@ -160,10 +161,10 @@ def take_screenshot(folder: Path, parent_run: str, output: Path) -> None:
                "--host", "127.0.0.1", "--workers", "1"]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     with serve(command, url, cwd=folder, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}, log=folder / "ui.log"):
-        page = f"{url}/#/experiments/{experiment}?viewMode=TABLE"
+        page = runs_url(f"sqlite:///{db}", experiment, parent_run).replace("http://127.0.0.1:5000", url)
         chromium = shutil.which("chromium") or shutil.which("chromium-browser")
         subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1500,900",
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1600,1200",
              "--virtual-time-budget=20000", f"--screenshot={output.resolve()}", page],
             check=True, capture_output=True, timeout=180,
         )  # fmt: skip
@@ -172,7 +173,7 @@ def take_screenshot(folder: Path, parent_run: str, output: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("phase", choices=("speed", "search"))
+    parser.add_argument("phase", choices=("speed", "search", "screenshot"), help="screenshot: again, of --folder")
     parser.add_argument("--trials", type=int, default=None, help="speed: 6; search: 20")
     parser.add_argument("--check-seeds", type=int, nargs="+", default=[100, 101, 102])
     parser.add_argument("--games", type=int, default=50)
@@ -183,6 +184,11 @@ def main() -> None:
     print(f"project folder: {folder}")
     if args.phase == "speed":
         speed(folder, args.trials or 6)
+    elif args.phase == "screenshot":
+        import optuna
+
+        study = optuna.load_study(study_name="snake-search", storage=f"sqlite:///{folder / 'tune' / 'optuna.db'}")
+        take_screenshot(folder, study.user_attrs["mlflow_parent_run_id"], args.screenshot)
     else:
         search(folder, args.trials or 20, args.check_seeds, args.games, args.screenshot)
 

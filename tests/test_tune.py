@@ -140,6 +140,9 @@ def test_the_shipped_space_reads_and_a_bad_one_says_what_and_where(tmp_path: Pat
         assert expected in message
     with pytest.raises(ConfigError, match="no such search space.*snake"):
         read_space("snakes")
+    fixed = read_space("snake", ["trainer.lr=0.001", "model.hidden=[64]"])  # the command line fixes two keys
+    assert {p.key for p in fixed.params} == {p.key for p in snake.params} - {"trainer.lr", "model.hidden"}
+    assert fixed.overrides[-2:] == ("trainer.lr=0.001", "model.hidden=[64]") and fixed.fingerprint != snake.fingerprint
 
 
 def test_a_worker_with_another_space_or_direction_is_refused(tmp_path: Path):

@@ -525,7 +525,13 @@ def build_parser() -> argparse.ArgumentParser:
         "search hyperparameters with Optuna: this worker runs N trials of a study that any number of workers share",
         "retro-gamer tune snake --study snake-search --trials 10 --storage postgresql://me@db-host/studies",
     )
-    tune.add_argument("space", metavar="SPACE", help="a search space in conf/tune/ (snake) or a path to a YAML file")
+    tune.add_argument(
+        "space",
+        metavar="SPACE",
+        help="a search space in conf/tune/ (snake) or a path to a YAML file; Hydra overrides for every trial (after "
+        "the space's own) may follow anywhere, e.g. trainer.num_envs=4",
+    )
+    tune.usage = "retro-gamer tune SPACE --study NAME --trials N [--storage URL] [--stale-after MINUTES] [OVERRIDE ...]"
     tune.add_argument("--study", required=True, help="the study's name: workers with the same name share its trials")
     tune.add_argument("--trials", required=True, type=_number(1, 1_000_000), help="how many trials this worker runs")
     tune.add_argument(
@@ -539,9 +545,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         metavar="MINUTES",
         help="a RUNNING trial of a worker on another machine is marked failed after this long without a heartbeat",
-    )
-    tune.add_argument(
-        "overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides for every trial, after the space's own"
     )
 
     clean = add(
@@ -566,7 +569,12 @@ def main(argv: list[str] | None = None) -> int:
     from retro_gamer.tracking.store import disable_telemetry_unless_chosen
 
     disable_telemetry_unless_chosen()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # tune's overrides may come after its options (argparse takes positionals only in one run)
+    args.overrides = [*getattr(args, "overrides", []), *(e for e in extra if "=" in e and not e.startswith("-"))]
+    if any("=" not in e or e.startswith("-") for e in extra) or (extra and args.command != "tune"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except RetroGamerError as err:

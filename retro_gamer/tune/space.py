@@ -118,7 +118,8 @@ def available_spaces() -> list[str]:
 
 
 def read_space(name: str, extra_overrides: list[str] | tuple[str, ...] = ()) -> SearchSpace:
-    """Read and check a space; ``extra_overrides`` (the command line's) come after the file's own."""
+    """Read and check a space; ``extra_overrides`` (the command line's) come after the file's own, and one that sets
+    a searched key fixes it (the file itself may not both search and fix a key)."""
     path = space_path(name)
     if not path.is_file():
         shipped = ", ".join(available_spaces()) or "none"
@@ -136,23 +137,28 @@ def read_space(name: str, extra_overrides: list[str] | tuple[str, ...] = ()) -> 
     game = data.get("game")
     if not isinstance(game, str) or not game:
         problems.append("game: name the game every trial trains (e.g. game: snake)")
-    overrides = [*_strings(data.get("overrides", []), "overrides", problems), *extra_overrides]
+    own = _strings(data.get("overrides", []), "overrides", problems)
+    overrides = [*own, *extra_overrides]
     params = []
     raw_params = data.get("params")
     if not isinstance(raw_params, dict) or not raw_params:
         problems.append("params: a mapping of each searched key to its sweep, e.g. trainer.lr: interval(1e-4, 1e-2)")
     else:
+        fixed_here = {_key(o) for o in extra_overrides}  # the command line fixes a searched key: not searched
         for key, sweep in raw_params.items():
             try:
                 params.append(parse_param(str(key), str(sweep)))
             except ValueError as err:
                 problems.append(f"params.{key}: {err}")
+        params = [p for p in params if p.key not in fixed_here]
+        if raw_params and not params and not problems:
+            problems.append("params: the command line's overrides fix every searched key; nothing is left to search")
     objective = _section(data, "objective", Objective, OBJECTIVE_KEYS, problems)
     pruner = _section(data, "pruner", Pruner, PRUNER_KEYS, problems)
     searched = {p.key for p in params}
     budget = _last_value(overrides, "trainer.total_env_steps")
-    if any(_key(o) in searched for o in overrides):
-        fixed = sorted(_key(o) for o in overrides if _key(o) in searched)
+    if any(_key(o) in searched for o in own):
+        fixed = sorted(_key(o) for o in own if _key(o) in searched)
         problems.append(f"{', '.join(fixed)}: both searched (params) and fixed (overrides); keep one")
     if budget is None or not budget.isdigit() or int(budget) < 1:
         problems.append(

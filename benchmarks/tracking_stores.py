@@ -100,7 +100,9 @@ def one_run(client, experiment: str, run_dir: Path, episodes: int, every: int) -
                 client.log_batch(run_id, metrics=batch[i : i + BATCH])
             batch = []
     seconds["metrics"], clock = time.perf_counter() - clock, time.perf_counter()
-    uri = log_policy_model(client, run_id, run_dir, latest_checkpoint(run_dir))
+    checkpoint = latest_checkpoint(run_dir)
+    assert checkpoint is not None, run_dir
+    uri = log_policy_model(client, run_id, run_dir, checkpoint)
     client.set_tag(run_id, "policy_model_uri", uri)
     seconds["model"], clock = time.perf_counter() - clock, time.perf_counter()
     for name in ("training.log", "metrics.json"):

@@ -152,7 +152,9 @@ def test_the_page_runs_on_postgres_and_its_servers_keep_their_promises(
 
         # The first server's run: its files went to the server, nothing to the client's folder.
         [trained] = [out for command, out in outputs.items() if command.startswith("retro-gamer train")]
-        run_id = re.search(rf"MLflow run (\w+) \(FINISHED\) in {re.escape(url)}\n", trained)[1]
+        found = re.search(rf"MLflow run (\w+) \(FINISHED\) in {re.escape(url)}\n", trained)
+        assert found, trained
+        run_id = found[1]
         assert not (clients[1] / "mlruns").exists()
         assert list((server_dir / "artifacts").glob(f"*/{run_id}/artifacts/config.toml"))
 
@@ -170,8 +172,9 @@ def test_the_page_runs_on_postgres_and_its_servers_keep_their_promises(
         from mlflow import MlflowClient
 
         client = MlflowClient(url)
-        snake = client.get_experiment_by_name("snake").experiment_id
-        runs = client.search_runs([snake])
+        snake = client.get_experiment_by_name("snake")
+        assert snake is not None
+        runs = client.search_runs([snake.experiment_id])
         assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}  # before basic-auth, and alice's
         assert client.get_model_version_by_alias("snake-policy", "newest").version == "1"
         assert not list(clients[2].rglob("mlruns"))
@@ -190,7 +193,9 @@ def _the_policy_comes_through_the_server(url: str, run_id: str, trained: Path, t
 
     ai = TrainedPolicy(f"runs:/{run_id}/policy", tracking_uri=url)
     assert tmp_path not in ai.run_dir.resolve().parents  # a download, not a path into the client or the server
-    local = torch.load(latest_checkpoint(trained), map_location="cpu", weights_only=True)["weights"]
+    checkpoint = latest_checkpoint(trained)
+    assert checkpoint is not None
+    local = torch.load(checkpoint, map_location="cpu", weights_only=True)["weights"]
     assert all(torch.equal(local[k], v) for k, v in ai.network.state_dict().items())
 
 
@@ -228,8 +233,9 @@ def test_dvc_exp_run_records_the_pipeline_on_the_server(cluster: str, tmp_path: 
         )  # fmt: skip
         assert done.returncode == 0, f"`{run}`:\n{done.stdout[-4000:]}{done.stderr[-4000:]}"
         client = MlflowClient(url)
-        experiment = client.get_experiment_by_name("chase-adversarial").experiment_id
-        runs = {r.info.run_name: r for r in client.search_runs([experiment])}
+        experiment = client.get_experiment_by_name("chase-adversarial")
+        assert experiment is not None
+        runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
         [parent] = [r for r in runs.values() if r.data.tags.get("role") == "cycle"]
         assert parent.info.status == "FINISHED" and {"player_r1", "enemy_r1"} <= set(runs)
         assert runs["player_r1"].data.tags["mlflow.parentRunId"] == parent.info.run_id

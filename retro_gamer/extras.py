@@ -32,7 +32,7 @@ EXTRAS: dict[str, dict[str, str]] = {
     "sb3": {"stable_baselines3": "Stable-Baselines3"},  # and [gym]
     "pettingzoo": {"pettingzoo": "PettingZoo"},  # and [gym]
     "tune": {"optuna": "Optuna"},  # and [train]
-    "db": {"psycopg2": "psycopg2 (PostgreSQL)"},
+    "db": {"psycopg2": "psycopg2", "psycopg": "psycopg", "flask_wtf": "Flask-WTF"},  # PostgreSQL; basic-auth server
     "slurm": {"hydra_plugins.hydra_submitit_launcher": "Hydra's submitit launcher"},  # and [train]
 }
 

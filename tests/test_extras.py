@@ -119,7 +119,7 @@ def test_a_missing_module_names_its_extra_and_what_needed_it():
     ):
         require("no_such_parent.child", "dvc", "The pipeline")  # a dotted name whose parent is missing
     require_extra("train", "this test")  # the development install has every extra
-    assert set(EXTRAS) == {"train", "dvc", "gym", "sb3", "pettingzoo"}
+    assert set(EXTRAS) == {"train", "dvc", "gym", "sb3", "pettingzoo", "tune", "db", "slurm"}
 
 
 def test_pyproject_extras_match_the_modules_retro_gamer_checks():
@@ -128,13 +128,19 @@ def test_pyproject_extras_match_the_modules_retro_gamer_checks():
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     extras = project["optional-dependencies"]
     core = " ".join(project["dependencies"])
-    assert extras["all"] == ["retro-gamer[train,dvc,gym,sb3,pettingzoo]"]
+    assert extras["all"] == ["retro-gamer[train,dvc,gym,sb3,pettingzoo,tune,db,slurm]"]
     assert {"pytest", "ruff", "mypy", "import-linter"} <= {d.split(">")[0].split("=")[0] for d in extras["dev"]}
     assert "retro-games>=2.5.0,<3" in project["dependencies"]
     for extra, modules in EXTRAS.items():
         listed = " ".join(extras[extra])
         for name in modules.values():
-            package = {"Hydra": "hydra-core", "Hydra's joblib launcher": "hydra-joblib-launcher"}.get(name, name)
+            package = {
+                "Hydra": "hydra-core",
+                "Hydra's joblib launcher": "hydra-joblib-launcher",
+                "Hydra's submitit launcher": "hydra-submitit-launcher",
+                "psycopg2": "psycopg2-binary",
+                "Flask-WTF": "mlflow[auth]",
+            }.get(name, name)
             assert package.lower() in listed.lower(), (extra, package)
             assert package.lower() not in core.lower(), package
 
@@ -160,8 +166,19 @@ def test_pyproject_extras_match_the_modules_retro_gamer_checks():
             "Tracking a Stable-Baselines3 run in MLflow (retro_gamer.adapters.sb3_tracking) needs Stable-Baselines3, "
             "which comes with the [sb3] extra: pip install 'retro-gamer[sb3]'",
         ),
+        (
+            "optuna",
+            "from retro_gamer.cli.app import cmd_tune; cmd_tune(None)",
+            "retro-gamer tune needs Optuna, which comes with the [tune] extra: pip install 'retro-gamer[tune]'",
+        ),
+        (
+            "psycopg",
+            "from retro_gamer.tune.study import storage_for; storage_for('postgresql://me:secret@127.0.0.1/studies')",
+            "the study storage postgresql://me:***@127.0.0.1/studies needs the database driver psycopg, which is not "
+            "installed. For PostgreSQL it comes with the [db] extra: pip install 'retro-gamer[db]'",
+        ),
     ],
-    ids=["gym", "pettingzoo", "sb3"],
+    ids=["gym", "pettingzoo", "sb3", "tune", "db"],
 )
 def test_without_an_ecosystem_library_the_package_imports_and_its_adapter_names_the_extra(
     tmp_path: Path, missing: str, use: str, says: str

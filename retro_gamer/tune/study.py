@@ -46,10 +46,6 @@ def storage_for(url: str) -> Any:
     import optuna
     from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 
-    if url.startswith("postgresql"):
-        from retro_gamer.extras import require
-
-        require("psycopg2", "db", "A study in PostgreSQL")
     try:
         for attempt in range(5):
             try:
@@ -59,6 +55,12 @@ def storage_for(url: str) -> Any:
                     raise
                 time.sleep(0.5 * (attempt + 1))
         raise AssertionError("unreachable")
+    except ImportError as err:  # the URL's database driver (postgresql:// is psycopg's on SQLAlchemy 2.1), which
+        driver = getattr(err.__cause__, "name", None) or err.name  # Optuna wraps in an ImportError of its own
+        raise RetroGamerError(
+            f"the study storage {hide_password(url)} needs the database driver {driver}, which is not installed. "
+            "For PostgreSQL it comes with the [db] extra: pip install 'retro-gamer[db]'"
+        ) from None
     except (OperationalError, ArgumentError, ValueError) as err:
         reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
         raise RetroGamerError(

@@ -1,20 +1,18 @@
 """``retro-gamer tune``: one worker of a study. Start as many as you like, on as many machines, with the same
 space, study name and storage; each runs ``trials`` trials and stops.
 
-A worker that is asked to stop (SIGTERM, Ctrl+C) stops its trial at the next episode end with everything saved,
-ends the trial's MLflow run KILLED, marks the trial failed in the study, and exits with status 0: the study
-resumes when a worker is started again (a stopped trial is not resumed; the sampler asks anew).
+A worker that is asked to stop (SIGTERM, Ctrl+C, a cluster's preemption signal; the trainer's
+:class:`~retro_gamer.dqn.trainer.StopRequest` listens around the whole worker, and the trainer's own while it
+trains) stops its trial at the next episode end with everything saved, ends the trial's MLflow run KILLED, marks
+the trial failed in the study, and exits with status 0: the study resumes when a worker is started again (a
+stopped trial is not resumed; the sampler asks anew). A preemption signal then goes on to the scheduler's handler.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,36 +33,6 @@ from retro_gamer.tune.study import (
     wait_for_attr,
 )
 from retro_gamer.tune.tracking import StudyRuns
-
-
-@dataclass
-class StopFlag:
-    """Set by the first SIGTERM or Ctrl+C that arrives while no training runs (training has its own handler,
-    which stops at the next episode end); a second one stops at once."""
-
-    requested: bool = False
-
-    def __call__(self) -> bool:
-        return self.requested
-
-
-@contextmanager
-def stop_signals(flag: StopFlag) -> Iterator[None]:
-    def handle(signum: int, frame: Any) -> None:
-        if flag.requested:
-            raise KeyboardInterrupt
-        flag.requested = True
-        print(f"\n{signal.Signals(signum).name}: stopping after this step of the trial …", flush=True)
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def tune(
@@ -104,28 +72,30 @@ def tune(
     )
     for line in reap_orphans(study, runs, stale_after_s):
         print(line)
-    flag = StopFlag()
+    from retro_gamer.dqn.trainer import StopRequest
+
     worker = Worker.this_process()
     folder = project / "tune" / study_name
     done = 0
-    with stop_signals(flag):
+    with StopRequest() as stop:  # a signal between trainings; one while training is the trainer's own
         try:
-            while done < trials and not flag.requested:
-                outcome = one_trial(study, space, runs, folder, worker, flag)
+            while done < trials and not stop.requested:
+                outcome = one_trial(study, space, runs, folder, worker, lambda: stop.requested)
                 if outcome.state == "stopped":  # the signal came while training, which took it
-                    flag.requested = True
+                    stop.request()
                 else:
                     done += 1
         finally:
             if runs is not None:
                 runs.summarise(study)
                 runs.end_parent_if_idle(study)
-    print(ending(study, runs, done, flag.requested))
+    print(ending(study, runs, done, stop.requested))
+    stop.pass_on()  # a preemption signal goes on to the scheduler's handler (submitit's resubmits the job)
     return 0
 
 
 def one_trial(
-    study: Any, space: SearchSpace, runs: StudyRuns | None, folder: Path, worker: Worker, flag: StopFlag
+    study: Any, space: SearchSpace, runs: StudyRuns | None, folder: Path, worker: Worker, stopping: Callable[[], bool]
 ) -> Outcome:
     """Ask the study for a trial, run it, tell the study and MLflow how it ended."""
     from optuna.trial import TrialState
@@ -144,7 +114,7 @@ def one_trial(
             trial.set_user_attr("mlflow_run_id", run_id)
         tracking = runs.seed_tracking(run_id) if runs else {}
         log = (lambda key, value, step: runs.log(run_id, key, value, step)) if runs else (lambda *_: None)
-        outcome = run_trial(space, trial, params, folder, tracking, log, flag)
+        outcome = run_trial(space, trial, params, folder, tracking, log, stopping)
     except KeyboardInterrupt:  # a second signal: stopped at once
         outcome = Outcome("stopped")
         raise

@@ -3,7 +3,8 @@ other seeds (`dvc exp run -S adversarial.seed=S`), timed, with the issue's four 
 
     python benchmarks/adversarial.py                          # the shipped demo (params.yaml), seeds 0 1 2
     python benchmarks/adversarial.py --seeds 0 --name adversarial_demo_seed0
-    python benchmarks/adversarial.py --setting full --seeds 0  # the documented ~25-minute setting (5 rounds, 600k steps)
+    python benchmarks/adversarial.py --setting full --seeds 0  # the documented ~30-minute setting (15 rounds, 200k steps)
+    python benchmarks/adversarial.py --setting full --rounds 5 --steps 600000 --seeds 0  # other rounds and budgets
     python benchmarks/adversarial.py --seeds 0 --twice         # and a second fresh copy: identical weights?
 
 The checks, per seed, from ``metrics/gates.json`` (written by the pipeline's evaluate stage):
@@ -34,20 +35,21 @@ from results import write_results
 
 from retro_gamer.examples.chase import RULES
 
-FULL_ROUNDS, FULL_STEPS = 5, 600_000  # the "full" setting: 5 rounds, twice the demo's env steps per generation
+FULL_ROUNDS, FULL_STEPS = 15, 200_000  # the "full" setting: many short generations, each side's climb round by round
 DROP_LIMIT = 0.10
 
 
-def fresh_copy(folder: Path, setting: str) -> Path:
-    """The project's pipeline in a new git repository, as a clone would have it; ``full`` adds rounds 4 and 5
-    and doubles each generation's steps."""
+def fresh_copy(folder: Path, rounds: int | None = None, steps: int | None = None) -> Path:
+    """The project's pipeline in a new git repository, as a clone would have it, with ``rounds`` rounds and
+    ``steps`` env steps a generation instead of ``params.yaml``'s when given."""
     copy_pipeline(folder)
-    if setting == "full":
+    if rounds is not None or steps is not None:
         path = folder / "params.yaml"
         params = yaml.safe_load(path.read_text())
-        params["rounds"] = {f"r{n}": {"round": n, "previous": n - 1} for n in range(1, FULL_ROUNDS + 1)}
+        if rounds is not None:
+            params["rounds"] = {f"r{n}": {"round": n, "previous": n - 1} for n in range(1, rounds + 1)}
         for side in ("player", "enemy"):
-            params["adversarial"][side]["steps"] = FULL_STEPS
+            params["adversarial"][side]["steps"] = steps or params["adversarial"][side]["steps"]
         path.write_text(yaml.safe_dump(params, sort_keys=False))
     for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "copy"]):
         subprocess.run(["git", *args], cwd=folder, check=True)
@@ -128,6 +130,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--setting", choices=["demo", "full"], default="demo")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--rounds", type=int, help=f"rounds to train (default: params.yaml's; full: {FULL_ROUNDS})")
+    parser.add_argument("--steps", type=int, help=f"env steps a generation (default: params.yaml's; full: {FULL_STEPS:,})")
     parser.add_argument("--rise", type=float, help="the rating rise r1 -> final to check (default 100 demo, 300 full)")
     parser.add_argument(
         "--twice", action="store_true", help="also run the first seed in a second fresh copy and compare"
@@ -136,8 +140,10 @@ def main() -> None:
     parser.add_argument("--name", help="the results file's name (default adversarial_<setting>)")
     args = parser.parse_args()
     rise = args.rise if args.rise is not None else (100.0 if args.setting == "demo" else 300.0)
+    if args.setting == "full":
+        args.rounds, args.steps = args.rounds or FULL_ROUNDS, args.steps or FULL_STEPS
     out = args.out or Path(tempfile.mkdtemp(prefix="adversarial_"))
-    copy = fresh_copy(out / "copy", args.setting)
+    copy = fresh_copy(out / "copy", args.rounds, args.steps)
     per_seed, figures = {}, {}
     for number, seed in enumerate(args.seeds):
         # the first seed 0 as a new user runs it; others as experiments
@@ -157,7 +163,7 @@ def main() -> None:
         }
         print(f"seed {seed}: {seconds:.0f} s; " + ", ".join(f"{k} {v}" for k, v in verdict.items()), flush=True)
         if number == 0 and args.twice:  # the same command in a second fresh copy, before the next seed changes this one
-            second = fresh_copy(out / "second", args.setting)
+            second = fresh_copy(out / "second", args.rounds, args.steps)
             run(command, second)
             figures["twice"] = {
                 "same_weights": same_weights(copy, second),

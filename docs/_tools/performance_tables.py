@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "benchmarks" / "results"
 OUTPUT = REPO / "docs" / "_generated" / "performance-tables.rst"
@@ -126,8 +128,13 @@ def latency_tables(results: dict[str, dict[str, Any]]) -> Iterator[str]:
 
 
 def adversarial_command(name: str, record: dict[str, Any]) -> str:
-    s = record["settings"]
+    """The benchmark's command line; rounds and steps are spelled out unless they are the shipped params.yaml's."""
+    s, params = record["settings"], record["settings"]["params"]
     words = ["python benchmarks/adversarial.py", "--setting", s["setting"], "--seeds", *map(str, record["seeds"])]
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
+    rounds, steps = len(params["rounds"]), params["adversarial"]["player"]["steps"]
+    if (rounds, steps) != (len(shipped["rounds"]), shipped["adversarial"]["player"]["steps"]):
+        words += ["--rounds", str(rounds), "--steps", str(steps)]
     if s["rise"] != (100.0 if s["setting"] == "demo" else 300.0):
         words += ["--rise", f"{s['rise']:g}"]
     return " ".join(words + (["--twice"] if s["twice"] else []) + ["--name", name])

@@ -4,9 +4,11 @@ stage's heat map (metrics/payoff.png) and docs/_static/adversarial-ratings.png d
 
     python docs/_tools/pipeline_images.py                       # short budgets: a few minutes on two cores
     python docs/_tools/pipeline_images.py --steps 300000 --episodes 200   # the shipped settings (about 6 minutes)
+    python docs/_tools/pipeline_images.py --from OUT/copy   # a run already made, e.g. by benchmarks/adversarial.py --out OUT
 
 Runs ``dvc repro`` in a fresh git repository holding a copy of this project's pipeline (as a new user's clone
 would), with ``--steps`` env steps a generation and ``--episodes`` tournament games a pairing; tracking off.
+``--from`` takes the pictures from a pipeline folder whose ``dvc repro`` has already run instead.
 """
 
 from __future__ import annotations
@@ -75,15 +77,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=60_000, help="env steps a generation (shipped: 300000)")
     parser.add_argument("--episodes", type=int, default=100, help="tournament games a pairing (shipped: 200)")
+    parser.add_argument("--from", dest="source", type=Path, help="a pipeline folder that has run: draw its results")
     args = parser.parse_args()
+    if args.source is not None:
+        steps = yaml.safe_load((args.source / "params.yaml").read_text())["adversarial"]["player"]["steps"]
+        write_pictures(args.source, steps)
+        return
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder) / "retro-gamer"
         clone(root, args.steps, args.episodes)
         run(str(BIN / "dvc"), "repro", cwd=root)
-        STATIC.mkdir(exist_ok=True)
-        shutil.copy(root / "metrics" / "payoff.png", STATIC / "adversarial-payoff.png")
-        print(f"Wrote {STATIC / 'adversarial-payoff.png'}")
-        draw_ratings(root / "metrics" / "ratings.csv", STATIC / "adversarial-ratings.png", args.steps)
+        write_pictures(root, args.steps)
+
+
+def write_pictures(root: Path, steps: int) -> None:
+    """The heat map and the ratings chart of the pipeline run in ``root`` into docs/_static."""
+    STATIC.mkdir(exist_ok=True)
+    shutil.copy(root / "metrics" / "payoff.png", STATIC / "adversarial-payoff.png")
+    print(f"Wrote {STATIC / 'adversarial-payoff.png'}")
+    draw_ratings(root / "metrics" / "ratings.csv", STATIC / "adversarial-ratings.png", steps)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     python examples/play_vs_champion.py                              # models:/chase-enemy@champion
     python examples/play_vs_champion.py runs/adversarial/enemy_r3    # or any enemy run directory
 
-Collect coins ($), stay out of E's reach for 200 turns. The enemy model is loaded once, then
+Collect 3 coins ($) within 200 turns without E catching you. The enemy model is loaded once, then
 asked for a move every turn (``get_action`` inside the game's own turn).
 """
 

@@ -114,14 +114,22 @@ def test_coins_score_and_respawn():
     assert chase.path_distance(game, (8, 2), coin.position) >= chase.COIN_GAP
 
 
-def test_the_turn_limit_ends_the_game_in_a_draw_that_pays_nobody_for_hiding():
+def test_the_turn_limit_wins_for_the_enemy_so_hiding_loses():
     game = started(chase.create_match_game(player=Still(), enemy=Still(), turn_limit=5))
     for _ in range(4):
         game.step()
     assert game.playing and game.state["clock"] == pytest.approx(4 / 5)
-    game.step()
-    assert not game.playing and game.state["turn"] == 5 and game.state["caught"] == 0
     assert game.state["player_reward"] == 0 and game.state["enemy_reward"] == 0  # nobody moved: no shaping either
+    game.step()
+    assert not game.playing and game.state["turn"] == 5 and game.state["caught"] == 0  # a catch it was not
+    assert game.state["player_reward"] == chase.CAUGHT and game.state["enemy_reward"] == chase.CATCH  # paid as one
+    assert chase.outcome(game) == {"player": "loss", "enemy": "win"}
+
+
+def test_a_game_stopped_before_the_turn_limit_is_a_draw():
+    game = started(chase.create_match_game(player=Still(), enemy=Still(), turn_limit=5))
+    game.step()
+    game.end()
     assert chase.outcome(game) == {"player": "draw", "enemy": "draw"}
 
 
@@ -138,11 +146,14 @@ def test_the_last_coin_wins_for_the_player():
 @pytest.mark.parametrize(
     "state, player",
     [
-        ({"caught": 1, "coins": 0}, "loss"),
-        ({"caught": 1, "coins": chase.COINS_TO_WIN - 1}, "loss"),
-        ({"caught": 0, "coins": chase.COINS_TO_WIN}, "win"),
-        ({"caught": 0, "coins": chase.COINS_TO_WIN - 1}, "draw"),
-        ({"caught": 0, "coins": 0}, "draw"),
+        ({"caught": 1, "coins": 0, "turn": 40}, "loss"),
+        ({"caught": 1, "coins": chase.COINS_TO_WIN - 1, "turn": 40}, "loss"),
+        ({"caught": 0, "coins": chase.COINS_TO_WIN, "turn": 40}, "win"),
+        ({"caught": 0, "coins": chase.COINS_TO_WIN, "turn": chase.TURN_LIMIT}, "win"),  # the last coin on the last turn
+        ({"caught": 0, "coins": chase.COINS_TO_WIN - 1, "turn": chase.TURN_LIMIT}, "loss"),  # out of time
+        ({"caught": 0, "coins": 0, "turn": chase.TURN_LIMIT}, "loss"),
+        ({"caught": 0, "coins": chase.COINS_TO_WIN - 1, "turn": 40}, "draw"),  # stopped early
+        ({"caught": 0, "coins": 0, "turn": 0}, "draw"),
     ],
 )
 def test_the_outcome_of_constructed_positions(state, player):
@@ -164,7 +175,7 @@ def test_returns_add_up_to_the_outcome_give_or_take_shaping():
         while game.playing:
             game.step()
         state, result = game.state, chase.outcome(game)
-        core = state["coins"] * chase.COIN - state["caught"]
+        core = state["coins"] * chase.COIN - (result["player"] == "loss")  # a catch or the clock
         assert abs(state["player_reward"] - core) < chase.COIN_STEP * chase.GAP_SCALE * (state["coins"] + 1)
         assert abs(state["enemy_reward"] + core) <= chase.ENEMY_STEP * chase.GAP_SCALE
         if result["player"] == "win":
@@ -264,8 +275,12 @@ def test_a_human_plays_against_a_trained_enemy_example(enemy_run: Path):
 
 @pytest.mark.parametrize(
     "recorded, was, created",
-    [("", r"version 1 .*survi", "an earlier version"), ('rules = "2"\n', r"version 2: 5 coins win", "version 2")],
-    ids=["before-versions", "version-2"],
+    [
+        ("", r"version 1 .*survi", "an earlier version"),
+        ('rules = "2"\n', r"version 2: 5 coins win", "version 2"),
+        ('rules = "3"\n', r"version 3: 3 coins win .* else a draw", "version 3"),
+    ],
+    ids=["before-versions", "version-2", "version-3"],
 )
 def test_a_policy_trained_on_other_rules_is_refused_saying_was_and_now(
     enemy_run: Path, tmp_path: Path, recorded: str, was: str, created: str
@@ -276,13 +291,13 @@ def test_a_policy_trained_on_other_rules_is_refused_saying_was_and_now(
     from retro_gamer.config.schema import read_config
     from retro_gamer.launch import train_run
 
-    assert 'rules = "3"' in (enemy_run / "config.toml").read_text()
+    assert 'rules = "4"' in (enemy_run / "config.toml").read_text()
     old = tmp_path / "old_enemy"
     shutil.copytree(enemy_run, old)
     config = old / "config.toml"
-    config.write_text(config.read_text().replace('rules = "3"\n', recorded))  # as a run made under older rules
-    with pytest.raises(RetroGamerError, match=rf"(?s)trained on {was}.*chase is now version 3: 3 coins win"):
+    config.write_text(config.read_text().replace('rules = "4"\n', recorded))  # as a run made under older rules
+    with pytest.raises(RetroGamerError, match=rf"(?s)trained on {was}.*chase is now version 4: 3 coins within 200 turns win"):
         chase.create_player_training_game(opponent=str(old))
-    with pytest.raises(RetroGamerError, match=f"created under {created} .* now at version 3"):
+    with pytest.raises(RetroGamerError, match=f"created under {created} .* now at version 4"):
         cfg = read_config(old)
         train_run(old, replace(cfg, trainer=replace(cfg.trainer, episodes=4)), progress=False)

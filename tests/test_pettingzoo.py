@@ -99,7 +99,7 @@ def test_rewards_are_the_reward_keys_changes_and_a_decided_game_terminates_with_
         env.step({})
 
 
-def test_the_turn_limit_truncates_a_draw():
+def test_the_turn_limit_terminates_with_the_enemys_win():
     env = chase.parallel_env(turn_limit=5)
     env.reset(seed=0)
     still = {agent: env.keys[agent].index(None) for agent in env.agents}  # nobody moves: the enemy starts 8 steps away
@@ -107,8 +107,8 @@ def test_the_turn_limit_truncates_a_draw():
     for _ in range(5):
         _, _, terminations, truncations, infos = env.step(still)
         endings.append((terminations[chase.PLAYER], truncations[chase.PLAYER]))
-    assert endings == [(False, False)] * 4 + [(False, True)] and not env.agents
-    assert infos == {agent: {**infos[agent], "outcome": chase.DRAW} for agent in SIDES}
+    assert endings == [(False, False)] * 4 + [(True, False)] and not env.agents  # decided by the rules: no cut
+    assert {agent: info["outcome"] for agent, info in infos.items()} == {chase.PLAYER: chase.LOSS, chase.ENEMY: chase.WIN}
     assert env.game.state["turn"] == 5 and not env.game.playing  # the game's own limit ended it
 
 

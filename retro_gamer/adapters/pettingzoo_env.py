@@ -14,8 +14,8 @@ trainer use, so each side sees exactly what a policy trained for that side sees:
   :meth:`~retro_gamer.policy.TrainedPolicy.get_action` reads it, in the Gymnasium adapter's ``Dict`` space
   (``observation="indices"`` or ``"onehot"``);
 * rewards: per agent, the change of its description's reward key over the turn;
-* endings: a game decided (an outcome other than the draw) ``terminates`` every agent; a draw, which only the turn
-  limit gives, ``truncates`` them, as does ``max_turns`` running out while the game goes on. The last ``infos``
+* endings: a game decided (an outcome other than the draw) ``terminates`` every agent; a game that ends in a draw
+  ``truncates`` them, as does ``max_turns`` running out while the game goes on. The last ``infos``
   hold each side's ``"outcome"``, by the game's own rule;
 * randomness: one ``random.Random`` per environment, seeded by ``reset(seed=...)`` and swapped into the global
   ``random`` only around the game's own code, as the Gymnasium adapter does;
@@ -202,7 +202,7 @@ class ParallelGameEnv(ParallelEnv[str, AgentObservation, np.int64]):
         terminated = truncated = False
         if ended or self.turns >= self.max_turns:
             results = self._outcome(self._game)
-            # only a decided game ends: a draw is the game stopped at its turn limit, which is a truncation
+            # only a decided game ends: a draw is the game stopped undecided, which is a truncation
             terminated = ended and any(results[agent] != self._draw for agent in self.agents)
             truncated = not terminated
             infos = {agent: {**info, "outcome": results[agent]} for agent in self.agents}

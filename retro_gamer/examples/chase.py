@@ -11,17 +11,22 @@ Rules (version :data:`RULES`)
   (arrow keys) and cannot walk into a wall or off the board; pressing nothing stays put.
 * Two coins are on the board at any time; the player collects one by stepping on it
   (``state['coins']`` +1) and it reappears on a random free cell at least 3 steps away.
-* **The player wins** by collecting :data:`COINS_TO_WIN` coins. **The enemy wins** by catching the
-  player: stepping onto its cell, or the player walking into it (``state['caught'] = 1``). Either
-  ends the game. When neither has happened after :data:`TURN_LIMIT` turns (200, the description's
-  ``max_turns``) the game ends by itself in a **draw**. :func:`outcome` is that rule, read from a
-  finished game: the tournament judges with it and nothing else.
+* **The player wins** by collecting :data:`COINS_TO_WIN` coins within :data:`TURN_LIMIT` turns (200,
+  the description's ``max_turns``). **The enemy wins** by catching the player (stepping onto its cell, or the
+  player walking into it: ``state['caught'] = 1``) or by the clock: a player still short of its coins at the
+  turn limit loses (``state['caught']`` stays 0). A game stopped before either, by someone else, is a **draw**.
+  :func:`outcome` is that rule, read from a finished game: the tournament judges with it and nothing else.
 * Why coins decide: under the first rules (version 1) surviving 200 turns was the player's win and
   its reward paid +0.01 a turn, so hiding in a corner and collecting nothing was a safe optimum
-  that rated well. Now hiding earns a draw at best, and the enemy has a reason to guard coins.
+  that rated well. Under versions 2 and 3 hiding earned a draw at best.
 * Why three coins (version 3): under version 2 five coins won, and trained players seldom reached
-  five within the turn limit, so most games between trained generations ended in draws, which tell
-  generations apart poorly (benchmarks/results/adversarial_full_seed0_rescored_3coins.json).
+  five within the turn limit (benchmarks/results/adversarial_full_seed0_rescored_3coins.json).
+* Why the clock wins for the enemy (version 4): an enemy as fast as the player seldom catches a trained
+  player on a board with pillars; what a good enemy does is guard the coins, and under version 3 that
+  earned only a draw. Draws hid the enemy's progress and squeezed every rating toward the middle (a
+  tournament under version 3 with its draws scored both ways:
+  benchmarks/results/adversarial_full_10x200k_seed0_tournament.json, docs/adversarial-training.rst). Now
+  every game between the sides has a winner, and each side is paid for the skill that wins it.
 * Turn order: every side decides from the same position (the end of the previous turn; the
   keyboard side presses its key, the AI sides ask their policy in :meth:`Arena.play_turn`), then
   the player moves, then the enemy. Both perspectives therefore see the same kind of position.
@@ -33,9 +38,9 @@ Rewards (both keys are in ``game.state`` in every variant; a variant's descripti
 The rewards follow the outcome and are zero-sum but for shaping: what one side gains, the other loses.
 
 ``player_reward``: +1/:data:`COINS_TO_WIN` a coin (so the coins of a win add up to +1); -1 when
-caught. ``enemy_reward``: +1 for a catch; -1/:data:`COINS_TO_WIN` for every coin the player takes.
-A win is worth +1, a loss -1, and a draw lies between, by the coins collected: partial progress
-toward the win, which keeps the player collecting and the enemy denying coins until the end.
+caught or out of time. ``enemy_reward``: +1 for a catch or the clock; -1/:data:`COINS_TO_WIN` for every
+coin the player takes. A win is worth +1; a loss -1 plus a third for each coin collected before it:
+partial progress, which keeps the player collecting and the enemy denying coins until the end.
 
 Shaping, potential-based (a step's worth is the change of a distance, so it adds up to the change
 between the first and last position and cannot be farmed by walking back and forth): the enemy gets
@@ -115,11 +120,12 @@ BOARD_SIZE = (len(LAYOUT[0]), len(LAYOUT))
 CHARACTERS = ["#", "$", "@", "E"]
 # the rules' version: a policy trained under other rules is refused (see _load_policy); bump it when the rules,
 # rewards or observation change meaning
-RULES = "3"
+RULES = "4"
 RULES_SUMMARY = {
     None: "version 1 (before versions were recorded): surviving 200 turns won, the player was paid +0.01 a turn",
     "2": "version 2: 5 coins win for the player, a catch wins for the enemy, else a draw at 200 turns",
     "3": "version 3: 3 coins win for the player, a catch wins for the enemy, else a draw at 200 turns",
+    "4": "version 4: 3 coins within 200 turns win for the player, a catch or the turn limit wins for the enemy",
 }
 TURN_LIMIT = 200
 COINS = 2
@@ -128,7 +134,8 @@ START_GAP = 8  # the enemy starts at least this many steps from the player
 COIN_GAP = 3  # a coin reappears at least this many steps from the player
 GAP_SCALE = BOARD_SIZE[0] + BOARD_SIZE[1]  # path distances are divided by this for `gap`
 
-CATCH, CAUGHT, COIN = 1.0, -1.0, 1.0 / COINS_TO_WIN  # zero-sum: the enemy's reward per player coin is -COIN
+# zero-sum: the enemy's reward per player coin is -COIN; the clock pays as a catch does
+CATCH, CAUGHT, COIN = 1.0, -1.0, 1.0 / COINS_TO_WIN
 ENEMY_STEP, COIN_STEP = 0.02, 0.01  # potential-based shaping per step of path distance
 GREED = 0.75  # how often the scripted sides follow their script rather than a random key
 FLEE_GAP = 3
@@ -349,15 +356,23 @@ def settle(game: Any, mover: Any) -> None:
                 arena.place_coin(game, coin)
 
 
+def out_of_time(game: Any) -> bool:
+    """Whether the game has played its turn limit (the arena's, :data:`TURN_LIMIT` without one)."""
+    arena = _arena(game) if hasattr(game, "agents_by_name") else None
+    return game.state.get("turn", 0) >= (arena.turn_limit if arena is not None else TURN_LIMIT)
+
+
 def outcome(game: Any) -> dict[str, str]:
-    """Each side's result of a finished game, ``{"player": "win", "enemy": "loss"}`` and so on: the enemy
-    wins by a catch, the player by :data:`COINS_TO_WIN` coins, anything else is a draw (the turn limit, or a
-    game someone stopped early). The one definition of winning: the tournament judges by it."""
+    """Each side's result of a finished game, ``{"player": "win", "enemy": "loss"}`` and so on: the player
+    wins by :data:`COINS_TO_WIN` coins, the enemy by a catch or when the turn limit comes first; a game
+    someone stopped before either is a draw. The one definition of winning: the tournament judges by it."""
     state = game.state
     if state.get("caught", 0):
         return {PLAYER: LOSS, ENEMY: WIN}
     if state.get("coins", 0) >= COINS_TO_WIN:
         return {PLAYER: WIN, ENEMY: LOSS}
+    if out_of_time(game):
+        return {PLAYER: LOSS, ENEMY: WIN}
     return {PLAYER: DRAW, ENEMY: DRAW}
 
 
@@ -439,6 +454,8 @@ class Arena:
         self._gap, self._coin_gap = gap, coin_gap
         self._observe(game, player, enemy)
         if state["turn"] >= self.turn_limit:
+            state["player_reward"] += CAUGHT  # out of time: the enemy's win, paid as a catch
+            state["enemy_reward"] += CATCH
             game.end()
         else:
             self._plan(game)
@@ -643,8 +660,8 @@ def parallel_env(turn_limit: int = TURN_LIMIT, **kwargs: Any) -> ParallelGameEnv
     """Chase as a PettingZoo ``ParallelEnv``, agents ``"player"`` and ``"enemy"``, made as PettingZoo's own
     environments are. Each agent sees and is paid what the side's training game gives it (conf/game/chase_player.yaml,
     chase_enemy.yaml: the adversarial pipeline's), so a policy trained by retro-gamer for a side reads the same
-    numbers; the game decided by :func:`outcome` terminates, a draw at the turn limit truncates, and the last infos
-    hold each side's outcome. ``kwargs``: ``observation``, ``render_mode``, ``base_dir`` of
+    numbers; every end of the game is decided by :func:`outcome` (the turn limit too: the enemy wins it) and
+    terminates, and the last infos hold each side's outcome. ``kwargs``: ``observation``, ``render_mode``, ``base_dir`` of
     :class:`~retro_gamer.adapters.pettingzoo_env.ParallelGameEnv`. Needs the ``[pettingzoo]`` extra."""
     from retro_gamer.adapters.pettingzoo_env import ParallelGameEnv, Side
 

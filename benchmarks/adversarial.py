@@ -3,7 +3,7 @@ other seeds (`dvc exp run -S adversarial.seed=S`), timed, with the issue's four 
 
     python benchmarks/adversarial.py                          # the shipped demo (params.yaml), seeds 0 1 2
     python benchmarks/adversarial.py --seeds 0 --name adversarial_demo_seed0
-    python benchmarks/adversarial.py --setting full --seeds 0  # the documented ~30-minute setting (15 rounds, 200k steps)
+    python benchmarks/adversarial.py --setting full --seeds 0  # the documented full setting (10 rounds, 200k steps: about 15 minutes)
     python benchmarks/adversarial.py --setting full --rounds 5 --steps 600000 --seeds 0  # other rounds and budgets
     python benchmarks/adversarial.py --seeds 0 --twice         # and a second fresh copy: identical weights?
 
@@ -35,7 +35,7 @@ from results import write_results
 
 from retro_gamer.examples.chase import RULES
 
-FULL_ROUNDS, FULL_STEPS = 15, 200_000  # the "full" setting: many short generations, each side's climb round by round
+FULL_ROUNDS, FULL_STEPS = 10, 200_000  # the "full" setting: many short generations, each side's climb round by round
 DROP_LIMIT = 0.10
 
 

@@ -131,7 +131,9 @@ def main() -> None:
     parser.add_argument("--setting", choices=["demo", "full"], default="demo")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rounds", type=int, help=f"rounds to train (default: params.yaml's; full: {FULL_ROUNDS})")
-    parser.add_argument("--steps", type=int, help=f"env steps a generation (default: params.yaml's; full: {FULL_STEPS:,})")
+    parser.add_argument(
+        "--steps", type=int, help=f"env steps a generation (default: params.yaml's; full: {FULL_STEPS:,})"
+    )
     parser.add_argument("--rise", type=float, help="the rating rise r1 -> final to check (default 100 demo, 300 full)")
     parser.add_argument(
         "--twice", action="store_true", help="also run the first seed in a second fresh copy and compare"

@@ -296,7 +296,9 @@ def test_a_policy_trained_on_other_rules_is_refused_saying_was_and_now(
     shutil.copytree(enemy_run, old)
     config = old / "config.toml"
     config.write_text(config.read_text().replace('rules = "4"\n', recorded))  # as a run made under older rules
-    with pytest.raises(RetroGamerError, match=rf"(?s)trained on {was}.*chase is now version 4: 3 coins within 200 turns win"):
+    with pytest.raises(
+        RetroGamerError, match=rf"(?s)trained on {was}.*chase is now version 4: 3 coins within 200 turns win"
+    ):
         chase.create_player_training_game(opponent=str(old))
     with pytest.raises(RetroGamerError, match=f"created under {created} .* now at version 4"):
         cfg = read_config(old)

@@ -108,7 +108,10 @@ def test_the_turn_limit_terminates_with_the_enemys_win():
         _, _, terminations, truncations, infos = env.step(still)
         endings.append((terminations[chase.PLAYER], truncations[chase.PLAYER]))
     assert endings == [(False, False)] * 4 + [(True, False)] and not env.agents  # decided by the rules: no cut
-    assert {agent: info["outcome"] for agent, info in infos.items()} == {chase.PLAYER: chase.LOSS, chase.ENEMY: chase.WIN}
+    assert {agent: info["outcome"] for agent, info in infos.items()} == {
+        chase.PLAYER: chase.LOSS,
+        chase.ENEMY: chase.WIN,
+    }
     assert env.game.state["turn"] == 5 and not env.game.playing  # the game's own limit ended it
 
 

@@ -5,6 +5,7 @@ other seeds (`dvc exp run -S adversarial.seed=S`), timed, with the issue's four 
     python benchmarks/adversarial.py --seeds 0 --name adversarial_demo_seed0
     python benchmarks/adversarial.py --setting full --seeds 0  # the documented full setting (10 rounds, 200k steps: about 15 minutes)
     python benchmarks/adversarial.py --setting full --rounds 5 --steps 600000 --seeds 0  # other rounds and budgets
+    python benchmarks/adversarial.py --setting full --seeds 0 --set adversarial.pool.scripted=0.2  # any params.yaml value
     python benchmarks/adversarial.py --seeds 0 --twice         # and a second fresh copy: identical weights?
 
 The checks, per seed, from ``metrics/gates.json`` (written by the pipeline's evaluate stage):
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,17 +41,27 @@ FULL_ROUNDS, FULL_STEPS = 10, 200_000  # the "full" setting: many short generati
 DROP_LIMIT = 0.10
 
 
-def fresh_copy(folder: Path, rounds: int | None = None, steps: int | None = None) -> Path:
+def fresh_copy(folder: Path, rounds: int | None = None, steps: int | None = None, settings: Sequence[str] = ()) -> Path:
     """The project's pipeline in a new git repository, as a clone would have it, with ``rounds`` rounds and
-    ``steps`` env steps a generation instead of ``params.yaml``'s when given."""
+    ``steps`` env steps a generation instead of ``params.yaml``'s when given, and each ``KEY=VALUE`` of
+    ``settings`` (``adversarial.pool.scripted=0.2``: a dotted key of params.yaml, a YAML value) applied."""
     copy_pipeline(folder)
-    if rounds is not None or steps is not None:
+    if rounds is not None or steps is not None or settings:
         path = folder / "params.yaml"
         params = yaml.safe_load(path.read_text())
         if rounds is not None:
             params["rounds"] = {f"r{n}": {"round": n, "previous": n - 1} for n in range(1, rounds + 1)}
         for side in ("player", "enemy"):
             params["adversarial"][side]["steps"] = steps or params["adversarial"][side]["steps"]
+        for setting in settings:
+            key, _, value = setting.partition("=")
+            *parents, last = key.split(".")
+            table = params
+            for name in parents:
+                table = table[name]
+            if last not in table:
+                raise SystemExit(f"--set {setting}: params.yaml has no key {key}")
+            table[last] = yaml.safe_load(value)
         path.write_text(yaml.safe_dump(params, sort_keys=False))
     for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "copy"]):
         subprocess.run(["git", *args], cwd=folder, check=True)
@@ -134,6 +146,9 @@ def main() -> None:
     parser.add_argument(
         "--steps", type=int, help=f"env steps a generation (default: params.yaml's; full: {FULL_STEPS:,})"
     )
+    parser.add_argument(
+        "--set", dest="settings", action="append", default=[], metavar="KEY=VALUE", help="any params.yaml value"
+    )
     parser.add_argument("--rise", type=float, help="the rating rise r1 -> final to check (default 100 demo, 300 full)")
     parser.add_argument(
         "--twice", action="store_true", help="also run the first seed in a second fresh copy and compare"
@@ -145,7 +160,7 @@ def main() -> None:
     if args.setting == "full":
         args.rounds, args.steps = args.rounds or FULL_ROUNDS, args.steps or FULL_STEPS
     out = args.out or Path(tempfile.mkdtemp(prefix="adversarial_"))
-    copy = fresh_copy(out / "copy", args.rounds, args.steps)
+    copy = fresh_copy(out / "copy", args.rounds, args.steps, args.settings)
     per_seed, figures = {}, {}
     for number, seed in enumerate(args.seeds):
         # the first seed 0 as a new user runs it; others as experiments
@@ -165,7 +180,7 @@ def main() -> None:
         }
         print(f"seed {seed}: {seconds:.0f} s; " + ", ".join(f"{k} {v}" for k, v in verdict.items()), flush=True)
         if number == 0 and args.twice:  # the same command in a second fresh copy, before the next seed changes this one
-            second = fresh_copy(out / "second", args.rounds, args.steps)
+            second = fresh_copy(out / "second", args.rounds, args.steps, args.settings)
             run(command, second)
             figures["twice"] = {
                 "same_weights": same_weights(copy, second),
@@ -192,6 +207,7 @@ def main() -> None:
             "rise": rise,
             "drop_limit": DROP_LIMIT,
             "twice": args.twice,
+            "set": args.settings,
             "chase_rules": RULES,
             "params": yaml.safe_load((copy / "params.yaml").read_text()),
         },

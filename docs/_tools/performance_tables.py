@@ -135,6 +135,7 @@ def adversarial_command(name: str, record: dict[str, Any]) -> str:
     rounds, steps = len(params["rounds"]), params["adversarial"]["player"]["steps"]
     if (rounds, steps) != (len(shipped["rounds"]), shipped["adversarial"]["player"]["steps"]):
         words += ["--rounds", str(rounds), "--steps", str(steps)]
+    words += [f"--set {setting}" for setting in s.get("set", [])]
     if s["rise"] != (100.0 if s["setting"] == "demo" else 300.0):
         words += ["--rise", f"{s['rise']:g}"]
     return " ".join(words + (["--twice"] if s["twice"] else []) + ["--name", name])

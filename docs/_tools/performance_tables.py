@@ -128,7 +128,8 @@ def latency_tables(results: dict[str, dict[str, Any]]) -> Iterator[str]:
 
 
 def adversarial_command(name: str, record: dict[str, Any]) -> str:
-    """The benchmark's command line; rounds and steps are spelled out unless they are the shipped params.yaml's."""
+    """The benchmark's command line: rounds and steps spelled out unless they are the shipped params.yaml's, and
+    every ``--set`` the run was made with."""
     s, params = record["settings"], record["settings"]["params"]
     words = ["python benchmarks/adversarial.py", "--setting", s["setting"], "--seeds", *map(str, record["seeds"])]
     shipped = yaml.safe_load((REPO / "params.yaml").read_text())

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pipeline_copy import copy_pipeline  # this folder's, as is results
+from pipeline_copy import fresh_pipeline  # this folder's, as is results
 from results import write_results
 
 from retro_gamer.examples.chase import RULES
@@ -45,10 +45,8 @@ def fresh_copy(folder: Path, rounds: int | None = None, steps: int | None = None
     """The project's pipeline in a new git repository, as a clone would have it, with ``rounds`` rounds and
     ``steps`` env steps a generation instead of ``params.yaml``'s when given, and each ``KEY=VALUE`` of
     ``settings`` (``adversarial.pool.scripted=0.2``: a dotted key of params.yaml, a YAML value) applied."""
-    copy_pipeline(folder)
-    if rounds is not None or steps is not None or settings:
-        path = folder / "params.yaml"
-        params = yaml.safe_load(path.read_text())
+
+    def edit(params: dict) -> None:
         if rounds is not None:
             params["rounds"] = {f"r{n}": {"round": n, "previous": n - 1} for n in range(1, rounds + 1)}
         for side in ("player", "enemy"):
@@ -62,10 +60,8 @@ def fresh_copy(folder: Path, rounds: int | None = None, steps: int | None = None
             if last not in table:
                 raise SystemExit(f"--set {setting}: params.yaml has no key {key}")
             table[last] = yaml.safe_load(value)
-        path.write_text(yaml.safe_dump(params, sort_keys=False))
-    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "copy"]):
-        subprocess.run(["git", *args], cwd=folder, check=True)
-    return folder
+
+    return fresh_pipeline(folder, edit if rounds is not None or steps is not None or settings else None)
 
 
 def run(args: list[str], cwd: Path) -> float:

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 from conftest import TINY
-from pipeline_copy import copy_pipeline
+from pipeline_copy import fresh_pipeline
 
 DVC = str(Path(sys.executable).parent / "dvc")
 SMALL = [o for o in TINY if not o.startswith("tracking.")]
@@ -55,7 +55,6 @@ def tiny_params(params: dict) -> None:
 
 def make_repo(root: Path, tracking: bool, rounds: dict | None = None) -> Path:
     """A git + DVC repository holding this project's pipeline, with tiny budgets."""
-    copy_pipeline(root)
 
     def tiny(params: dict) -> None:
         tiny_params(params)
@@ -63,11 +62,7 @@ def make_repo(root: Path, tracking: bool, rounds: dict | None = None) -> Path:
         if rounds is not None:
             params["rounds"] = rounds
 
-    set_params(root, tiny)
-    sh("git", "init", "-q", cwd=root)
-    sh("git", "add", "-A", cwd=root)
-    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "pipeline", cwd=root)
-    return root
+    return fresh_pipeline(root, tiny)
 
 
 TWO_ROUNDS = {"r1": {"round": 1, "previous": 0}, "r2": {"round": 2, "previous": 1}}

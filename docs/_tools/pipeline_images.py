@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -32,7 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 STATIC = REPO / "docs" / "_static"
 BIN = Path(sys.executable).parent
 sys.path.append(str(REPO / "benchmarks"))
-from pipeline_copy import copy_pipeline  # noqa: E402 - benchmarks/ holds the one list of the pipeline's files
+from pipeline_copy import fresh_pipeline  # noqa: E402 - benchmarks/ holds the one list of the pipeline's files
 
 
 def run(*args: str, cwd: Path) -> None:
@@ -40,18 +41,16 @@ def run(*args: str, cwd: Path) -> None:
     subprocess.run(list(args), cwd=cwd, env=env, check=True)
 
 
-def clone(root: Path, steps: int, episodes: int) -> None:
-    """The pipeline's files in a new git repository, with the budgets asked for."""
-    copy_pipeline(root)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["adversarial"]["tracking"] = False
-    for side in ("player", "enemy"):
-        params["adversarial"][side]["steps"] = steps
-    params["adversarial"]["tournament"]["episodes"] = episodes
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run("git", "init", "-q", cwd=root)
-    run("git", "add", "-A", cwd=root)
-    run("git", "-c", "user.name=docs", "-c", "user.email=docs@localhost", "commit", "-qm", "pipeline", cwd=root)
+def budgets(steps: int, episodes: int) -> Callable[[dict], None]:
+    """params.yaml's edit for the budgets asked for, tracking off."""
+
+    def edit(params: dict) -> None:
+        params["adversarial"]["tracking"] = False
+        for side in ("player", "enemy"):
+            params["adversarial"][side]["steps"] = steps
+        params["adversarial"]["tournament"]["episodes"] = episodes
+
+    return edit
 
 
 def draw_ratings(ratings_csv: Path, output: Path, steps: int) -> None:
@@ -85,7 +84,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder) / "retro-gamer"
-        clone(root, args.steps, args.episodes)
+        fresh_pipeline(root, budgets(args.steps, args.episodes))
         run(str(BIN / "dvc"), "repro", cwd=root)
         write_pictures(root, args.steps)
 

@@ -97,6 +97,7 @@ def parent_run(settings: dict[str, Any]) -> dict[str, str]:
             **{f"{side}.steps": adversarial[side]["steps"] for side in SIDES},
             **{f"pool.{k}": v for k, v in adversarial["pool"].items()},
             **{f"warm_start.{k}": v for k, v in adversarial["warm_start"].items()},
+            "average": adversarial["average"],
             **{f"tournament.{k}": v for k, v in adversarial["tournament"].items()},
         }
         for name, value in flat.items():

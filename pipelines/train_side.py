@@ -12,6 +12,11 @@
 * **Opponent pool**: each game draws one of the other side's generations by the shares of
   ``adversarial.pool`` (:mod:`retro_gamer.adversarial.pool`), drawn from the games' randomness (the stage's seed). The pool is written to
   ``opponents.json`` in the run directory and logged as the MLflow param ``opponent_pool``.
+* **The generation's policy** is the mean of the weights of its last ``adversarial.average`` checkpoints,
+  ``checkpoints/average.pt`` (:func:`retro_gamer.run.checkpoint.write_average`, which says why): what
+  ``TrainedPolicy`` loads from the run directory, what later pools and the tournament play, and, when tracking,
+  the model the child run's ``policy_model_uri`` names (so the one a ``champion`` alias gets). The next
+  generation continues from the unaveraged weights in ``resume.pt``.
 
 The run directory is the stage's output, complete (config.toml, checkpoints, logs, metrics.json and, when
 tracking, tracking.json with the MLflow run id): ``TrainedPolicy`` loads it as it is.
@@ -32,6 +37,7 @@ from retro_gamer.adversarial.pool import POOL_FILE, PoolShares, describe, pool_m
 from retro_gamer.config.compose import compose_app, run_config_from_hydra
 from retro_gamer.errors import RetroGamerError
 from retro_gamer.launch import finish_message, saved_metrics, train_run
+from retro_gamer.run.checkpoint import load, write_average
 from retro_gamer.run.directory import prepare_run
 from retro_gamer.run.warm_start import warm_start
 
@@ -71,15 +77,22 @@ def stage_config(settings: dict[str, Any], side: str, round_number: int, total_s
     )
 
 
-def log_pool(run_dir: Path, description: str) -> None:
-    """The pool as an MLflow param of the generation's run (its tracking.json names the run)."""
+def log_generation(run_dir: Path, description: str, average: Path) -> None:
+    """On the generation's MLflow run (its tracking.json names it): the pool as the param ``opponent_pool``, and the
+    averaged policy as a model that the tag ``policy_model_uri`` now names, the checkpoints it averages as the
+    param ``policy_average``."""
     import json
 
+    from retro_gamer.run.checkpoint import load
     from retro_gamer.tracking import store
+    from retro_gamer.tracking.mlflow_model import log_policy_model
     from retro_gamer.tracking.mlflow_run import TRACKING_FILE
 
     tracked = json.loads((run_dir / TRACKING_FILE).read_text(encoding="utf-8"))
-    store.open_store(tracked["tracking_uri"]).log_param(tracked["run_id"], "opponent_pool", description)
+    client, run_id = store.open_store(tracked["tracking_uri"]), tracked["run_id"]
+    client.log_param(run_id, "opponent_pool", description)
+    client.log_param(run_id, "policy_average", " ".join(load(average)["averaged"]))
+    client.set_tag(run_id, "policy_model_uri", log_policy_model(client, run_id, run_dir, average))
 
 
 def main() -> int:
@@ -114,6 +127,12 @@ def main() -> int:
     cfg = prepare_run(
         stage_config(settings, side, number, start + steps, run_dir), run_dir, f"conf/game/chase_{side}.yaml"
     )
+    average, keep = adversarial["average"], cfg.trainer.keep_checkpoints
+    if not isinstance(average, int) or average < 1 or (keep is not None and average > keep):
+        raise RetroGamerError(
+            f"params.yaml: adversarial.average = {average!r} must be a whole number from 1 to the checkpoints a run "
+            f"keeps (trainer.keep_checkpoints = {keep}): a generation's policy is the mean of that many checkpoints."
+        )
     print(f"{side}@r{number}: {steps:,} env steps against {described}")
     if start:
         bump = adversarial["warm_start"]
@@ -131,8 +150,10 @@ def main() -> int:
             f"hand on a different generation. The safety cap is adversarial.safety_minutes = "
             f"{adversarial['safety_minutes']} minutes: raise it, or lower adversarial.{side}.steps, and run `dvc repro`."
         )
+    policy = write_average(run_dir, average)
+    print(f"{side}@r{number}'s policy: {policy} (the mean of {', '.join(load(policy)['averaged'])})")
     if cfg.tracking.enabled:
-        log_pool(run_dir, described)
+        log_generation(run_dir, described, policy)
     return 0
 
 

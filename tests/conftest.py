@@ -33,6 +33,13 @@ TINY = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def sb3_logs_kept_in_pytest_tmp(tmp_path_factory) -> None:
+    """SB3 makes a folder tempdir/SB3-<time> on every ``learn`` unless $SB3_LOGDIR names one: the suite's go to its
+    own temporary folder (pruned by pytest), not /tmp, and the documented snippets it runs inherit that."""
+    os.environ.setdefault("SB3_LOGDIR", str(tmp_path_factory.mktemp("sb3_logs")))
+
+
 @pytest.fixture
 def tiny() -> list[str]:
     return list(TINY)

@@ -83,3 +83,35 @@ def test_incompatible_changes_say_was_now_why_and_the_way_out(tmp_path: Path):
         "metadata.actions was ['KEY_UP'], now ['KEY_UP', 'KEY_DOWN']: the network has one output per action" in message
     )
     assert "new run_dir" in message and "lr" not in message
+
+
+def test_the_average_is_the_runs_policy_until_training_goes_on(trained_snake: Path, tmp_path: Path):
+    """write_average: the mean of the newest checkpoints' weights, loaded by TrainedPolicy(run) before the newest
+    single checkpoint; any checkpoint still loads by name; training again in the run removes the average."""
+    import shutil
+
+    import torch
+
+    from retro_gamer.policy import TrainedPolicy
+
+    run = shutil.copytree(trained_snake, tmp_path / "snake")
+    first, second = (checkpoint.load(path)["weights"] for _, path in checkpoint.list_checkpoints(run)[-2:])
+    assert any(not torch.equal(first[name], second[name]) for name in first)  # two different points to average
+    path = checkpoint.write_average(run, 2)
+    saved = checkpoint.load(path)
+    assert saved["averaged"] == ["ep_0003.pt", "ep_0006.pt"] and saved["episode"] == 6
+    for name, tensor in saved["weights"].items():
+        assert torch.allclose(tensor, (first[name] + second[name]) / 2)
+    policy = TrainedPolicy(run)
+    assert policy.checkpoint_path == path
+    assert all(torch.equal(policy.network.state_dict()[name], saved["weights"][name]) for name in saved["weights"])
+    assert TrainedPolicy(run, checkpoint="ep_0006").checkpoint_path.name == "ep_0006.pt"
+    only_newest = checkpoint.load(checkpoint.write_average(run, 1))["weights"]
+    assert all(torch.equal(only_newest[name], second[name]) for name in second)
+    assert path in checkpoint.remove_stale_files(run, None)  # what the trainer does when it resumes a run
+    assert checkpoint.resolve_checkpoint(run, None).name == "ep_0006.pt"
+
+
+def test_nothing_to_average_says_train_first(tmp_path: Path):
+    with pytest.raises(RetroGamerError, match="No checkpoints .* to average: train first"):
+        checkpoint.write_average(tmp_path, 10)

@@ -97,6 +97,17 @@ def test_repro_trains_every_round_warm_started_against_a_pool_then_evaluates(rep
         assert {"config.toml", "metrics.json", "training.log", "checkpoints", "opponents.json"} <= {
             p.name for p in (generations / f"{side}_r2").iterdir()
         }
+    from retro_gamer.policy import TrainedPolicy
+    from retro_gamer.run.checkpoint import load
+
+    for name in ("player_r1", "enemy_r1", "player_r2", "enemy_r2"):  # a generation's policy: its average
+        policy = TrainedPolicy(generations / name)
+        assert policy.checkpoint_path.name == "average.pt"
+        assert (
+            load(policy.checkpoint_path)["averaged"][-1]
+            == sorted((generations / name / "checkpoints").glob("ep_*.pt"), key=lambda p: int(p.stem[3:]))[-1].name
+        )
+        assert f"{name.replace('_', '@')}'s policy: " in out
     members = read_pool(generations / "player_r2" / "opponents.json")
     assert [(m.name, m.share) for m in members] == [("enemy_r0", pytest.approx(0.4)), ("enemy_r1", pytest.approx(0.6))]
     members = read_pool(generations / "enemy_r2" / "opponents.json")
@@ -233,6 +244,9 @@ def test_mlflow_records_each_experiment_as_a_parent_run_with_a_child_per_generat
             opponent,
         )
         assert run.data.params["opponent_pool"] == pool
+        assert run.data.params["policy_average"].startswith("ep_")  # the checkpoints its policy averages
+        model_id = run.data.tags["policy_model_uri"].removeprefix("models:/")
+        assert client.get_logged_model(model_id).tags["retro_gamer.checkpoint"] == "average"  # the one a champion gets
     first = [m.step for m in client.get_metric_history(runs["player_r1"].info.run_id, "episode_return")]
     second = [m.step for m in client.get_metric_history(runs["player_r2"].info.run_id, "episode_return")]
     assert min(second) == max(first) + 1  # the warm start continues the side's curve end to end

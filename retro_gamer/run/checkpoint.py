@@ -9,6 +9,10 @@ carries the policy weights too, so a kill between the two writes leaves a resume
 checkpoint ahead, and the next start writes the checkpoint it implies (:func:`restore_missing_checkpoint`).
 Every write is temp file → fsync → rename → fsync of the folder; a stray temp file is never
 mistaken for a checkpoint and is removed when training starts.
+
+``checkpoints/average.pt``, when a run has one, is the run's policy: the mean of the weights of its newest
+checkpoints (:func:`write_average`), which ``TrainedPolicy(run_dir)`` loads before the newest single checkpoint.
+Training that goes on in the run removes it, since it no longer describes where the run has got to.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from retro_gamer.files import atomic_write_bytes, remove_stale_temp_files
 
 CHECKPOINT_DIR = "checkpoints"
 RESUME_FILE = "resume.pt"
+AVERAGE_FILE = "average.pt"
 REPLAY_DIR = "replay"
 FORMAT = 1
 _NAME = re.compile(r"^ep_(\d+)\.pt$")
@@ -71,9 +76,14 @@ POLICY_KEYS = (
 
 
 def remove_stale_files(run_dir: Path, replay_manifest: dict[str, Any] | None) -> list[Path]:
-    """Temp files a killed save left behind, and replay chunks that the saved resume state does not list."""
+    """Temp files a killed save left behind, replay chunks that the saved resume state does not list, and an
+    average of checkpoints that the run is about to train past."""
     run_dir = Path(run_dir)
     removed = remove_stale_temp_files(run_dir, run_dir / CHECKPOINT_DIR, run_dir / REPLAY_DIR)
+    average = run_dir / CHECKPOINT_DIR / AVERAGE_FILE
+    if average.is_file():
+        average.unlink()
+        removed.append(average)
     return removed + prune_replay(run_dir, replay_manifest)
 
 
@@ -113,6 +123,29 @@ def write_policy_checkpoint(run_dir: Path, payload: dict[str, Any]) -> Path:
     return path
 
 
+def write_average(run_dir: Path, last: int) -> Path:
+    """Write :data:`AVERAGE_FILE`: the newest policy checkpoint with its weights replaced by the mean of the newest
+    ``last`` checkpoints' weights (their names under ``averaged``). From then on it is the run's policy.
+
+    Why: a DQN's greedy policy swings from checkpoint to checkpoint while it keeps learning, so which generation
+    of an adversarial run rates best would be a matter of where its training stopped. The mean of points along
+    the way plays steadier and better (weight averaging: Izmailov et al. 2018, "Averaging weights leads to wider
+    optima"; for DQN, Nikishin et al. 2018). Training continues from ``resume.pt``'s own weights, not the mean.
+    """
+    chosen = [path for _, path in list_checkpoints(run_dir)[-last:]]
+    if not chosen:
+        raise RetroGamerError(f"No checkpoints in {Path(run_dir) / CHECKPOINT_DIR} to average: train first.")
+    payloads = [load(path) for path in chosen]
+    newest = payloads[-1]
+    weights = {
+        name: torch.stack([p["weights"][name] for p in payloads]).mean(dim=0) if tensor.is_floating_point() else tensor
+        for name, tensor in newest["weights"].items()
+    }
+    path = Path(run_dir) / CHECKPOINT_DIR / AVERAGE_FILE
+    save(path, {**{key: newest[key] for key in POLICY_KEYS}, "weights": weights, "averaged": [p.name for p in chosen]})
+    return path
+
+
 def restore_missing_checkpoint(run_dir: Path, resume_state: dict[str, Any]) -> Path | None:
     """A kill between writing ``resume.pt`` and its checkpoint leaves the checkpoint missing:
     write it from the resume state, which carries the same weights. Returns the path if it wrote one."""
@@ -128,9 +161,13 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def resolve_checkpoint(run_dir: Path, checkpoint: str | os.PathLike[str] | None) -> Path:
-    """The checkpoint named ``ep_0500``, ``ep_0500.pt`` or a path; the latest when ``None``."""
+    """The checkpoint named ``ep_0500``, ``ep_0500.pt`` or a path; when ``None``, the run's policy: its
+    :data:`AVERAGE_FILE` if it has one, else the latest."""
     available = list_checkpoints(run_dir)
     if checkpoint is None:
+        average = Path(run_dir) / CHECKPOINT_DIR / AVERAGE_FILE
+        if average.is_file():
+            return average
         if not available:
             raise RetroGamerError(
                 f"No checkpoints in {Path(run_dir) / CHECKPOINT_DIR}: train first (retro-gamer train {run_dir})."

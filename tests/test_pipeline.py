@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import TINY
+from conftest import REPO, TINY
 from pipeline_copy import fresh_pipeline
 
 DVC = str(Path(sys.executable).parent / "dvc")
@@ -121,6 +121,33 @@ def test_repro_trains_every_round_warm_started_against_a_pool_then_evaluates(rep
     assert (repo / "metrics" / "payoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "player" in (repo / "metrics" / "ratings.csv").read_text().splitlines()[0]
     assert "gates.json" in sh(DVC, "metrics", "show", cwd=repo)
+
+
+def test_a_finished_run_is_judged_again_with_its_generations_averaged(repo: Path, tmp_path: Path):
+    """benchmarks/average_rescore.py: a copy of the run, each generation averaged, the tournament played again; the
+    run itself is left as it was."""
+    gates = (repo / "metrics" / "gates.json").read_text()
+    script = REPO / "benchmarks" / "average_rescore.py"
+    env = {**ACTIVATED, "RETRO_GAMER_BENCHMARK_RESULTS": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, str(script), str(repo), "--average", "2", "--name", "rescored"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads((tmp_path / "rescored.json").read_text())["figures"]
+    newest = sorted(
+        (repo / "runs" / "adversarial" / "enemy_r2" / "checkpoints").glob("ep_*.pt"), key=lambda p: int(p.stem[3:])
+    )
+    assert figures["averaged"]["checkpoints"]["enemy_r2"] == [p.name for p in newest[-2:]]
+    for verdict in figures.values():
+        assert set(verdict["ratings"]) == {"player", "enemy"} and set(verdict["checks"]) >= {
+            "player_gate",
+            "enemy_gate",
+        }
+    assert (repo / "metrics" / "gates.json").read_text() == gates
 
 
 @pytest.mark.slow

@@ -154,6 +154,7 @@ def adversarial_tables(results: dict[str, dict[str, Any]]) -> Iterator[str]:
                     f"``{name}``",
                     record["settings"]["chase_rules"],
                     f"{len(params['rounds'])} x {params['adversarial']['player']['steps']:,}",
+                    policy_of(params),
                     ", ".join(map(str, record["seeds"])),
                     spread([s["seconds"] / 60 for s in seeds], 1),
                     spread([s["gates"]["player"]["rating_rise"] for s in seeds]),
@@ -168,6 +169,7 @@ def adversarial_tables(results: dict[str, dict[str, Any]]) -> Iterator[str]:
         "results file",
         "chase rules",
         "rounds x steps",
+        "a generation's policy",
         "seeds",
         "minutes",
         "player's rise",
@@ -177,6 +179,52 @@ def adversarial_tables(results: dict[str, dict[str, Any]]) -> Iterator[str]:
         "a fresh copy gives the same weights",
     ]
     yield from table("The adversarial pipeline, from a fresh copy", header, rows, commands)
+
+
+def policy_of(params: dict[str, Any]) -> str:
+    """What a generation's policy was in a run with these params.yaml values (runs before averaging have no key)."""
+    average = params["adversarial"].get("average", 1)
+    return "its last checkpoint" if average == 1 else f"the mean of its last {average} checkpoints"
+
+
+def rescore_tables(results: dict[str, dict[str, Any]]) -> Iterator[str]:
+    """benchmarks/average_rescore.py's records: a finished run's verdict, and the same run's with every generation
+    averaged."""
+    rows, commands = [], []
+    for name, record in results.items():
+        figures = record.get("figures", {})
+        if "as_run" not in figures:
+            continue
+        for label, verdict in (("as run", figures["as_run"]), ("averaged", figures["averaged"])):
+            gates = verdict["gates"]
+            rows.append(
+                [
+                    f"``{name}``",
+                    policy_of(record["settings"]["params"])
+                    if label == "as run"
+                    else f"the mean of its last {record['settings']['average']} checkpoints",
+                    f"{gates['player']['rating_rise']:+.0f}",
+                    f"{gates['enemy']['rating_rise']:+.0f}",
+                    "yes" if gates["player"]["gate"] and gates["enemy"]["gate"] else "no",
+                    "yes" if verdict["passed"] else "no",
+                ]
+            )
+        source = Path(record["settings"]["source"]).name
+        commands.append(
+            f"python benchmarks/average_rescore.py OUT/{source} --average {record['settings']['average']} "
+            f"--rise {record['settings']['rise']:g} --name {name}"
+        )
+    if not rows:
+        return
+    header = [
+        "results file",
+        "a generation's policy",
+        "player's rise",
+        "enemy's rise",
+        "both gates pass",
+        "every check passes",
+    ]
+    yield from table("A finished adversarial run judged again, its generations averaged", header, rows, commands)
 
 
 def vs_sb3_command(name: str, record: dict[str, Any]) -> str:
@@ -291,6 +339,7 @@ def render() -> str:
         *games_tables(results),
         *latency_tables(results),
         *adversarial_tables(results),
+        *rescore_tables(results),
         *vs_sb3_tables(results),
         *tune_tables(results),
         *index_table(results),

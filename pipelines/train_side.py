@@ -83,7 +83,6 @@ def log_generation(run_dir: Path, description: str, average: Path) -> None:
     param ``policy_average``."""
     import json
 
-    from retro_gamer.run.checkpoint import load
     from retro_gamer.tracking import store
     from retro_gamer.tracking.mlflow_model import log_policy_model
     from retro_gamer.tracking.mlflow_run import TRACKING_FILE

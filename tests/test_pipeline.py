@@ -98,15 +98,12 @@ def test_repro_trains_every_round_warm_started_against_a_pool_then_evaluates(rep
             p.name for p in (generations / f"{side}_r2").iterdir()
         }
     from retro_gamer.policy import TrainedPolicy
-    from retro_gamer.run.checkpoint import load
+    from retro_gamer.run.checkpoint import list_checkpoints, load
 
     for name in ("player_r1", "enemy_r1", "player_r2", "enemy_r2"):  # a generation's policy: its average
         policy = TrainedPolicy(generations / name)
         assert policy.checkpoint_path.name == "average.pt"
-        assert (
-            load(policy.checkpoint_path)["averaged"][-1]
-            == sorted((generations / name / "checkpoints").glob("ep_*.pt"), key=lambda p: int(p.stem[3:]))[-1].name
-        )
+        assert load(policy.checkpoint_path)["averaged"][-1] == list_checkpoints(generations / name)[-1][1].name
         assert f"{name.replace('_', '@')}'s policy: " in out
     members = read_pool(generations / "player_r2" / "opponents.json")
     assert [(m.name, m.share) for m in members] == [("enemy_r0", pytest.approx(0.4)), ("enemy_r1", pytest.approx(0.6))]
@@ -126,6 +123,8 @@ def test_repro_trains_every_round_warm_started_against_a_pool_then_evaluates(rep
 def test_a_finished_run_is_judged_again_with_its_generations_averaged(repo: Path, tmp_path: Path):
     """benchmarks/average_rescore.py: a copy of the run, each generation averaged, the tournament played again; the
     run itself is left as it was."""
+    from retro_gamer.run.checkpoint import list_checkpoints
+
     gates = (repo / "metrics" / "gates.json").read_text()
     script = REPO / "benchmarks" / "average_rescore.py"
     env = {**ACTIVATED, "RETRO_GAMER_BENCHMARK_RESULTS": str(tmp_path)}
@@ -138,10 +137,8 @@ def test_a_finished_run_is_judged_again_with_its_generations_averaged(repo: Path
     )
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads((tmp_path / "rescored.json").read_text())["figures"]
-    newest = sorted(
-        (repo / "runs" / "adversarial" / "enemy_r2" / "checkpoints").glob("ep_*.pt"), key=lambda p: int(p.stem[3:])
-    )
-    assert figures["averaged"]["checkpoints"]["enemy_r2"] == [p.name for p in newest[-2:]]
+    newest = [path.name for _, path in list_checkpoints(repo / "runs" / "adversarial" / "enemy_r2")[-2:]]
+    assert figures["averaged"]["checkpoints"]["enemy_r2"] == newest
     for verdict in figures.values():
         assert set(verdict["ratings"]) == {"player", "enemy"} and set(verdict["checks"]) >= {
             "player_gate",
